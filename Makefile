@@ -1,0 +1,49 @@
+# Tasker: `make run` serves the API, `make test` runs every test. Both start a private PostgreSQL
+# in .pgdata/ unless DATABASE_URL (or TEST_DATABASE_URL for tests) names one.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+GO ?= go
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: build ## migrate and serve on LISTEN_ADDR (default :8080), with a local PostgreSQL unless DATABASE_URL is set
+	@url=$$(scripts/devdb.sh url); \
+	DATABASE_URL="$$url" bin/tasker migrate; \
+	DATABASE_URL="$$url" exec bin/tasker serve
+
+.PHONY: test
+test: ## run every test against real PostgreSQL (TEST_DATABASE_URL, DATABASE_URL, or a local one)
+	@url=$$(DATABASE_URL="$${TEST_DATABASE_URL:-$${DATABASE_URL:-}}" scripts/devdb.sh url); \
+	TEST_DATABASE_URL="$$url" $(GO) test -count=1 -race ./...
+
+.PHONY: build
+build: ## build the server into bin/tasker
+	$(GO) build -o bin/tasker ./cmd/server
+
+.PHONY: generate
+generate: ## regenerate gen/api (oapi-codegen) and gen/db (sqlc) from openapi/ and queries/
+	rm -rf gen/api gen/db
+	mkdir -p gen/api
+	$(GO) tool oapi-codegen -config oapi-codegen.yaml openapi/openapi.yaml
+	$(GO) tool sqlc generate
+
+.PHONY: migrate
+migrate: build ## apply migrations to DATABASE_URL (or the local PostgreSQL)
+	@DATABASE_URL="$$(scripts/devdb.sh url)" bin/tasker migrate
+
+.PHONY: lint
+lint: ## go vet and staticcheck
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+.PHONY: db-stop
+db-stop: ## stop the local PostgreSQL started by run or test
+	scripts/devdb.sh stop
+
+.PHONY: db-url
+db-url: ## print the connection URL of the local PostgreSQL (starting it if needed)
+	@scripts/devdb.sh url

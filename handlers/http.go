@@ -1,0 +1,92 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/swaggest/swgui/v5emb"
+
+	tasker "github.com/tasker/tasker"
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/internal/contract"
+	"github.com/tasker/tasker/internal/middleware"
+	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/tenancy"
+)
+
+// Config is what the HTTP stack needs from its caller.
+type Config struct {
+	DB       *tenancy.DB
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Password password.Params
+	// MaxBodyBytes caps JSON request bodies (413 beyond it).
+	MaxBodyBytes int64
+}
+
+// NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
+// serving the ops endpoints, the docs, and the API behind the OpenAPI request validator.
+func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
+	spec, err := contract.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password}
+
+	strict := api.NewStrictHandlerWithOptions(srv, nil, api.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			srv.writeError(w, r, problem.Wrap(problem.Invalid, err, "The body is not valid JSON for this operation."))
+		},
+		ResponseErrorHandlerFunc: srv.writeError,
+	})
+	apiMux := http.NewServeMux()
+	api.HandlerWithOptions(strict, api.StdHTTPServerOptions{
+		BaseRouter: apiMux,
+		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			srv.writeError(w, r, problem.Wrap(problem.Invalid, err, "A parameter is malformed."))
+		},
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/", spec.RequestValidator(contract.ValidatorOptions{MaxBodyBytes: cfg.MaxBodyBytes})(apiMux))
+	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", yamlFile(tasker.OpenAPISpec)))
+	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", yamlFile(tasker.AsyncAPISpec)))
+	mux.Handle("GET /metrics", middleware.Route("GET /metrics",
+		promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	docs := v5emb.New("Tasker API", "/openapi.yaml", "/docs/")
+	mux.Handle("GET /docs/", middleware.Route("GET /docs", docs))
+	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
+
+	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(mux), nil
+}
+
+func yamlFile(data []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		_, _ = w.Write(data)
+	})
+}
+
+// writeError is the one place handler errors become responses: known problems are sent as they
+// are (4xx logged at info), anything else is logged with its cause and answered with a generic 500.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	id := reqinfo.RequestID(ctx)
+	pe := problem.As(err)
+	if pe.Kind.Status() >= 500 {
+		s.logger.ErrorContext(ctx, "request failed", "request_id", id, "error", err.Error())
+	} else {
+		s.logger.InfoContext(ctx, "request rejected", "request_id", id, "status", pe.Kind.Status(), "error", err.Error())
+	}
+	problem.Write(w, r, id, err)
+}

@@ -1,0 +1,131 @@
+// Package problem is Tasker's one error taxonomy and its single mapping to RFC 9457
+// application/problem+json responses. Domain code returns *Error values (or wraps them);
+// the HTTP layer turns any error into a problem with Write, never leaking internal text.
+package problem
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Kind is a class of failure that clients can act on. Each kind has one status code.
+type Kind int
+
+const (
+	// Internal is anything unexpected: logged in full, answered with a generic 500.
+	Internal Kind = iota
+	Invalid
+	Unauthenticated
+	Forbidden
+	NotFound
+	MethodNotAllowed
+	Conflict
+	PreconditionFailed
+	TooLarge
+	UnsupportedMediaType
+	Unprocessable
+	LimitExceeded
+	RateLimited
+	Unavailable
+)
+
+type kindInfo struct {
+	status int
+	slug   string
+	title  string
+}
+
+// kinds is the one table from kind to status; keep it in step with the Kind constants.
+var kinds = map[Kind]kindInfo{
+	Internal:             {http.StatusInternalServerError, "internal", "Internal server error"},
+	Invalid:              {http.StatusBadRequest, "validation", "Request is invalid"},
+	Unauthenticated:      {http.StatusUnauthorized, "unauthenticated", "Authentication required"},
+	Forbidden:            {http.StatusForbidden, "forbidden", "Not allowed"},
+	NotFound:             {http.StatusNotFound, "not-found", "Not found"},
+	MethodNotAllowed:     {http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"},
+	Conflict:             {http.StatusConflict, "conflict", "Conflict"},
+	PreconditionFailed:   {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
+	TooLarge:             {http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},
+	UnsupportedMediaType: {http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"},
+	Unprocessable:        {http.StatusUnprocessableEntity, "unprocessable", "Request cannot be processed"},
+	LimitExceeded:        {http.StatusPaymentRequired, "limit-exceeded", "Plan limit exceeded"},
+	RateLimited:          {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
+	Unavailable:          {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+}
+
+// TypeBase prefixes every problem type URI.
+const TypeBase = "https://tasker.dev/problems/"
+
+// Status is the HTTP status code of k.
+func (k Kind) Status() int { return kinds[k].status }
+
+// Type is the problem type URI of k.
+func (k Kind) Type() string { return TypeBase + kinds[k].slug }
+
+// Title is the short, fixed summary of k.
+func (k Kind) Title() string { return kinds[k].title }
+
+// FieldError names one input field that failed validation.
+type FieldError struct {
+	Field   string `json:"field"`
+	In      string `json:"in"`
+	Message string `json:"message"`
+}
+
+// Error is a failure a client may see: its Detail and Fields are sent as they are, so they must
+// never hold internal text. Header carries response headers such as Retry-After or Allow.
+type Error struct {
+	Kind   Kind
+	Detail string
+	Fields []FieldError
+	Header http.Header
+	// cause is logged, never sent.
+	cause error
+}
+
+func (e *Error) Error() string {
+	msg := e.Kind.Title()
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.cause != nil {
+		msg += ": " + e.cause.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.cause }
+
+// New returns an error of kind k whose detail is shown to the client.
+func New(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error of kind k with a client-facing detail and a cause kept for the logs.
+func Wrap(k Kind, cause error, detail string) *Error {
+	return &Error{Kind: k, Detail: detail, cause: cause}
+}
+
+// Fields returns an Invalid error listing the offending fields.
+func Fields(detail string, fields ...FieldError) *Error {
+	return &Error{Kind: Invalid, Detail: detail, Fields: fields}
+}
+
+// As finds the *Error in err's chain; any other error is Internal.
+func As(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &Error{Kind: Internal, cause: err}
+}
+
+// KindOf is the kind of err: Internal unless err wraps an *Error.
+func KindOf(err error) Kind { return As(err).Kind }
+
+// Is reports whether err is a problem of kind k.
+func Is(err error, k Kind) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Kind == k
+}

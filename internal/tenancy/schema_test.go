@@ -1,0 +1,166 @@
+package tenancy_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker/tasker/internal/database"
+	"github.com/tasker/tasker/internal/testdb"
+)
+
+// globalTables are the tables allowed without a tenant_id column. Each must still be covered
+// by RLS (tenants) or hold nothing tenant-specific (goose's version table).
+var globalTables = map[string]bool{
+	"goose_db_version": true,
+	"tenants":          true,
+}
+
+type table struct {
+	name       string
+	owner      string
+	rls, force bool
+	policies   []string // USING and WITH CHECK expressions
+	hasTenant  bool
+	pk         []string
+}
+
+// TestSchemaEnforcesTenancy walks pg_catalog so that a new table cannot slip past the tenancy
+// rules: tenant-owned tables need FORCE RLS with a policy on app.tenant_id, tenant_id in the
+// primary key, and tenant_id in every foreign key to another tenant-owned table.
+func TestSchemaEnforcesTenancy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.Get(t).AppPool(t)
+
+	rows, err := pool.Query(ctx, `
+		SELECT c.relname, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
+		       coalesce((SELECT array_agg(coalesce(p.qual_text, '') || ' / ' || coalesce(p.check_text, ''))
+		                 FROM (SELECT pg_get_expr(polqual, polrelid) AS qual_text,
+		                              pg_get_expr(polwithcheck, polrelid) AS check_text
+		                       FROM pg_policy WHERE polrelid = c.oid) p), '{}'),
+		       EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped),
+		       coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum)
+		                 FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
+		                 WHERE k.conrelid = c.oid AND k.contype = 'p'), '{}')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+		ORDER BY c.relname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (table, error) {
+		var tb table
+		err := r.Scan(&tb.name, &tb.owner, &tb.rls, &tb.force, &tb.policies, &tb.hasTenant, &tb.pk)
+		return tb, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tables) < 2 {
+		t.Fatalf("found %d tables; the schema walk is broken", len(tables))
+	}
+	tenantOwned := map[string]bool{}
+	for _, tb := range tables {
+		tenantOwned[tb.name] = tb.hasTenant
+	}
+
+	for _, tb := range tables {
+		if tb.owner != database.OwnerRole {
+			t.Errorf("%s is owned by %s, want %s", tb.name, tb.owner, database.OwnerRole)
+		}
+		if !tb.hasTenant {
+			if !globalTables[tb.name] {
+				t.Errorf("%s has no tenant_id column and is not an allowed global table", tb.name)
+			}
+			if tb.name == "goose_db_version" {
+				continue
+			}
+		}
+		if !tb.rls || !tb.force {
+			t.Errorf("%s: row level security enabled=%v forced=%v, want both", tb.name, tb.rls, tb.force)
+		}
+		if len(tb.policies) == 0 {
+			t.Errorf("%s has no RLS policy", tb.name)
+		}
+		for _, p := range tb.policies {
+			if strings.Count(p, "current_setting('app.tenant_id'") != 2 {
+				t.Errorf("%s: policy %q does not check app.tenant_id in both USING and WITH CHECK", tb.name, p)
+			}
+		}
+		if tb.hasTenant && !slices.Contains(tb.pk, "tenant_id") {
+			t.Errorf("%s: primary key %v lacks tenant_id", tb.name, tb.pk)
+		}
+	}
+
+	// Foreign keys from a tenant-owned table to another tenant-owned table must pair tenant_id
+	// with tenant_id, so a row can never point into another tenant.
+	fks, err := pool.Query(ctx, `
+		SELECT k.conname, src.relname, dst.relname,
+		       array(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
+		             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i),
+		       array(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(n, i)
+		             JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i)
+		FROM pg_constraint k
+		JOIN pg_class src ON src.oid = k.conrelid
+		JOIN pg_class dst ON dst.oid = k.confrelid
+		JOIN pg_namespace n ON n.oid = src.relnamespace
+		WHERE k.contype = 'f' AND n.nspname = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fk struct {
+		name, src, dst string
+		cols, refs     []string
+	}
+	all, err := pgx.CollectRows(fks, func(r pgx.CollectableRow) (fk, error) {
+		var f fk
+		err := r.Scan(&f.name, &f.src, &f.dst, &f.cols, &f.refs)
+		return f, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, f := range all {
+		if !tenantOwned[f.src] {
+			continue
+		}
+		if f.dst == "tenants" {
+			if !slices.Equal(f.cols, []string{"tenant_id"}) {
+				t.Errorf("%s: %s references tenants through %v, want tenant_id", f.name, f.src, f.cols)
+			}
+			checked++
+			continue
+		}
+		if !tenantOwned[f.dst] {
+			continue
+		}
+		i := slices.Index(f.cols, "tenant_id")
+		if i < 0 || f.refs[i] != "tenant_id" {
+			t.Errorf("%s: foreign key %s(%v) -> %s(%v) does not pair tenant_id with tenant_id", f.name, f.src, f.cols, f.dst, f.refs)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Error("no foreign key of a tenant-owned table was checked; the walk is broken")
+	}
+}
+
+// TestAppRoleOwnsNothing guards the property the server checks at start-up.
+func TestAppRoleOwnsNothing(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Get(t).AppPool(t)
+	var owned int
+	err := pool.QueryRow(context.Background(),
+		"SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = $1)", database.AppRole).Scan(&owned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owned != 0 {
+		t.Fatalf("%s owns %d relations; want none", database.AppRole, owned)
+	}
+}

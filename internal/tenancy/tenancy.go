@@ -1,0 +1,99 @@
+// Package tenancy is the one way to run database work for a tenant: a transaction whose first
+// statement sets app.tenant_id and app.user_id, which the row-level security policies read.
+package tenancy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/reqinfo"
+)
+
+// Scope is who a transaction acts as. User may be uuid.Nil before anyone is signed in.
+type Scope struct {
+	Tenant uuid.UUID
+	User   uuid.UUID
+}
+
+// DB runs tenant-scoped transactions on a pool connected as the application role.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a DB over pool.
+func New(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+
+// Ping checks that the database answers.
+func (d *DB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
+
+// InTx runs fn in one transaction scoped to s: it commits when fn returns nil and rolls back
+// otherwise. Database errors come back translated into the problem taxonomy, so callers never
+// look at SQLSTATE codes.
+func (d *DB) InTx(ctx context.Context, s Scope, fn func(q *db.Queries) error) error {
+	return d.Tx(ctx, s, func(tx pgx.Tx) error { return fn(db.New(tx)) })
+}
+
+// Tx is InTx for code that needs the transaction itself, such as tests issuing raw SQL.
+func (d *DB) Tx(ctx context.Context, s Scope, fn func(tx pgx.Tx) error) error {
+	if s.Tenant == uuid.Nil {
+		return errors.New("tenancy: transaction without a tenant")
+	}
+	reqinfo.SetTenant(ctx, s.Tenant)
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	// Roll back even when the request was cancelled, so no transaction is left open.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	user := ""
+	if s.User != uuid.Nil {
+		user = s.User.String()
+	}
+	if err := db.New(tx).SetScope(ctx, db.SetScopeParams{TenantID: s.Tenant.String(), UserID: user}); err != nil {
+		return fmt.Errorf("set tenant: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return Translate(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Translate(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// Translate maps database errors onto the problem taxonomy: no rows is NotFound, a unique
+// violation is Conflict, a foreign-key or check violation is Invalid. Errors that already are
+// problems, and anything else, pass through unchanged.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *problem.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return problem.Wrap(problem.NotFound, err, "The resource does not exist.")
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return problem.Wrap(problem.Conflict, err, "A resource with the same unique value already exists.")
+		case "23503": // foreign_key_violation
+			return problem.Wrap(problem.Invalid, err, "A referenced resource does not exist.")
+		case "23514", "23502", "22001": // check, not null, string too long
+			return problem.Wrap(problem.Invalid, err, "A value is out of its allowed range.")
+		}
+	}
+	return err
+}
