@@ -102,4 +102,3 @@ func maskURL(raw string) string {
 	}
 	return u.String()
 }
-
