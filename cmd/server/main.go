@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,7 +33,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, out *os.File) error {
+func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err

@@ -159,10 +159,10 @@ func fieldOf(re *openapi3filter.RequestError, se *openapi3.SchemaError) problem.
 	path := se.JSONPointer()
 	reason := se.Reason
 	if m := missingProperty.FindStringSubmatch(reason); m != nil {
-		path = append(path, m[1])
+		path = withLast(path, m[1])
 		reason = "is required"
 	} else if m := unsupportedProperty.FindStringSubmatch(reason); m != nil {
-		path = append(path, m[1])
+		path = withLast(path, m[1])
 		reason = "is not a known field"
 	}
 	if len(path) > 0 {
@@ -177,6 +177,14 @@ func fieldOf(re *openapi3filter.RequestError, se *openapi3.SchemaError) problem.
 	}
 	f.Message = reason
 	return f
+}
+
+// withLast appends name to path unless kin-openapi already put it there.
+func withLast(path []string, name string) []string {
+	if len(path) > 0 && path[len(path)-1] == name {
+		return path
+	}
+	return append(path, name)
 }
 
 func dedupe(fields []problem.FieldError) []problem.FieldError {

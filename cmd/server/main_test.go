@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaultsAndErrors(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://u:secret@h/db"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddr != ":8080" || c.ShutdownTimeout != 20*time.Second || c.MaxBodyBytes != 1<<20 || c.Argon2 != password.DefaultParams {
+		t.Errorf("defaults: %+v", c)
+	}
+	if s := c.logValue().String(); strings.Contains(s, "secret") {
+		t.Errorf("logged config shows the password: %s", s)
+	}
+	_, err = loadConfig(env(map[string]string{"DB_MAX_CONNS": "many", "SHUTDOWN_TIMEOUT": "soon", "LOG_LEVEL": "loud"}))
+	for _, want := range []string{"DATABASE_URL", "DB_MAX_CONNS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad config error %v does not name %s", err, want)
+		}
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	// The package database is already migrated (it is a clone of the template): a second run
+	// must apply nothing and succeed.
+	if err := run(context.Background(), []string{"migrate"}, env(map[string]string{"DATABASE_URL": testdb.Get(t).AdminURL}), &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "migration applied") || !strings.Contains(out.String(), "schema up to date") {
+		t.Errorf("second migrate logged: %s", out.String())
+	}
+}
+
+// TestShutdownFinishesInFlightRequests holds a request open mid-body, signals shutdown, then
+// completes the request: it must succeed, and serve must return cleanly afterwards.
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	t.Parallel()
+	cfg := config{
+		ListenAddr: "127.0.0.1:0", DatabaseURL: testdb.Get(t).AdminURL, DBMaxConns: 2,
+		ShutdownTimeout: 10 * time.Second, MaxBodyBytes: 1 << 20,
+		Argon2: password.Params{Memory: 1024, Time: 1, Threads: 1},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	slug := fmt.Sprintf("shutdown-%d", time.Now().UnixNano()%1e9)
+	body := `{"tenant_name":"S","tenant_slug":"` + slug + `","email":"s@s.test","password":"correct horse","name":"S"}`
+	half := len(body) / 2
+	fmt.Fprintf(conn, "POST /v1/auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:half])
+	time.Sleep(200 * time.Millisecond) // let the server read the headers: the request is now in flight
+
+	cancel()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("the server still accepts connections after shutdown began")
+	}
+	if _, err := io.WriteString(conn, body[half:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request was cut off: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("in-flight request got %d, want 201", resp.StatusCode)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v after a clean shutdown", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not return after shutdown")
+	}
+}
