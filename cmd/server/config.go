@@ -81,7 +81,7 @@ func (c config) logValue() slog.Value {
 		slog.String("database_url", maskURL(c.DatabaseURL)),
 		slog.Int("db_max_conns", int(c.DBMaxConns)),
 		slog.String("log_level", c.LogLevel.String()),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Any("argon2", c.Argon2),
 	)

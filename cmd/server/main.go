@@ -102,7 +102,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	case <-ctx.Done():
 	}
 
-	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
