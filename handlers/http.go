@@ -12,12 +12,15 @@ import (
 
 	tasker "github.com/tasker/tasker"
 	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/middleware"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
+	"github.com/tasker/tasker/internal/tokens"
 )
 
 // Config is what the HTTP stack needs from its caller.
@@ -28,6 +31,10 @@ type Config struct {
 	Password password.Params
 	// MaxBodyBytes caps JSON request bodies (413 beyond it).
 	MaxBodyBytes int64
+	// Issuer signs and verifies access tokens.
+	Issuer *tokens.Issuer
+	// Sessions sets session lifetimes and login limits; its Password is taken from Password.
+	Sessions session.Config
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -40,7 +47,13 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password}
+	cfg.Sessions.Password = cfg.Password
+	sessions, err := session.New(cfg.DB, cfg.Issuer, cfg.Sessions)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions}
+	authn := auth.NewAuthenticator(cfg.Issuer, cfg.DB)
 
 	strict := api.NewStrictHandlerWithOptions(srv, nil, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -57,7 +70,10 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/", spec.RequestValidator(contract.ValidatorOptions{MaxBodyBytes: cfg.MaxBodyBytes})(apiMux))
+	mux.Handle("/", spec.RequestValidator(contract.ValidatorOptions{
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Authenticate: authn.Authenticate,
+	})(apiMux))
 	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", yamlFile(tasker.OpenAPISpec)))
 	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", yamlFile(tasker.AsyncAPISpec)))
 	mux.Handle("GET /metrics", middleware.Route("GET /metrics",

@@ -4,11 +4,17 @@
 package handlers
 
 import (
+	"context"
 	"log/slog"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
+	"github.com/tasker/tasker/internal/tokens"
 )
 
 // Server implements api.StrictServerInterface.
@@ -16,6 +22,24 @@ type Server struct {
 	db       *tenancy.DB
 	logger   *slog.Logger
 	password password.Params
+	issuer   *tokens.Issuer
+	sessions *session.Service
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
+
+// principal is the caller of an operation that requires authentication; the auth layer has
+// already rejected requests without one, so its absence is a wiring bug.
+func principal(ctx context.Context) auth.Principal {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		panic("handlers: authenticated operation without a principal")
+	}
+	return p
+}
+
+// scope is the tenant transaction scope of the caller.
+func scope(p auth.Principal) tenancy.Scope { return tenancy.Scope{Tenant: p.Tenant, User: p.User} }
+
+// newID returns a time-ordered UUIDv7, which keeps B-tree inserts local.
+func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }

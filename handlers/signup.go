@@ -5,17 +5,20 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/audit"
+	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 )
 
-// Signup creates a tenant and its owner in one transaction scoped to the new tenant's id, so
-// row-level security admits the inserts without any bypass.
+// Signup creates a tenant, its directory entry, its owner and the owner's first session in one
+// transaction scoped to the new tenant's id, so row-level security admits the inserts without
+// any bypass.
 func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.SignupResponseObject, error) {
 	body := req.Body
 	// Hash before the transaction: argon2id is deliberately slow and must not hold a connection.
@@ -24,12 +27,18 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 		return nil, fmt.Errorf("signup: %w", err)
 	}
 	scope := tenancy.Scope{Tenant: newID(), User: newID()}
-	var tenant db.Tenant
-	var owner db.User
+	ip, _ := reqinfo.Client(ctx)
+	var (
+		tenant db.Tenant
+		owner  db.User
+		pair   session.Pair
+	)
 	err = s.db.InTx(ctx, scope, func(q *db.Queries) error {
 		var err error
-		tenant, err = q.CreateTenant(ctx, db.CreateTenantParams{ID: scope.Tenant, Slug: body.TenantSlug, Name: body.TenantName})
-		if err != nil {
+		if tenant, err = q.CreateTenant(ctx, db.CreateTenantParams{ID: scope.Tenant, Slug: body.TenantSlug, Name: body.TenantName}); err != nil {
+			return err
+		}
+		if err := q.AddTenantToDirectory(ctx, db.AddTenantToDirectoryParams{Slug: body.TenantSlug, TenantID: scope.Tenant}); err != nil {
 			return err
 		}
 		owner, err = q.CreateUser(ctx, db.CreateUserParams{
@@ -37,7 +46,16 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 			Email: normalizeEmail(string(body.Email)), Name: body.Name,
 			Role: string(api.Owner), Status: string(api.Active), PasswordHash: &hash,
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		if pair, err = s.sessions.Start(ctx, q, scope.Tenant, scope.User, auth.Owner); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Event{
+			Tenant: scope.Tenant, ActorUser: scope.User, Action: audit.TenantSignup,
+			ResourceType: audit.ResourceTenant, ResourceID: scope.Tenant, IP: ip,
+		})
 	})
 	if problem.Is(err, problem.Conflict) {
 		return nil, problem.New(problem.Conflict, "The tenant slug %q is already taken.", body.TenantSlug)
@@ -45,10 +63,7 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 	if err != nil {
 		return nil, fmt.Errorf("signup: %w", err)
 	}
-	return api.Signup201JSONResponse{Tenant: tenantToAPI(tenant), User: userToAPI(owner)}, nil
+	return api.Signup201JSONResponse{Tenant: tenantToAPI(tenant), User: userToAPI(owner), Tokens: pairToAPI(pair)}, nil
 }
-
-// newID returns a time-ordered UUIDv7, which keeps B-tree inserts local.
-func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
 func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }

@@ -6,3 +6,11 @@ RETURNING *;
 
 -- name: GetUser :one
 SELECT * FROM users WHERE id = sqlc.arg(id);
+
+-- name: GetUserByEmail :one
+SELECT * FROM users WHERE lower(email) = lower(sqlc.arg(email));
+
+-- name: GetUserAndTenant :one
+SELECT sqlc.embed(users), sqlc.embed(tenants)
+FROM users JOIN tenants ON tenants.id = users.tenant_id
+WHERE users.id = sqlc.arg(id);

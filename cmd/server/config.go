@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/session"
 )
 
 // config is read once from the environment; every field has a default except DatabaseURL.
@@ -19,6 +21,14 @@ type config struct {
 	ShutdownTimeout time.Duration
 	MaxBodyBytes    int64
 	Argon2          password.Params
+
+	// SigningKeysPEM holds Ed25519 private keys (PKCS #8 PEM); the first signs. Empty means a
+	// throwaway key generated at start-up, for development only.
+	SigningKeysPEM []byte
+	JWTIssuer      string
+	JWTAudience    string
+	AccessTTL      time.Duration
+	Sessions       session.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -29,6 +39,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShutdownTimeout: 20 * time.Second,
 		MaxBodyBytes:    1 << 20,
 		Argon2:          password.DefaultParams,
+		JWTIssuer:       "tasker",
+		JWTAudience:     "tasker-api",
+		AccessTTL:       15 * time.Minute,
+		Sessions:        session.DefaultConfig,
 	}
 	var errs []error
 	str := func(name string, dst *string) {
@@ -53,12 +67,34 @@ func loadConfig(getenv func(string) string) (config, error) {
 	num("ARGON2_MEMORY_KIB", func(n int64) { c.Argon2.Memory = uint32(min(n, 4<<20)) })
 	num("ARGON2_TIME", func(n int64) { c.Argon2.Time = uint32(min(n, 100)) })
 	num("ARGON2_THREADS", func(n int64) { c.Argon2.Threads = uint8(min(n, 255)) })
-	if v := getenv("SHUTDOWN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("SHUTDOWN_TIMEOUT=%q: want a duration such as 20s", v))
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 20s", name, v))
+				return
+			}
+			*dst = d
 		}
-		c.ShutdownTimeout = d
+	}
+	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	dur("ACCESS_TOKEN_TTL", &c.AccessTTL)
+	dur("REFRESH_GRACE", &c.Sessions.Grace)
+	dur("SESSION_MAX_AGE", &c.Sessions.MaxAge)
+	dur("SESSION_IDLE_TIMEOUT", &c.Sessions.IdleTimeout)
+	num("LOGIN_RATE_PER_IP", func(n int64) { c.Sessions.LoginPerIP = int(min(n, 1e6)) })
+	num("LOGIN_RATE_PER_ACCOUNT", func(n int64) { c.Sessions.LoginPerAccount = int(min(n, 1e6)) })
+	str("JWT_ISSUER", &c.JWTIssuer)
+	str("JWT_AUDIENCE", &c.JWTAudience)
+	if v := getenv("JWT_SIGNING_KEYS"); v != "" {
+		c.SigningKeysPEM = []byte(v)
+	}
+	if f := getenv("JWT_SIGNING_KEYS_FILE"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("JWT_SIGNING_KEYS_FILE: %w", err))
+		}
+		c.SigningKeysPEM = data
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -84,6 +120,15 @@ func (c config) logValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Any("argon2", c.Argon2),
+		slog.String("jwt_issuer", c.JWTIssuer),
+		slog.String("jwt_audience", c.JWTAudience),
+		slog.String("access_token_ttl", c.AccessTTL.String()),
+		slog.Bool("jwt_signing_keys_configured", len(c.SigningKeysPEM) > 0),
+		slog.String("refresh_grace", c.Sessions.Grace.String()),
+		slog.String("session_max_age", c.Sessions.MaxAge.String()),
+		slog.String("session_idle_timeout", c.Sessions.IdleTimeout.String()),
+		slog.Int("login_rate_per_ip", c.Sessions.LoginPerIP),
+		slog.Int("login_rate_per_account", c.Sessions.LoginPerAccount),
 	)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/tasker/tasker/internal/database"
 	"github.com/tasker/tasker/internal/migrate"
 	"github.com/tasker/tasker/internal/tenancy"
+	"github.com/tasker/tasker/internal/tokens"
 )
 
 func main() {
@@ -34,6 +35,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "keygen" {
+		// Needs no configuration: prints a new Ed25519 signing key for JWT_SIGNING_KEYS_FILE.
+		_, err := out.Write(tokens.EncodePEM(tokens.GenerateKey()))
+		return err
+	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -50,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	case "serve":
 		return serve(ctx, cfg, logger, nil)
 	default:
-		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate or keygen)", cmd)
 	}
 }
 
@@ -67,9 +73,17 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		database.NewPoolCollector(pool))
+	keys, err := signingKeys(cfg, logger)
+	if err != nil {
+		return err
+	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
 		DB: tenancy.New(pool), Logger: logger, Registry: reg,
 		Password: cfg.Argon2, MaxBodyBytes: cfg.MaxBodyBytes,
+		Issuer: tokens.NewIssuer(tokens.IssuerConfig{
+			Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTTL,
+		}),
+		Sessions: cfg.Sessions,
 	})
 	if err != nil {
 		return err
@@ -126,4 +140,13 @@ func baseURL(addr net.Addr) string {
 		return fmt.Sprintf("http://localhost:%d", port)
 	}
 	return "http://" + tcp.String()
+}
+
+func signingKeys(cfg config, logger *slog.Logger) (*tokens.KeySet, error) {
+	if len(cfg.SigningKeysPEM) > 0 {
+		return tokens.ParsePEM(cfg.SigningKeysPEM)
+	}
+	logger.Warn("no JWT_SIGNING_KEYS_FILE: signing with a key generated for this process; " +
+		"tokens will not survive a restart or verify on other instances (run `server keygen` for a real one)")
+	return tokens.NewKeySet(tokens.GenerateKey())
 }

@@ -10,6 +10,57 @@ import (
 	"github.com/google/uuid"
 )
 
+type ApiKey struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	CreatedBy  uuid.UUID
+	Name       string
+	Role       string
+	SecretHash []byte
+	Prefix     string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+}
+
+type AuditEvent struct {
+	TenantID     uuid.UUID
+	ID           uuid.UUID
+	CreatedAt    time.Time
+	ActorUserID  *uuid.UUID
+	ActorKeyID   *uuid.UUID
+	Action       string
+	ResourceType string
+	ResourceID   *uuid.UUID
+	Ip           string
+	Data         []byte
+}
+
+type RefreshToken struct {
+	TenantID        uuid.UUID
+	ID              uuid.UUID
+	SessionID       uuid.UUID
+	SecretHash      []byte
+	CreatedAt       time.Time
+	UsedAt          *time.Time
+	SuccessorID     *uuid.UUID
+	SuccessorSealed []byte
+}
+
+type Session struct {
+	TenantID      uuid.UUID
+	ID            uuid.UUID
+	UserID        uuid.UUID
+	CreatedAt     time.Time
+	LastUsedAt    time.Time
+	ExpiresAt     time.Time
+	RevokedAt     *time.Time
+	RevokedReason *string
+	UserAgent     string
+	Ip            string
+}
+
 type Tenant struct {
 	ID                 uuid.UUID
 	Slug               string
@@ -18,6 +69,11 @@ type Tenant struct {
 	SubscriptionStatus string
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
+}
+
+type TenantDirectory struct {
+	Slug     string
+	TenantID uuid.UUID
 }
 
 type User struct {

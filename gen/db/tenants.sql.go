@@ -11,6 +11,20 @@ import (
 	"github.com/google/uuid"
 )
 
+const addTenantToDirectory = `-- name: AddTenantToDirectory :exec
+INSERT INTO tenant_directory (slug, tenant_id) VALUES ($1, $2)
+`
+
+type AddTenantToDirectoryParams struct {
+	Slug     string
+	TenantID uuid.UUID
+}
+
+func (q *Queries) AddTenantToDirectory(ctx context.Context, arg AddTenantToDirectoryParams) error {
+	_, err := q.db.Exec(ctx, addTenantToDirectory, arg.Slug, arg.TenantID)
+	return err
+}
+
 const createTenant = `-- name: CreateTenant :one
 INSERT INTO tenants (id, slug, name)
 VALUES ($1, $2, $3)
@@ -55,4 +69,16 @@ func (q *Queries) GetTenant(ctx context.Context, id uuid.UUID) (Tenant, error) {
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const lookupTenantBySlug = `-- name: LookupTenantBySlug :one
+SELECT tenant_id FROM tenant_directory WHERE slug = $1
+`
+
+// Runs before the tenant is known: tenant_directory is the one table without RLS for this.
+func (q *Queries) LookupTenantBySlug(ctx context.Context, slug string) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, lookupTenantBySlug, slug)
+	var tenant_id uuid.UUID
+	err := row.Scan(&tenant_id)
+	return tenant_id, err
 }

@@ -73,3 +73,59 @@ func (q *Queries) GetUser(ctx context.Context, id uuid.UUID) (User, error) {
 	)
 	return i, err
 }
+
+const getUserAndTenant = `-- name: GetUserAndTenant :one
+SELECT users.tenant_id, users.id, users.email, users.name, users.role, users.status, users.password_hash, users.created_at, users.updated_at, tenants.id, tenants.slug, tenants.name, tenants.plan, tenants.subscription_status, tenants.created_at, tenants.updated_at
+FROM users JOIN tenants ON tenants.id = users.tenant_id
+WHERE users.id = $1
+`
+
+type GetUserAndTenantRow struct {
+	User   User
+	Tenant Tenant
+}
+
+func (q *Queries) GetUserAndTenant(ctx context.Context, id uuid.UUID) (GetUserAndTenantRow, error) {
+	row := q.db.QueryRow(ctx, getUserAndTenant, id)
+	var i GetUserAndTenantRow
+	err := row.Scan(
+		&i.User.TenantID,
+		&i.User.ID,
+		&i.User.Email,
+		&i.User.Name,
+		&i.User.Role,
+		&i.User.Status,
+		&i.User.PasswordHash,
+		&i.User.CreatedAt,
+		&i.User.UpdatedAt,
+		&i.Tenant.ID,
+		&i.Tenant.Slug,
+		&i.Tenant.Name,
+		&i.Tenant.Plan,
+		&i.Tenant.SubscriptionStatus,
+		&i.Tenant.CreatedAt,
+		&i.Tenant.UpdatedAt,
+	)
+	return i, err
+}
+
+const getUserByEmail = `-- name: GetUserByEmail :one
+SELECT tenant_id, id, email, name, role, status, password_hash, created_at, updated_at FROM users WHERE lower(email) = lower($1)
+`
+
+func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error) {
+	row := q.db.QueryRow(ctx, getUserByEmail, email)
+	var i User
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.Name,
+		&i.Role,
+		&i.Status,
+		&i.PasswordHash,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}

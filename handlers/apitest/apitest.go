@@ -7,6 +7,8 @@ package apitest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -15,8 +17,10 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tasker/tasker/gen/api"
@@ -24,8 +28,10 @@ import (
 	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/database"
 	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/testdb"
+	"github.com/tasker/tasker/internal/tokens"
 )
 
 // FastPassword keeps argon2id cheap in tests; production parameters are in config.
@@ -37,10 +43,11 @@ type Env struct {
 	Client *api.ClientWithResponses
 	// HTTP is a plain client with the same response validation, for requests the generated
 	// client cannot make (unknown routes, wrong methods).
-	HTTP *http.Client
-	DB   *tenancy.DB
-	Pool *pgxpool.Pool
-	Logs *SyncBuffer
+	HTTP   *http.Client
+	DB     *tenancy.DB
+	Pool   *pgxpool.Pool
+	Logs   *SyncBuffer
+	Issuer *tokens.Issuer
 }
 
 // Options adjust the server under test.
@@ -48,7 +55,24 @@ type Options struct {
 	MaxBodyBytes int64
 	// Pool replaces the package database's application pool.
 	Pool *pgxpool.Pool
+	// Sessions replaces TestSessions.
+	Sessions *session.Config
+	// Now replaces the clock of the token issuer.
+	Now func() time.Time
 }
+
+// TestSessions are the session settings tests run with: the production lifetimes, fast
+// password hashing, and login limits high enough not to get in the way.
+var TestSessions = session.Config{
+	Grace: 10 * time.Second, MaxAge: 30 * 24 * time.Hour, IdleTimeout: 7 * 24 * time.Hour,
+	Password: FastPassword, LoginPerIP: 10000, LoginPerAccount: 10000,
+}
+
+// Issuer and Audience are the access-token claims the test server uses.
+const (
+	Issuer   = "https://tasker.test"
+	Audience = "tasker-api"
+)
 
 // New starts a server for t with default options.
 func New(t *testing.T) *Env { return NewWithOptions(t, Options{}) }
@@ -66,6 +90,15 @@ func NewWithOptions(t *testing.T, opts Options) *Env {
 	if os.Getenv("TEST_LOG") != "" {
 		logOut = io.MultiWriter(logs, os.Stderr)
 	}
+	sessions := TestSessions
+	if opts.Sessions != nil {
+		sessions = *opts.Sessions
+	}
+	keys, err := tokens.NewKeySet(tokens.GenerateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := tokens.NewIssuer(tokens.IssuerConfig{Keys: keys, Issuer: Issuer, Audience: Audience, TTL: 15 * time.Minute, Now: opts.Now})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(database.NewPoolCollector(pool))
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
@@ -74,6 +107,8 @@ func NewWithOptions(t *testing.T, opts Options) *Env {
 		Registry:     reg,
 		Password:     FastPassword,
 		MaxBodyBytes: opts.MaxBodyBytes,
+		Issuer:       issuer,
+		Sessions:     sessions,
 	})
 	if err != nil {
 		t.Fatalf("build handler: %v", err)
@@ -90,7 +125,7 @@ func NewWithOptions(t *testing.T, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: tenancy.New(pool), Pool: pool, Logs: logs}
+	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: tenancy.New(pool), Pool: pool, Logs: logs, Issuer: issuer}
 }
 
 // validatingTransport checks each response against the spec. Error responses to requests outside
@@ -171,4 +206,45 @@ func (b *SyncBuffer) Lines() []map[string]any {
 		}
 	}
 	return out
+}
+
+// Bearer authenticates a generated-client call with token.
+func Bearer(token string) api.RequestEditorFn {
+	return func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+}
+
+// Account is a tenant created through the API, with its owner signed in.
+type Account struct {
+	Slug     string
+	Email    string
+	Password string
+	Tenant   api.Tenant
+	Owner    api.User
+	Tokens   api.TokenPair
+}
+
+// Signup creates a fresh tenant with a unique slug through POST /v1/auth/signup.
+func (e *Env) Signup(t *testing.T) Account {
+	t.Helper()
+	a := Account{Slug: "t-" + randomSuffix(), Email: "owner@example.test", Password: "correct horse battery"}
+	resp, err := e.Client.SignupWithResponse(context.Background(), api.SignupRequest{
+		TenantName: "Tenant " + a.Slug, TenantSlug: a.Slug, Email: openapi_types.Email(a.Email), Password: a.Password, Name: "Owner",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.JSON201 == nil {
+		t.Fatalf("signup: %d %s", resp.StatusCode(), resp.Body)
+	}
+	a.Tenant, a.Owner, a.Tokens = resp.JSON201.Tenant, resp.JSON201.User, resp.JSON201.Tokens
+	return a
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
@@ -24,6 +25,10 @@ type ValidatorOptions struct {
 	// Skip lets some operations read their own bodies (streaming uploads, signed webhooks),
 	// keyed by operationId; their parameters are still validated.
 	SkipBody map[string]bool
+	// Authenticate runs once the operation is known and before its input is validated, so
+	// callers without credentials learn nothing about the input rules. It returns the request
+	// to continue with (carrying the principal) or the error to answer with.
+	Authenticate func(r *http.Request, route *routers.Route) (*http.Request, error)
 }
 
 // RequestValidator answers requests the spec does not allow with a problem document: unknown
@@ -46,6 +51,15 @@ func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.H
 				return
 			}
 			reqinfo.SetRoute(ctx, RouteName(route))
+			if opts.Authenticate != nil {
+				authed, err := opts.Authenticate(r, route)
+				if err != nil {
+					problem.Write(w, r, reqinfo.RequestID(ctx), err)
+					return
+				}
+				r = authed
+				ctx = r.Context()
+			}
 
 			skipBody := opts.SkipBody[route.Operation.OperationID]
 			if !skipBody && r.Body != nil && r.Body != http.NoBody {

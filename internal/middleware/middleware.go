@@ -75,7 +75,7 @@ func Observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			if !saneRequestID.MatchString(id) {
 				id = uuid.NewString()
 			}
-			info := &reqinfo.Info{RequestID: id}
+			info := &reqinfo.Info{RequestID: id, ClientIP: clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
 			r = r.WithContext(reqinfo.With(r.Context(), info))
 			w.Header().Set(RequestIDHeader, id)
 			sw := &statusWriter{ResponseWriter: w}
@@ -171,4 +171,21 @@ func metricMethod(m string) string {
 		return m
 	}
 	return "OTHER"
+}
+
+// clientIP is the connection's peer. Forwarding headers are ignored: they are only trustworthy
+// behind a proxy that sets them, which this server does not know about.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }

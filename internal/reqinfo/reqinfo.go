@@ -13,6 +13,9 @@ import (
 // Info is shared by pointer through the request's context.
 type Info struct {
 	RequestID string
+	// ClientIP is the peer address of the connection; UserAgent is as the client sent it.
+	ClientIP  string
+	UserAgent string
 
 	mu     sync.Mutex
 	route  string
@@ -70,4 +73,12 @@ func (i *Info) Tenant() uuid.UUID {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.tenant
+}
+
+// Client returns the request's client IP and user agent, or empty strings outside a request.
+func Client(ctx context.Context) (ip, userAgent string) {
+	if info := From(ctx); info != nil {
+		return info.ClientIP, info.UserAgent
+	}
+	return "", ""
 }

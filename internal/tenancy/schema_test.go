@@ -12,11 +12,12 @@ import (
 	"github.com/tasker/tasker/internal/testdb"
 )
 
-// globalTables are the tables allowed without a tenant_id column. Each must still be covered
-// by RLS (tenants) or hold nothing tenant-specific (goose's version table).
+// globalTables are the tables exempt from the tenant-owned rules, and whether each must still be
+// under RLS. Those without hold nothing that is secret between tenants.
 var globalTables = map[string]bool{
-	"goose_db_version": true,
-	"tenants":          true,
+	"tenants":          true,  // a tenant sees its own row
+	"goose_db_version": false, // schema versions
+	"tenant_directory": false, // slug -> tenant id, needed before login; nothing else
 }
 
 type table struct {
@@ -72,13 +73,12 @@ func TestSchemaEnforcesTenancy(t *testing.T) {
 		if tb.owner != database.OwnerRole {
 			t.Errorf("%s is owned by %s, want %s", tb.name, tb.owner, database.OwnerRole)
 		}
-		if !tb.hasTenant {
-			if !globalTables[tb.name] {
-				t.Errorf("%s has no tenant_id column and is not an allowed global table", tb.name)
-			}
-			if tb.name == "goose_db_version" {
-				continue
-			}
+		needsRLS, global := globalTables[tb.name]
+		if !tb.hasTenant && !global {
+			t.Errorf("%s has no tenant_id column and is not an allowed global table", tb.name)
+		}
+		if global && !needsRLS {
+			continue
 		}
 		if !tb.rls || !tb.force {
 			t.Errorf("%s: row level security enabled=%v forced=%v, want both", tb.name, tb.rls, tb.force)

@@ -1,0 +1,96 @@
+package handlers
+
+import (
+	"context"
+	"time"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/audit"
+	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/tokens"
+)
+
+// ListAPIKeys lists the tenant's active keys (admins; the spec's x-min-role).
+func (s *Server) ListAPIKeys(ctx context.Context, _ api.ListAPIKeysRequestObject) (api.ListAPIKeysResponseObject, error) {
+	p := principal(ctx)
+	var rows []db.ApiKey
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		var err error
+		rows, err = q.ListAPIKeys(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListAPIKeys200JSONResponse{Items: make([]api.APIKey, len(rows))}
+	for i, r := range rows {
+		out.Items[i] = apiKeyToAPI(r)
+	}
+	return out, nil
+}
+
+// CreateAPIKey makes a key acting with a role no higher than the caller's; its secret is in
+// this response only.
+func (s *Server) CreateAPIKey(ctx context.Context, req api.CreateAPIKeyRequestObject) (api.CreateAPIKeyResponseObject, error) {
+	p := principal(ctx)
+	body := req.Body
+	if !p.Role.AtLeast(auth.Role(body.Role)) {
+		return nil, problem.New(problem.Forbidden, "A key cannot have a role above your own (%s).", p.Role)
+	}
+	if body.ExpiresAt != nil && !body.ExpiresAt.After(time.Now()) {
+		return nil, problem.Fields("The key would already be expired.",
+			problem.FieldError{Field: "expires_at", In: "body", Message: "must be in the future"})
+	}
+	key := tokens.NewOpaque(tokens.APIKey, p.Tenant, newID())
+	ip, _ := reqinfo.Client(ctx)
+	var row db.ApiKey
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		var err error
+		row, err = q.CreateAPIKey(ctx, db.CreateAPIKeyParams{
+			TenantID: p.Tenant, ID: key.ID, CreatedBy: p.User, Name: body.Name, Role: string(body.Role),
+			SecretHash: key.Hash(), Prefix: key.Prefix(), ExpiresAt: body.ExpiresAt,
+		})
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Event{
+			Tenant: p.Tenant, ActorUser: p.User, ActorKey: p.APIKey, Action: audit.APIKeyCreated,
+			ResourceType: audit.ResourceAPIKey, ResourceID: key.ID, IP: ip,
+			Data: map[string]any{"name": body.Name, "role": string(body.Role)},
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	k := apiKeyToAPI(row)
+	return api.CreateAPIKey201JSONResponse{
+		Id: k.Id, Name: k.Name, Role: k.Role, Prefix: k.Prefix, CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt,
+		ExpiresAt: k.ExpiresAt, Key: key.String(),
+	}, nil
+}
+
+// DeleteAPIKey revokes a key; it stops working at once.
+func (s *Server) DeleteAPIKey(ctx context.Context, req api.DeleteAPIKeyRequestObject) (api.DeleteAPIKeyResponseObject, error) {
+	p := principal(ctx)
+	ip, _ := reqinfo.Client(ctx)
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		n, err := q.RevokeAPIKey(ctx, req.Id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return problem.New(problem.NotFound, "No such API key.")
+		}
+		return audit.Record(ctx, q, audit.Event{
+			Tenant: p.Tenant, ActorUser: p.User, ActorKey: p.APIKey, Action: audit.APIKeyRevoked,
+			ResourceType: audit.ResourceAPIKey, ResourceID: req.Id, IP: ip,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.DeleteAPIKey204Response{}, nil
+}

@@ -1,0 +1,121 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/audit"
+	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/reqinfo"
+)
+
+// Login signs a user in with a password.
+func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {
+	pair, err := s.sessions.Login(ctx, req.Body.TenantSlug, req.Body.Email, req.Body.Password)
+	if err != nil {
+		return nil, err
+	}
+	return api.Login200JSONResponse(pairToAPI(pair)), nil
+}
+
+// Refresh rotates a refresh token.
+func (s *Server) Refresh(ctx context.Context, req api.RefreshRequestObject) (api.RefreshResponseObject, error) {
+	pair, err := s.sessions.Refresh(ctx, req.Body.RefreshToken)
+	if err != nil {
+		return nil, err
+	}
+	return api.Refresh200JSONResponse(pairToAPI(pair)), nil
+}
+
+// Logout ends the session of a refresh token.
+func (s *Server) Logout(ctx context.Context, req api.LogoutRequestObject) (api.LogoutResponseObject, error) {
+	if err := s.sessions.Logout(ctx, req.Body.RefreshToken); err != nil {
+		return nil, err
+	}
+	return api.Logout204Response{}, nil
+}
+
+// errNoSessions answers session operations called with an API key: keys are not sessions.
+func errNoSessions() error {
+	return problem.New(problem.Forbidden, "Sessions belong to interactive sign-ins; API keys have none.")
+}
+
+// ListSessions lists the caller's live sessions.
+func (s *Server) ListSessions(ctx context.Context, _ api.ListSessionsRequestObject) (api.ListSessionsResponseObject, error) {
+	p := principal(ctx)
+	if p.Method != auth.ByAccessToken {
+		return nil, errNoSessions()
+	}
+	var rows []db.Session
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		var err error
+		rows, err = q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: p.User, ActiveSince: s.sessions.ActiveSince()})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListSessions200JSONResponse{Items: make([]api.Session, len(rows))}
+	for i, r := range rows {
+		out.Items[i] = sessionToAPI(r, p.Session)
+	}
+	return out, nil
+}
+
+// RevokeSession ends one of the caller's sessions; another user's session id is 404.
+func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequestObject) (api.RevokeSessionResponseObject, error) {
+	p := principal(ctx)
+	if p.Method != auth.ByAccessToken {
+		return nil, errNoSessions()
+	}
+	ip, _ := reqinfo.Client(ctx)
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		n, err := q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: req.Id, UserID: p.User, Reason: ptr("revoked")})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return problem.New(problem.NotFound, "No such session.")
+		}
+		return audit.Record(ctx, q, audit.Event{
+			Tenant: p.Tenant, ActorUser: p.User, Action: audit.SessionRevoked, ResourceType: audit.ResourceSession,
+			ResourceID: req.Id, IP: ip,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.RevokeSession204Response{}, nil
+}
+
+// GetMe returns the caller, its tenant and role.
+func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
+	p := principal(ctx)
+	var row db.GetUserAndTenantRow
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		var err error
+		row, err = q.GetUserAndTenant(ctx, p.User)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.GetMe200JSONResponse{
+		User: userToAPI(row.User), Tenant: tenantToAPI(row.Tenant),
+		Role: api.UserRole(p.Role), AuthMethod: api.MeAuthMethod(p.Method),
+	}, nil
+}
+
+// GetJWKS publishes the access-token verification keys.
+func (s *Server) GetJWKS(context.Context, api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
+	keys := s.issuer.Keys().JWKS()
+	out := api.GetJWKS200JSONResponse{Keys: make([]api.JWK, len(keys))}
+	for i, k := range keys {
+		out.Keys[i] = api.JWK{Kty: api.OKP, Crv: api.Ed25519, X: k.X, Kid: k.Kid, Alg: api.EdDSA, Use: api.Sig}
+	}
+	return out, nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,130 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/google/uuid"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/tenancy"
+	"github.com/tasker/tasker/internal/tokens"
+)
+
+// Authenticator verifies bearer credentials for operations that require them.
+type Authenticator struct {
+	issuer *tokens.Issuer
+	db     *tenancy.DB
+	now    func() time.Time
+}
+
+// NewAuthenticator returns an Authenticator; API keys are looked up through d.
+func NewAuthenticator(issuer *tokens.Issuer, d *tenancy.DB) *Authenticator {
+	return &Authenticator{issuer: issuer, db: d, now: time.Now}
+}
+
+// Unauthenticated is a 401 problem carrying the RFC 6750 WWW-Authenticate challenge.
+func Unauthenticated(code, detail string) *problem.Error {
+	pe := problem.New(problem.Unauthenticated, "%s", detail)
+	pe.Header = http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="tasker", error=%q, error_description=%q`, code, detail)}}
+	return pe
+}
+
+// MinRoleExtension is the OpenAPI operation extension naming the lowest role allowed to call it.
+const MinRoleExtension = "x-min-role"
+
+// Authenticate is the contract package's hook: for an operation with a security requirement it
+// verifies the bearer credential and the operation's minimum role, and returns the request with
+// the principal in its context. Public operations pass through untouched.
+func (a *Authenticator) Authenticate(r *http.Request, route *routers.Route) (*http.Request, error) {
+	security := route.Operation.Security
+	if security == nil {
+		security = &route.Spec.Security
+	}
+	if len(*security) == 0 {
+		return r, nil
+	}
+	header := r.Header.Get("Authorization")
+	scheme, credential, found := strings.Cut(header, " ")
+	if header == "" {
+		return nil, Unauthenticated("invalid_request", "This operation needs an Authorization: Bearer header.")
+	}
+	if !found || !strings.EqualFold(scheme, "Bearer") || credential == "" {
+		return nil, Unauthenticated("invalid_request", "The Authorization header must be: Bearer <token>.")
+	}
+
+	var p Principal
+	var err error
+	if strings.HasPrefix(credential, string(tokens.APIKey)+"_") {
+		p, err = a.apiKey(r.Context(), credential)
+	} else {
+		p, err = a.accessToken(credential)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if min, ok := route.Operation.Extensions[MinRoleExtension].(string); ok && !p.Role.AtLeast(Role(min)) {
+		return nil, problem.New(problem.Forbidden, "This operation needs the %s role or higher.", min)
+	}
+	return r.WithContext(WithPrincipal(r.Context(), p)), nil
+}
+
+func (a *Authenticator) accessToken(tok string) (Principal, error) {
+	c, err := a.issuer.Verify(tok)
+	if err != nil {
+		return Principal{}, Unauthenticated("invalid_token", "The access token is invalid or expired.")
+	}
+	user, _ := uuid.Parse(c.Subject) // Verify checked it parses
+	role := Role(c.Role)
+	if !role.Valid() {
+		return Principal{}, Unauthenticated("invalid_token", "The access token is invalid or expired.")
+	}
+	return Principal{Tenant: c.TenantID, User: user, Role: role, Method: ByAccessToken, Session: c.SessionID}, nil
+}
+
+// touchEvery limits last_used_at writes for API keys to one a minute per key.
+const touchEvery = time.Minute
+
+func (a *Authenticator) apiKey(ctx context.Context, credential string) (Principal, error) {
+	invalid := Unauthenticated("invalid_token", "The API key is invalid, expired or revoked.")
+	key, err := tokens.ParseOpaque(tokens.APIKey, credential)
+	if err != nil {
+		return Principal{}, invalid
+	}
+	var p Principal
+	err = a.db.InTx(ctx, tenancy.Scope{Tenant: key.Tenant}, func(q *db.Queries) error {
+		row, err := q.GetActiveAPIKey(ctx, key.ID)
+		if err != nil {
+			return err
+		}
+		if !key.Matches(row.SecretHash) {
+			return errMismatch
+		}
+		if row.LastUsedAt == nil || a.now().Sub(*row.LastUsedAt) > touchEvery {
+			if err := q.TouchAPIKey(ctx, key.ID); err != nil {
+				return err
+			}
+		}
+		p = Principal{
+			Tenant: key.Tenant, User: row.CreatedBy, Method: ByAPIKey, APIKey: key.ID,
+			// A key never acts above its creator's current role.
+			Role: Lower(Role(row.Role), Role(row.UserRole)),
+		}
+		return nil
+	})
+	if errors.Is(err, errMismatch) || problem.Is(err, problem.NotFound) {
+		return Principal{}, invalid
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("api key: %w", err)
+	}
+	return p, nil
+}
+
+var errMismatch = errors.New("credential secret mismatch")

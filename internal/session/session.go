@@ -1,0 +1,309 @@
+// Package session signs users in and keeps them signed in: password login, sessions, and
+// refresh-token rotation with reuse detection (OAuth 2.0 Security BCP, RFC 9700 section 4.14).
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/audit"
+	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/ratelimit"
+	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/tenancy"
+	"github.com/tasker/tasker/internal/tokens"
+)
+
+// Config sets session lifetimes and login protection.
+type Config struct {
+	// Grace is how long a just-rotated refresh token still yields its successor, for clients
+	// that refresh concurrently.
+	Grace time.Duration
+	// MaxAge ends a session this long after login, however active.
+	MaxAge time.Duration
+	// IdleTimeout ends a session that has not refreshed for this long.
+	IdleTimeout time.Duration
+	Password    password.Params
+	// LoginPerIP and LoginPerAccount are attempts a minute (bursts of the same size).
+	LoginPerIP, LoginPerAccount int
+}
+
+// DefaultConfig is what the server uses unless configured otherwise.
+var DefaultConfig = Config{
+	Grace: 10 * time.Second, MaxAge: 30 * 24 * time.Hour, IdleTimeout: 7 * 24 * time.Hour,
+	Password: password.DefaultParams, LoginPerIP: 30, LoginPerAccount: 10,
+}
+
+// Service runs logins and refreshes.
+type Service struct {
+	db         *tenancy.DB
+	issuer     *tokens.Issuer
+	cfg        Config
+	dummyHash  string
+	perIP      *ratelimit.Limiter
+	perAccount *ratelimit.Limiter
+	now        func() time.Time
+}
+
+// New returns a Service.
+func New(d *tenancy.DB, issuer *tokens.Issuer, cfg Config) (*Service, error) {
+	// Verifying against this hash when there is no user makes a miss cost what a wrong
+	// password costs, so response times do not reveal which emails exist.
+	dummy, err := password.Hash("tasker timing equaliser", cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		db: d, issuer: issuer, cfg: cfg, dummyHash: dummy,
+		perIP:      ratelimit.New(float64(cfg.LoginPerIP), cfg.LoginPerIP),
+		perAccount: ratelimit.New(float64(cfg.LoginPerAccount), cfg.LoginPerAccount),
+		now:        time.Now,
+	}, nil
+}
+
+// Pair is a freshly issued access and refresh token.
+type Pair struct {
+	Access    string
+	Refresh   string
+	ExpiresIn int
+	Session   uuid.UUID
+}
+
+// Start opens a session for a user inside the caller's tenant transaction and returns its
+// first token pair. Sign-up and login use it.
+func (s *Service) Start(ctx context.Context, q *db.Queries, tenant, user uuid.UUID, role auth.Role) (Pair, error) {
+	ip, ua := reqinfo.Client(ctx)
+	sess, err := q.CreateSession(ctx, db.CreateSessionParams{
+		TenantID: tenant, ID: newID(), UserID: user, ExpiresAt: s.now().Add(s.cfg.MaxAge), UserAgent: ua, Ip: ip,
+	})
+	if err != nil {
+		return Pair{}, fmt.Errorf("create session: %w", err)
+	}
+	refresh := tokens.NewOpaque(tokens.RefreshToken, tenant, newID())
+	if err := q.CreateRefreshToken(ctx, db.CreateRefreshTokenParams{
+		TenantID: tenant, ID: refresh.ID, SessionID: sess.ID, SecretHash: refresh.Hash(),
+	}); err != nil {
+		return Pair{}, fmt.Errorf("create refresh token: %w", err)
+	}
+	return s.pair(tokens.Subject{User: user, Tenant: tenant, Session: sess.ID, Role: string(role)}, refresh)
+}
+
+func (s *Service) pair(sub tokens.Subject, refresh tokens.Opaque) (Pair, error) {
+	access, err := s.issuer.Issue(sub)
+	if err != nil {
+		return Pair{}, err
+	}
+	return Pair{Access: access, Refresh: refresh.String(), ExpiresIn: int(s.issuer.TTL().Seconds()), Session: sub.Session}, nil
+}
+
+// errBadLogin is the one answer to every failed login, whatever failed.
+func errBadLogin() error {
+	return auth.Unauthenticated("invalid_grant", "The tenant, email or password is wrong.")
+}
+
+// Login checks a password and starts a session. Unknown tenant, unknown email, inactive user
+// and wrong password all cost one argon2id verification and give the same error.
+func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, error) {
+	ip, _ := reqinfo.Client(ctx)
+	email = strings.ToLower(strings.TrimSpace(email))
+	if err := s.limit(s.perIP, "ip\x00"+ip); err != nil {
+		return Pair{}, err
+	}
+	if err := s.limit(s.perAccount, slug+"\x00"+email); err != nil {
+		return Pair{}, err
+	}
+
+	var tenant uuid.UUID
+	err := s.db.Global(ctx, func(q *db.Queries) error {
+		var err error
+		tenant, err = q.LookupTenantBySlug(ctx, slug)
+		return err
+	})
+	if problem.Is(err, problem.NotFound) {
+		_ = password.Verify(pw, s.dummyHash)
+		return Pair{}, errBadLogin()
+	}
+	if err != nil {
+		return Pair{}, fmt.Errorf("login: %w", err)
+	}
+
+	var user db.User
+	err = s.db.InTx(ctx, tenancy.Scope{Tenant: tenant}, func(q *db.Queries) error {
+		var err error
+		user, err = q.GetUserByEmail(ctx, email)
+		return err
+	})
+	if err != nil && !problem.Is(err, problem.NotFound) {
+		return Pair{}, fmt.Errorf("login: %w", err)
+	}
+	found := err == nil && user.PasswordHash != nil
+	hash := s.dummyHash
+	if found {
+		hash = *user.PasswordHash
+	}
+	// The slow part runs outside any transaction, holding no connection.
+	verr := password.Verify(pw, hash)
+	ok := found && verr == nil && user.Status == "active"
+
+	var pair Pair
+	err = s.db.InTx(ctx, tenancy.Scope{Tenant: tenant, User: user.ID}, func(q *db.Queries) error {
+		if !ok {
+			return audit.Record(ctx, q, audit.Event{
+				Tenant: tenant, ActorUser: user.ID, Action: audit.LoginFailed, ResourceType: audit.ResourceUser,
+				ResourceID: user.ID, IP: ip, Data: map[string]any{"email": email},
+			})
+		}
+		var err error
+		if pair, err = s.Start(ctx, q, tenant, user.ID, auth.Role(user.Role)); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Event{
+			Tenant: tenant, ActorUser: user.ID, Action: audit.LoginSucceeded, ResourceType: audit.ResourceSession,
+			ResourceID: pair.Session, IP: ip,
+		})
+	})
+	if err != nil {
+		return Pair{}, fmt.Errorf("login: %w", err)
+	}
+	if !ok {
+		return Pair{}, errBadLogin()
+	}
+	return pair, nil
+}
+
+func (s *Service) limit(l *ratelimit.Limiter, key string) error {
+	allowed, wait := l.Allow(key)
+	if allowed {
+		return nil
+	}
+	secs := int(math.Ceil(wait.Seconds()))
+	pe := problem.New(problem.RateLimited, "Too many login attempts; retry in %d seconds.", secs)
+	pe.Header = http.Header{"Retry-After": {strconv.Itoa(secs)}}
+	return pe
+}
+
+func errBadRefresh() error {
+	return auth.Unauthenticated("invalid_grant", "The refresh token is invalid, expired or revoked.")
+}
+
+// Refresh rotates a refresh token. The presented token is retired and its successor issued in
+// one statement. A retired token presented again within the grace window yields the same
+// successor (concurrent refreshes by one client); later, it revokes the whole session, since
+// either the client or an attacker holds a stolen copy.
+func (s *Service) Refresh(ctx context.Context, token string) (Pair, error) {
+	presented, err := tokens.ParseOpaque(tokens.RefreshToken, token)
+	if err != nil {
+		return Pair{}, errBadRefresh()
+	}
+	ip, _ := reqinfo.Client(ctx)
+	var pair Pair
+	reused := false
+	err = s.db.InTx(ctx, tenancy.Scope{Tenant: presented.Tenant}, func(q *db.Queries) error {
+		rt, err := q.GetRefreshTokenForUpdate(ctx, presented.ID)
+		if err != nil {
+			return err
+		}
+		if !presented.Matches(rt.SecretHash) {
+			return errMismatch
+		}
+		now := s.now()
+		if rt.RevokedAt != nil || !now.Before(rt.ExpiresAt) || now.Sub(rt.LastUsedAt) > s.cfg.IdleTimeout || rt.Status != "active" {
+			return errMismatch
+		}
+		sub := tokens.Subject{User: rt.UserID, Tenant: presented.Tenant, Session: rt.SessionID, Role: rt.Role}
+
+		if rt.UsedAt == nil {
+			next := tokens.NewOpaque(tokens.RefreshToken, presented.Tenant, newID())
+			sealed, err := presented.Seal(next)
+			if err != nil {
+				return err
+			}
+			if err := q.RotateRefreshToken(ctx, db.RotateRefreshTokenParams{
+				ID: presented.ID, SuccessorID: &next.ID, SuccessorHash: next.Hash(), SuccessorSealed: sealed,
+			}); err != nil {
+				return err
+			}
+			pair, err = s.pair(sub, next)
+			return err
+		}
+
+		inGrace := now.Sub(*rt.UsedAt) <= s.cfg.Grace && rt.SuccessorID != nil && rt.SuccessorUsedAt == nil
+		if inGrace {
+			next, err := presented.Open(*rt.SuccessorID, rt.SuccessorSealed)
+			if err != nil {
+				return err
+			}
+			pair, err = s.pair(sub, next)
+			return err
+		}
+
+		reused = true
+		if _, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: rt.SessionID, Reason: ptr("reuse")}); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Event{
+			Tenant: presented.Tenant, ActorUser: rt.UserID, Action: audit.RefreshReuse, ResourceType: audit.ResourceSession,
+			ResourceID: rt.SessionID, IP: ip, Data: map[string]any{"refresh_token_id": presented.ID.String()},
+		})
+	})
+	switch {
+	case errors.Is(err, errMismatch) || problem.Is(err, problem.NotFound):
+		return Pair{}, errBadRefresh()
+	case err != nil:
+		return Pair{}, fmt.Errorf("refresh: %w", err)
+	case reused:
+		return Pair{}, auth.Unauthenticated("invalid_grant", "The refresh token was already used; the session has been revoked.")
+	}
+	return pair, nil
+}
+
+// Logout revokes the session of a refresh token. Tokens that are malformed, unknown or already
+// revoked are ignored (RFC 7009 section 2.2), so logout never tells a caller anything.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	presented, err := tokens.ParseOpaque(tokens.RefreshToken, token)
+	if err != nil {
+		return nil
+	}
+	ip, _ := reqinfo.Client(ctx)
+	err = s.db.InTx(ctx, tenancy.Scope{Tenant: presented.Tenant}, func(q *db.Queries) error {
+		row, err := q.GetSessionOfRefreshToken(ctx, presented.ID)
+		if err != nil {
+			return err
+		}
+		if !presented.Matches(row.SecretHash) {
+			return errMismatch
+		}
+		n, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: row.ID, Reason: ptr("logout")})
+		if err != nil || n == 0 {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Event{
+			Tenant: presented.Tenant, ActorUser: row.UserID, Action: audit.Logout, ResourceType: audit.ResourceSession,
+			ResourceID: row.ID, IP: ip,
+		})
+	})
+	if errors.Is(err, errMismatch) || problem.Is(err, problem.NotFound) {
+		return nil
+	}
+	return err
+}
+
+// ActiveSince is the oldest last use a live session can have.
+func (s *Service) ActiveSince() time.Time { return s.now().Add(-s.cfg.IdleTimeout) }
+
+var errMismatch = errors.New("refresh token rejected")
+
+func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+func ptr[T any](v T) *T { return &v }
