@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-
 	tasker "github.com/tasker/tasker"
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers/apitest"
@@ -143,7 +142,6 @@ func TestReadinessFailsWhenTheDatabaseIsGone(t *testing.T) {
 		t.Fatalf("healthz with a closed pool: %v %d", err, h.StatusCode())
 	}
 }
-
 
 func TestSpecsAndDocsAreServedFromTheBinary(t *testing.T) {
 	t.Parallel()

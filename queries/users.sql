@@ -14,3 +14,7 @@ SELECT * FROM users WHERE lower(email) = lower(sqlc.arg(email));
 SELECT sqlc.embed(users), sqlc.embed(tenants)
 FROM users JOIN tenants ON tenants.id = users.tenant_id
 WHERE users.id = sqlc.arg(id);
+
+-- name: SetUserStatus :execrows
+-- Deactivation also ends sessions: refresh checks the status (see GetRefreshTokenForUpdate).
+UPDATE users SET status = sqlc.arg(status), updated_at = now() WHERE id = sqlc.arg(id);

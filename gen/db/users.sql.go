@@ -129,3 +129,21 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 	)
 	return i, err
 }
+
+const setUserStatus = `-- name: SetUserStatus :execrows
+UPDATE users SET status = $1, updated_at = now() WHERE id = $2
+`
+
+type SetUserStatusParams struct {
+	Status string
+	ID     uuid.UUID
+}
+
+// Deactivation also ends sessions: refresh checks the status (see GetRefreshTokenForUpdate).
+func (q *Queries) SetUserStatus(ctx context.Context, arg SetUserStatusParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setUserStatus, arg.Status, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}

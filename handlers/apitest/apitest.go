@@ -23,7 +23,9 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/google/uuid"
 	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/database"
@@ -75,10 +77,10 @@ const (
 )
 
 // New starts a server for t with default options.
-func New(t *testing.T) *Env { return NewWithOptions(t, Options{}) }
+func New(t testing.TB) *Env { return NewWithOptions(t, Options{}) }
 
 // NewWithOptions starts a server for t; it stops when t ends.
-func NewWithOptions(t *testing.T, opts Options) *Env {
+func NewWithOptions(t testing.TB, opts Options) *Env {
 	t.Helper()
 	ctx := context.Background()
 	pool := opts.Pool
@@ -131,7 +133,7 @@ func NewWithOptions(t *testing.T, opts Options) *Env {
 // validatingTransport checks each response against the spec. Error responses to requests outside
 // the spec (unknown paths, wrong methods) must still be problem documents.
 type validatingTransport struct {
-	t    *testing.T
+	t    testing.TB
 	spec *contract.Spec
 	next http.RoundTripper
 }
@@ -227,7 +229,7 @@ type Account struct {
 }
 
 // Signup creates a fresh tenant with a unique slug through POST /v1/auth/signup.
-func (e *Env) Signup(t *testing.T) Account {
+func (e *Env) Signup(t testing.TB) Account {
 	t.Helper()
 	a := Account{Slug: "t-" + randomSuffix(), Email: "owner@example.test", Password: "correct horse battery"}
 	resp, err := e.Client.SignupWithResponse(context.Background(), api.SignupRequest{
@@ -247,4 +249,38 @@ func randomSuffix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// AddUser creates a user with a password in the account's tenant, straight through the tenancy
+// helper (the users API arrives later), and returns its id.
+func (e *Env) AddUser(t testing.TB, a Account, email string, role api.UserRole) uuid.UUID {
+	t.Helper()
+	hash, err := password.Hash(a.Password, FastPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.Must(uuid.NewV7())
+	err = e.DB.InTx(context.Background(), tenancy.Scope{Tenant: a.Tenant.Id}, func(q *db.Queries) error {
+		_, err := q.CreateUser(context.Background(), db.CreateUserParams{
+			TenantID: a.Tenant.Id, ID: id, Email: email, Name: email, Role: string(role), Status: "active", PasswordHash: &hash,
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("add user: %v", err)
+	}
+	return id
+}
+
+// Login signs in through the API and fails the test unless it succeeds.
+func (e *Env) Login(t testing.TB, slug, email, pw string) api.TokenPair {
+	t.Helper()
+	resp, err := e.Client.LoginWithResponse(context.Background(), api.LoginRequest{TenantSlug: slug, Email: email, Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.JSON200 == nil {
+		t.Fatalf("login %s/%s: %d %s", slug, email, resp.StatusCode(), resp.Body)
+	}
+	return *resp.JSON200
 }

@@ -1,0 +1,523 @@
+package handlers_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/tenancy"
+	"github.com/tasker/tasker/internal/tokens"
+)
+
+var bg = context.Background()
+
+// me calls GET /v1/me with token and returns the response.
+func me(t *testing.T, env *apitest.Env, token string) *api.GetMeResponse {
+	t.Helper()
+	resp, err := env.Client.GetMeWithResponse(bg, apitest.Bearer(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// wantUnauthorized checks a 401 problem with a Bearer challenge naming an error code.
+func wantUnauthorized(t *testing.T, what string, status int, header http.Header, p *api.Problem, body []byte) {
+	t.Helper()
+	if status != http.StatusUnauthorized || p == nil || p.Status != 401 {
+		t.Errorf("%s: %d %s; want a 401 problem", what, status, body)
+		return
+	}
+	if ch := header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, "Bearer ") || !strings.Contains(ch, `error="`) {
+		t.Errorf("%s: WWW-Authenticate %q; want a Bearer challenge with an error code", what, ch)
+	}
+}
+
+func refresh(t *testing.T, env *apitest.Env, token string) *api.RefreshResponse {
+	t.Helper()
+	resp, err := env.Client.RefreshWithResponse(bg, api.RefreshRequest{RefreshToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func auditActions(t *testing.T, env *apitest.Env, tenant uuid.UUID) []string {
+	t.Helper()
+	var actions []string
+	err := env.DB.InTx(bg, tenancy.Scope{Tenant: tenant}, func(q *db.Queries) error {
+		rows, err := q.ListRecentAuditEvents(bg)
+		for _, r := range rows {
+			actions = append(actions, r.Action)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return actions
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSignupReturnsAWorkingTokenPair(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	if a.Tokens.TokenType != api.Bearer || a.Tokens.ExpiresIn != 900 || !strings.HasPrefix(a.Tokens.RefreshToken, "tkr_") {
+		t.Errorf("token pair %+v", a.Tokens)
+	}
+	m := me(t, env, a.Tokens.AccessToken)
+	if m.JSON200 == nil {
+		t.Fatalf("me: %d %s", m.StatusCode(), m.Body)
+	}
+	if m.JSON200.User.Id != a.Owner.Id || m.JSON200.Tenant.Id != a.Tenant.Id || m.JSON200.Role != api.Owner || m.JSON200.AuthMethod != api.AccessToken {
+		t.Errorf("me = %+v", m.JSON200)
+	}
+	if !contains(auditActions(t, env, a.Tenant.Id), "tenant.signup") {
+		t.Error("sign-up is not in the audit log")
+	}
+}
+
+func TestLoginStartsASession(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	pair := env.Login(t, a.Slug, "OWNER@example.test", a.Password) // email is case-insensitive
+	m := me(t, env, pair.AccessToken)
+	if m.JSON200 == nil || m.JSON200.User.Id != a.Owner.Id {
+		t.Fatalf("me after login: %d %s", m.StatusCode(), m.Body)
+	}
+	claims, _, err := jwt.NewParser().ParseUnverified(pair.AccessToken, &tokens.Claims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := claims.Claims.(*tokens.Claims)
+	if c.Subject != a.Owner.Id.String() || c.TenantID != a.Tenant.Id || c.Role != "owner" || c.SessionID == uuid.Nil ||
+		c.Issuer != apitest.Issuer || c.Audience[0] != apitest.Audience || c.ID == "" || c.IssuedAt == nil || claims.Header["kid"] == nil {
+		t.Errorf("access token claims %+v header %v", c, claims.Header)
+	}
+	if !contains(auditActions(t, env, a.Tenant.Id), "auth.login") {
+		t.Error("the login is not in the audit log")
+	}
+}
+
+func TestLoginFailuresAreIndistinguishable(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	attempts := map[string]api.LoginRequest{
+		"wrong password": {TenantSlug: a.Slug, Email: a.Email, Password: "wrong password!"},
+		"unknown email":  {TenantSlug: a.Slug, Email: "nobody@example.test", Password: a.Password},
+		"unknown tenant": {TenantSlug: "no-such-tenant-" + a.Slug[2:], Email: a.Email, Password: a.Password},
+	}
+	var bodies []string
+	for name, req := range attempts {
+		resp, err := env.Client.LoginWithResponse(bg, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantUnauthorized(t, name, resp.StatusCode(), resp.HTTPResponse.Header, resp.ApplicationproblemJSONDefault, resp.Body)
+		p := *resp.ApplicationproblemJSONDefault
+		p.RequestId = nil
+		b, _ := json.Marshal(p)
+		bodies = append(bodies, string(b)+resp.HTTPResponse.Header.Get("WWW-Authenticate"))
+	}
+	for _, b := range bodies[1:] {
+		if b != bodies[0] {
+			t.Errorf("login failures differ:\n%s\n%s", bodies[0], b)
+		}
+	}
+	if !contains(auditActions(t, env, a.Tenant.Id), "auth.login_failed") {
+		t.Error("failed logins are not in the audit log")
+	}
+}
+
+func TestInactiveUserCannotLoginOrRefresh(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	member := env.AddUser(t, a, "member@example.test", api.Member)
+	pair := env.Login(t, a.Slug, "member@example.test", a.Password)
+	err := env.DB.InTx(bg, tenancy.Scope{Tenant: a.Tenant.Id}, func(q *db.Queries) error {
+		_, err := q.SetUserStatus(bg, db.SetUserStatusParams{ID: member, Status: "deactivated"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := refresh(t, env, pair.RefreshToken)
+	wantUnauthorized(t, "refresh of a deactivated user", r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
+	l, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: a.Slug, Email: "member@example.test", Password: a.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUnauthorized(t, "login of a deactivated user", l.StatusCode(), l.HTTPResponse.Header, l.ApplicationproblemJSONDefault, l.Body)
+}
+
+func TestRefreshRotatesTheToken(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	r1 := refresh(t, env, a.Tokens.RefreshToken)
+	if r1.JSON200 == nil {
+		t.Fatalf("refresh: %d %s", r1.StatusCode(), r1.Body)
+	}
+	if r1.JSON200.RefreshToken == a.Tokens.RefreshToken {
+		t.Fatal("refresh returned the same refresh token")
+	}
+	if m := me(t, env, r1.JSON200.AccessToken); m.JSON200 == nil || m.JSON200.User.Id != a.Owner.Id {
+		t.Fatalf("the refreshed access token does not work: %s", m.Body)
+	}
+	r2 := refresh(t, env, r1.JSON200.RefreshToken)
+	if r2.JSON200 == nil {
+		t.Fatalf("second refresh: %d %s", r2.StatusCode(), r2.Body)
+	}
+}
+
+func TestRefreshReuseRevokesTheFamily(t *testing.T) {
+	t.Parallel()
+	cfg := apitest.TestSessions
+	cfg.Grace = time.Millisecond
+	env := apitest.NewWithOptions(t, apitest.Options{Sessions: &cfg})
+	a := env.Signup(t)
+	r1 := refresh(t, env, a.Tokens.RefreshToken)
+	if r1.JSON200 == nil {
+		t.Fatalf("refresh: %s", r1.Body)
+	}
+	r2 := refresh(t, env, r1.JSON200.RefreshToken)
+	if r2.JSON200 == nil {
+		t.Fatalf("refresh: %s", r2.Body)
+	}
+	time.Sleep(20 * time.Millisecond) // past the grace window
+
+	// The thief (or the victim) presents the first, long-retired token.
+	reuse := refresh(t, env, a.Tokens.RefreshToken)
+	wantUnauthorized(t, "reused token", reuse.StatusCode(), reuse.HTTPResponse.Header, reuse.ApplicationproblemJSONDefault, reuse.Body)
+	// Now the newest token of the family fails too.
+	newest := refresh(t, env, r2.JSON200.RefreshToken)
+	wantUnauthorized(t, "newest token after reuse", newest.StatusCode(), newest.HTTPResponse.Header, newest.ApplicationproblemJSONDefault, newest.Body)
+	if !contains(auditActions(t, env, a.Tenant.Id), "auth.refresh_reuse_detected") {
+		t.Error("the reuse is not in the audit log")
+	}
+	// Other sessions of the user are untouched.
+	other := env.Login(t, a.Slug, a.Email, a.Password)
+	if r := refresh(t, env, other.RefreshToken); r.JSON200 == nil {
+		t.Errorf("an unrelated session was revoked: %s", r.Body)
+	}
+}
+
+func TestConcurrentRefreshesInTheGraceWindowShareOneSuccessor(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	const n = 4
+	results := make([]*api.RefreshResponse, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := env.Client.RefreshWithResponse(bg, api.RefreshRequest{RefreshToken: a.Tokens.RefreshToken})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			results[i] = resp
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r == nil || r.JSON200 == nil {
+			t.Fatalf("refresh %d failed: %v", i, r)
+		}
+		if r.JSON200.RefreshToken != results[0].JSON200.RefreshToken {
+			t.Fatalf("concurrent refreshes got different successors")
+		}
+	}
+	// The shared successor works, once, and the family is still alive.
+	next := refresh(t, env, results[0].JSON200.RefreshToken)
+	if next.JSON200 == nil {
+		t.Fatalf("the shared successor does not work: %s", next.Body)
+	}
+}
+
+func TestRefreshRejectsBadTokens(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	real := a.Tokens.RefreshToken
+	otherSecret := tokens.NewOpaque(tokens.RefreshToken, a.Tenant.Id, uuid.New()).String()
+	cases := map[string]string{
+		"garbage":                "not-a-token",
+		"unknown id":             otherSecret,
+		"right id, wrong secret": real[:47] + otherSecret[47:],
+		"an API key":             "tka_" + real[4:],
+		"access token":           a.Tokens.AccessToken[:min(len(a.Tokens.AccessToken), 200)],
+	}
+	for name, tok := range cases {
+		r := refresh(t, env, tok)
+		wantUnauthorized(t, name, r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
+	}
+	// A wrong secret for a real id must not have revoked the real session.
+	if r := refresh(t, env, real); r.JSON200 == nil {
+		t.Fatalf("the real token stopped working after a guess: %s", r.Body)
+	}
+}
+
+func TestLogoutEndsTheSession(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	resp, err := env.Client.LogoutWithResponse(bg, api.RefreshRequest{RefreshToken: a.Tokens.RefreshToken})
+	if err != nil || resp.StatusCode() != http.StatusNoContent {
+		t.Fatalf("logout: %v %d %s", err, resp.StatusCode(), resp.Body)
+	}
+	r := refresh(t, env, a.Tokens.RefreshToken)
+	wantUnauthorized(t, "refresh after logout", r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
+	if !contains(auditActions(t, env, a.Tenant.Id), "auth.logout") {
+		t.Error("the logout is not in the audit log")
+	}
+	// Unknown and malformed tokens are accepted quietly.
+	for _, tok := range []string{"junk", tokens.NewOpaque(tokens.RefreshToken, uuid.New(), uuid.New()).String()} {
+		resp, err := env.Client.LogoutWithResponse(bg, api.RefreshRequest{RefreshToken: tok})
+		if err != nil || resp.StatusCode() != http.StatusNoContent {
+			t.Errorf("logout of %q: %v %d", tok, err, resp.StatusCode())
+		}
+	}
+}
+
+func TestSessionsListAndRevoke(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	second := env.Login(t, a.Slug, a.Email, a.Password)
+
+	list, err := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(second.AccessToken))
+	if err != nil || list.JSON200 == nil {
+		t.Fatalf("list: %v %s", err, list.Body)
+	}
+	items := list.JSON200.Items
+	if len(items) != 2 {
+		t.Fatalf("%d sessions, want 2", len(items))
+	}
+	var current, other api.Session
+	for _, s := range items {
+		if s.Current {
+			current = s
+		} else {
+			other = s
+		}
+	}
+	if current.Id == uuid.Nil || other.Id == uuid.Nil || current.UserAgent == nil || current.Ip == nil {
+		t.Fatalf("sessions %+v; want one current, one other, with user agent and ip", items)
+	}
+
+	// Revoke the sign-up session from the second one: its refresh token dies.
+	rv, err := env.Client.RevokeSessionWithResponse(bg, other.Id, apitest.Bearer(second.AccessToken))
+	if err != nil || rv.StatusCode() != http.StatusNoContent {
+		t.Fatalf("revoke: %v %d %s", err, rv.StatusCode(), rv.Body)
+	}
+	r := refresh(t, env, a.Tokens.RefreshToken)
+	wantUnauthorized(t, "refresh of a revoked session", r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
+	list, _ = env.Client.ListSessionsWithResponse(bg, apitest.Bearer(second.AccessToken))
+	if len(list.JSON200.Items) != 1 || !list.JSON200.Items[0].Current {
+		t.Errorf("after revoking, sessions = %+v", list.JSON200.Items)
+	}
+	again, _ := env.Client.RevokeSessionWithResponse(bg, other.Id, apitest.Bearer(second.AccessToken))
+	if again.StatusCode() != http.StatusNotFound {
+		t.Errorf("revoking twice: %d, want 404", again.StatusCode())
+	}
+	if !contains(auditActions(t, env, a.Tenant.Id), "session.revoke") {
+		t.Error("the revocation is not in the audit log")
+	}
+}
+
+func TestAnotherUsersSessionIsNotFound(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	env.AddUser(t, a, "colleague@example.test", api.Admin)
+	colleague := env.Login(t, a.Slug, "colleague@example.test", a.Password)
+	owners, _ := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(a.Tokens.AccessToken))
+	if owners.JSON200 == nil || len(owners.JSON200.Items) != 1 {
+		t.Fatalf("owner's sessions: %s", owners.Body)
+	}
+	rv, err := env.Client.RevokeSessionWithResponse(bg, owners.JSON200.Items[0].Id, apitest.Bearer(colleague.AccessToken))
+	if err != nil || rv.StatusCode() != http.StatusNotFound {
+		t.Fatalf("revoking a colleague's session: %d, want 404", rv.StatusCode())
+	}
+	if r := refresh(t, env, a.Tokens.RefreshToken); r.JSON200 == nil {
+		t.Fatal("the owner's session was revoked by a colleague")
+	}
+}
+
+func TestJWKSVerifiesIssuedTokens(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	set, err := env.Client.GetJWKSWithResponse(bg)
+	if err != nil || set.JSON200 == nil || len(set.JSON200.Keys) == 0 {
+		t.Fatalf("jwks: %v %s", err, set.Body)
+	}
+	// Verify the way an integrator would: find the kid, decode x, check the EdDSA signature.
+	keys := map[string]ed25519.PublicKey{}
+	for _, k := range set.JSON200.Keys {
+		x, err := base64.RawURLEncoding.DecodeString(k.X)
+		if err != nil || k.Kty != api.OKP || k.Alg != api.EdDSA {
+			t.Fatalf("jwk %+v", k)
+		}
+		keys[k.Kid] = x
+	}
+	_, err = jwt.Parse(a.Tokens.AccessToken, func(tok *jwt.Token) (any, error) { return keys[tok.Header["kid"].(string)], nil },
+		jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithAudience(apitest.Audience), jwt.WithIssuer(apitest.Issuer))
+	if err != nil {
+		t.Fatalf("an access token does not verify with the published keys: %v", err)
+	}
+}
+
+func TestAPIRejectsInvalidAccessTokens(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	keys := env.Issuer.Keys()
+	jwk := keys.JWKS()[0]
+	pub, _ := base64.RawURLEncoding.DecodeString(jwk.X)
+	signWith := func(issuer, audience string, now time.Time) string {
+		is := tokens.NewIssuer(tokens.IssuerConfig{Keys: keys, Issuer: issuer, Audience: audience, TTL: 15 * time.Minute, Now: func() time.Time { return now }})
+		tok, err := is.Issue(tokens.Subject{User: a.Owner.Id, Tenant: a.Tenant.Id, Session: uuid.New(), Role: "owner"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	parsed, _, _ := jwt.NewParser().ParseUnverified(a.Tokens.AccessToken, &tokens.Claims{})
+	claims := parsed.Claims.(*tokens.Claims)
+	resign := func(method jwt.SigningMethod, key any) string {
+		tok := jwt.NewWithClaims(method, claims)
+		tok.Header["kid"] = jwk.Kid
+		tok.Header["typ"] = tokens.AccessType
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	parts := strings.Split(a.Tokens.AccessToken, ".")
+	sig := []byte(parts[2])
+	sig[5] ^= 0x02
+	cases := map[string]string{
+		"alg none":                         resign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType),
+		"HS256 signed with the public key": resign(jwt.SigningMethodHS256, []byte(pub)),
+		"tampered signature":               parts[0] + "." + parts[1] + "." + string(sig),
+		"wrong audience":                   signWith(apitest.Issuer, "someone-else", time.Now()),
+		"wrong issuer":                     signWith("https://evil.test", apitest.Audience, time.Now()),
+		"expired":                          signWith(apitest.Issuer, apitest.Audience, time.Now().Add(-time.Hour)),
+		"not yet valid":                    signWith(apitest.Issuer, apitest.Audience, time.Now().Add(time.Hour)),
+		"refresh token as bearer":          a.Tokens.RefreshToken,
+	}
+	for name, tok := range cases {
+		m := me(t, env, tok)
+		wantUnauthorized(t, name, m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	}
+	// Missing or malformed Authorization headers.
+	for name, header := range map[string]string{"none": "", "basic": "Basic dXNlcjpwYXNz", "bearer without token": "Bearer "} {
+		resp, err := env.Client.GetMeWithResponse(bg, func(_ context.Context, r *http.Request) error {
+			if header != "" {
+				r.Header.Set("Authorization", header)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantUnauthorized(t, name, resp.StatusCode(), resp.HTTPResponse.Header, resp.ApplicationproblemJSONDefault, resp.Body)
+	}
+}
+
+func TestTokensOfOneTenantSeeNothingOfAnother(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a, b := env.Signup(t), env.Signup(t)
+	keyB, err := env.Client.CreateAPIKeyWithResponse(bg, api.APIKeyCreate{Name: "b", Role: api.Viewer}, apitest.Bearer(b.Tokens.AccessToken))
+	if err != nil || keyB.JSON201 == nil {
+		t.Fatalf("create key in B: %v %s", err, keyB.Body)
+	}
+	sessB, _ := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(b.Tokens.AccessToken))
+
+	m := me(t, env, a.Tokens.AccessToken)
+	if m.JSON200 == nil || m.JSON200.Tenant.Id != a.Tenant.Id {
+		t.Fatalf("A's me shows %+v", m.JSON200)
+	}
+	list, _ := env.Client.ListAPIKeysWithResponse(bg, apitest.Bearer(a.Tokens.AccessToken))
+	if list.JSON200 == nil || len(list.JSON200.Items) != 0 {
+		t.Errorf("A lists keys %v; want none (B's must be invisible)", list.JSON200)
+	}
+	del, _ := env.Client.DeleteAPIKeyWithResponse(bg, keyB.JSON201.Id, apitest.Bearer(a.Tokens.AccessToken))
+	if del.StatusCode() != http.StatusNotFound {
+		t.Errorf("A deleting B's key: %d, want 404", del.StatusCode())
+	}
+	rv, _ := env.Client.RevokeSessionWithResponse(bg, sessB.JSON200.Items[0].Id, apitest.Bearer(a.Tokens.AccessToken))
+	if rv.StatusCode() != http.StatusNotFound {
+		t.Errorf("A revoking B's session: %d, want 404", rv.StatusCode())
+	}
+	// B's key and session still work.
+	if m := me(t, env, keyB.JSON201.Key); m.JSON200 == nil || m.JSON200.Tenant.Id != b.Tenant.Id {
+		t.Errorf("B's key after A's attempts: %s", m.Body)
+	}
+	if r := refresh(t, env, b.Tokens.RefreshToken); r.JSON200 == nil {
+		t.Errorf("B's session after A's attempts: %s", r.Body)
+	}
+}
+
+func TestLoginIsRateLimited(t *testing.T) {
+	t.Parallel()
+	cfg := apitest.TestSessions
+	cfg.LoginPerAccount = 3
+	cfg.LoginPerIP = 6
+	env := apitest.NewWithOptions(t, apitest.Options{Sessions: &cfg})
+	a := env.Signup(t)
+	try := func(email string) *api.LoginResponse {
+		resp, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: a.Slug, Email: email, Password: "wrong password!"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for i := 0; i < 3; i++ {
+		if r := try(a.Email); r.StatusCode() != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i, r.StatusCode())
+		}
+	}
+	r := try(a.Email)
+	if r.StatusCode() != http.StatusTooManyRequests || r.HTTPResponse.Header.Get("Retry-After") == "" || r.ApplicationproblemJSONDefault == nil {
+		t.Fatalf("fourth attempt on one account: %d Retry-After=%q; want 429 with Retry-After", r.StatusCode(), r.HTTPResponse.Header.Get("Retry-After"))
+	}
+	// Other accounts from the same address share the per-IP budget of 6.
+	for i := 0; i < 3; i++ {
+		try("someone" + string(rune('a'+i)) + "@example.test")
+	}
+	if r := try("another@example.test"); r.StatusCode() != http.StatusTooManyRequests {
+		t.Fatalf("seventh attempt from one IP: %d, want 429", r.StatusCode())
+	}
+}
+
