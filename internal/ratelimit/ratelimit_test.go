@@ -34,7 +34,7 @@ func TestIdleBucketsAreForgotten(t *testing.T) {
 	l := New(60, 5)
 	l.now = func() time.Time { return now }
 	for i := 0; i < 100; i++ {
-		l.Allow(string(rune('a' + i%26)) + string(rune(i)))
+		l.Allow(string(rune('a'+i%26)) + string(rune(i)))
 	}
 	now = now.Add(10 * time.Minute)
 	l.Allow("fresh")

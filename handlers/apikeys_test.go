@@ -1,0 +1,187 @@
+package handlers_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/tenancy"
+)
+
+func createKey(t *testing.T, env *apitest.Env, token string, body api.APIKeyCreate) *api.CreateAPIKeyResponse {
+	t.Helper()
+	resp, err := env.Client.CreateAPIKeyWithResponse(bg, body, apitest.Bearer(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func TestAPIKeyIsShownOnceAndWorksAsBearer(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	created := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "ci", Role: api.Member})
+	if created.StatusCode() != http.StatusCreated || created.JSON201 == nil {
+		t.Fatalf("create: %d %s", created.StatusCode(), created.Body)
+	}
+	k := created.JSON201
+	if !strings.HasPrefix(k.Key, "tka_") || !strings.HasPrefix(k.Key, k.Prefix) || k.Prefix == k.Key || k.CreatedBy != a.Owner.Id || k.Role != api.Member {
+		t.Fatalf("created key %+v", k)
+	}
+
+	m := me(t, env, k.Key)
+	if m.JSON200 == nil {
+		t.Fatalf("me with the key: %d %s", m.StatusCode(), m.Body)
+	}
+	if m.JSON200.AuthMethod != api.ApiKey || m.JSON200.Role != api.Member || m.JSON200.User.Id != a.Owner.Id {
+		t.Errorf("me with a member key = %+v; want the member role, not the creator's", m.JSON200)
+	}
+
+	list, err := env.Client.ListAPIKeysWithResponse(bg, apitest.Bearer(a.Tokens.AccessToken))
+	if err != nil || list.JSON200 == nil || len(list.JSON200.Items) != 1 {
+		t.Fatalf("list: %v %s", err, list.Body)
+	}
+	if strings.Contains(string(list.Body), k.Key) {
+		t.Fatal("the list shows the secret")
+	}
+	if list.JSON200.Items[0].LastUsedAt == nil {
+		t.Error("last_used_at was not recorded after use")
+	}
+	// Only the hash is stored.
+	err = env.DB.InTx(bg, tenancy.Scope{Tenant: a.Tenant.Id}, func(q *db.Queries) error {
+		rows, err := q.ListAPIKeys(bg)
+		if err != nil {
+			return err
+		}
+		if len(rows) != 1 || len(rows[0].SecretHash) != 32 || strings.Contains(string(rows[0].SecretHash), k.Key[47:]) {
+			t.Errorf("stored key %+v", rows)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(auditActions(t, env, a.Tenant.Id), "api_key.create") {
+		t.Error("key creation is not in the audit log")
+	}
+}
+
+func TestAPIKeyRolesAreBounded(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	admin := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "admin", Role: api.Admin}).JSON201
+	viewer := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "viewer", Role: api.Viewer}).JSON201
+	if admin == nil || viewer == nil {
+		t.Fatal("setup keys not created")
+	}
+	// An admin may not mint an owner.
+	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "escalate", Role: api.Owner}); r.StatusCode() != http.StatusForbidden {
+		t.Errorf("admin key creating an owner key: %d, want 403", r.StatusCode())
+	}
+	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "peer", Role: api.Admin}); r.StatusCode() != http.StatusCreated {
+		t.Errorf("admin key creating an admin key: %d %s, want 201", r.StatusCode(), r.Body)
+	}
+	// Viewers and members cannot manage keys at all (x-min-role: admin).
+	env.AddUser(t, a, "member@example.test", api.Member)
+	member := env.Login(t, a.Slug, "member@example.test", a.Password)
+	for name, tok := range map[string]string{"viewer key": viewer.Key, "member user": member.AccessToken} {
+		if r := createKey(t, env, tok, api.APIKeyCreate{Name: "x", Role: api.Viewer}); r.StatusCode() != http.StatusForbidden || r.ApplicationproblemJSONDefault == nil {
+			t.Errorf("%s creating a key: %d, want a 403 problem", name, r.StatusCode())
+		}
+		if r, _ := env.Client.ListAPIKeysWithResponse(bg, apitest.Bearer(tok)); r.StatusCode() != http.StatusForbidden {
+			t.Errorf("%s listing keys: %d, want 403", name, r.StatusCode())
+		}
+	}
+}
+
+func TestRevokedExpiredAndForgedKeysFail(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	k := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "short", Role: api.Viewer}).JSON201
+	if k == nil {
+		t.Fatal("no key")
+	}
+	forged := k.Key[:len(k.Key)-5] + "AAAAA"
+	m := me(t, env, forged)
+	wantUnauthorized(t, "wrong secret", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	m = me(t, env, "tka_nonsense")
+	wantUnauthorized(t, "malformed key", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+
+	del, err := env.Client.DeleteAPIKeyWithResponse(bg, k.Id, apitest.Bearer(a.Tokens.AccessToken))
+	if err != nil || del.StatusCode() != http.StatusNoContent {
+		t.Fatalf("delete: %v %d", err, del.StatusCode())
+	}
+	m = me(t, env, k.Key)
+	wantUnauthorized(t, "revoked key", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	again, _ := env.Client.DeleteAPIKeyWithResponse(bg, k.Id, apitest.Bearer(a.Tokens.AccessToken))
+	if again.StatusCode() != http.StatusNotFound {
+		t.Errorf("deleting twice: %d, want 404", again.StatusCode())
+	}
+
+	past := time.Now().Add(-time.Minute)
+	if r := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "old", Role: api.Viewer, ExpiresAt: &past}); r.StatusCode() != http.StatusBadRequest {
+		t.Errorf("creating an already expired key: %d, want 400", r.StatusCode())
+	}
+	soon := time.Now().Add(1500 * time.Millisecond)
+	exp := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "soon", Role: api.Viewer, ExpiresAt: &soon}).JSON201
+	if m := me(t, env, exp.Key); m.JSON200 == nil {
+		t.Fatalf("a key before its expiry: %s", m.Body)
+	}
+	time.Sleep(time.Until(soon) + 100*time.Millisecond)
+	m = me(t, env, exp.Key)
+	wantUnauthorized(t, "expired key", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+}
+
+func TestKeysOfADeactivatedUserStopWorking(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	adminID := env.AddUser(t, a, "admin@example.test", api.Admin)
+	admin := env.Login(t, a.Slug, "admin@example.test", a.Password)
+	k := createKey(t, env, admin.AccessToken, api.APIKeyCreate{Name: "k", Role: api.Viewer}).JSON201
+	if m := me(t, env, k.Key); m.JSON200 == nil {
+		t.Fatal("key does not work before deactivation")
+	}
+	err := env.DB.InTx(bg, tenancy.Scope{Tenant: a.Tenant.Id}, func(q *db.Queries) error {
+		_, err := q.SetUserStatus(bg, db.SetUserStatusParams{ID: adminID, Status: "deactivated"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := me(t, env, k.Key)
+	wantUnauthorized(t, "key of a deactivated user", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+}
+
+func TestAPIKeyInputIsValidated(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	for name, body := range map[string]string{
+		"no name":      `{"role":"viewer"}`,
+		"bad role":     `{"name":"x","role":"god"}`,
+		"unknown":      `{"name":"x","role":"viewer","scopes":["all"]}`,
+		"long name":    `{"name":"` + strings.Repeat("n", 101) + `","role":"viewer"}`,
+		"bad deadline": `{"name":"x","role":"viewer","expires_at":"tomorrow"}`,
+	} {
+		resp, err := env.Client.CreateAPIKeyWithBodyWithResponse(bg, "application/json", strings.NewReader(body), apitest.Bearer(a.Tokens.AccessToken))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != http.StatusBadRequest || resp.ApplicationproblemJSONDefault == nil || resp.ApplicationproblemJSONDefault.Errors == nil {
+			t.Errorf("%s: %d %s; want a 400 problem naming the field", name, resp.StatusCode(), resp.Body)
+		}
+	}
+	// Without credentials the body is not even looked at.
+	resp, _ := env.Client.CreateAPIKeyWithBodyWithResponse(bg, "application/json", strings.NewReader(`{}`))
+	if resp.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("unauthenticated create with a bad body: %d, want 401", resp.StatusCode())
+	}
+}
