@@ -520,4 +520,3 @@ func TestLoginIsRateLimited(t *testing.T) {
 		t.Fatalf("seventh attempt from one IP: %d, want 429", r.StatusCode())
 	}
 }
-
