@@ -17,6 +17,7 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
 )
@@ -518,5 +519,33 @@ func TestLoginIsRateLimited(t *testing.T) {
 	}
 	if r := try("another@example.test"); r.StatusCode() != http.StatusTooManyRequests {
 		t.Fatalf("seventh attempt from one IP: %d, want 429", r.StatusCode())
+	}
+}
+
+func TestSessionsEndWhenIdleOrTooOld(t *testing.T) {
+	t.Parallel()
+	cases := map[string]func(*session.Config){
+		"idle timeout": func(c *session.Config) { c.IdleTimeout = time.Second },
+		"maximum age":  func(c *session.Config) { c.MaxAge = time.Second },
+	}
+	for name, set := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := apitest.TestSessions
+			set(&cfg)
+			env := apitest.NewWithOptions(t, apitest.Options{Sessions: &cfg})
+			a := env.Signup(t)
+			fresh := refresh(t, env, a.Tokens.RefreshToken)
+			if fresh.JSON200 == nil {
+				t.Fatalf("refresh within the lifetime: %s", fresh.Body)
+			}
+			time.Sleep(1200 * time.Millisecond)
+			late := refresh(t, env, fresh.JSON200.RefreshToken)
+			wantUnauthorized(t, name, late.StatusCode(), late.HTTPResponse.Header, late.ApplicationproblemJSONDefault, late.Body)
+			list, _ := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(fresh.JSON200.AccessToken))
+			if list.JSON200 == nil || len(list.JSON200.Items) != 0 {
+				t.Errorf("an ended session is still listed: %s", list.Body)
+			}
+		})
 	}
 }
