@@ -25,12 +25,12 @@ func TestAPIKeyIsShownOnceAndWorksAsBearer(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	a := env.Signup(t)
-	created := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "ci", Role: api.Member})
+	created := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "ci", Role: api.UserRoleMember})
 	if created.StatusCode() != http.StatusCreated || created.JSON201 == nil {
 		t.Fatalf("create: %d %s", created.StatusCode(), created.Body)
 	}
 	k := created.JSON201
-	if !strings.HasPrefix(k.Key, "tka_") || !strings.HasPrefix(k.Key, k.Prefix) || k.Prefix == k.Key || k.CreatedBy != a.Owner.Id || k.Role != api.Member {
+	if !strings.HasPrefix(k.Key, "tka_") || !strings.HasPrefix(k.Key, k.Prefix) || k.Prefix == k.Key || k.CreatedBy != a.Owner.Id || k.Role != api.UserRoleMember {
 		t.Fatalf("created key %+v", k)
 	}
 
@@ -38,7 +38,7 @@ func TestAPIKeyIsShownOnceAndWorksAsBearer(t *testing.T) {
 	if m.JSON200 == nil {
 		t.Fatalf("me with the key: %d %s", m.StatusCode(), m.Body)
 	}
-	if m.JSON200.AuthMethod != api.ApiKey || m.JSON200.Role != api.Member || m.JSON200.User.Id != a.Owner.Id {
+	if m.JSON200.AuthMethod != api.ApiKey || m.JSON200.Role != api.UserRoleMember || m.JSON200.User.Id != a.Owner.Id {
 		t.Errorf("me with a member key = %+v; want the member role, not the creator's", m.JSON200)
 	}
 
@@ -75,23 +75,23 @@ func TestAPIKeyRolesAreBounded(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	a := env.Signup(t)
-	admin := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "admin", Role: api.Admin}).JSON201
-	viewer := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "viewer", Role: api.Viewer}).JSON201
+	admin := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "admin", Role: api.UserRoleAdmin}).JSON201
+	viewer := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "viewer", Role: api.UserRoleViewer}).JSON201
 	if admin == nil || viewer == nil {
 		t.Fatal("setup keys not created")
 	}
 	// An admin may not mint an owner.
-	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "escalate", Role: api.Owner}); r.StatusCode() != http.StatusForbidden {
+	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "escalate", Role: api.UserRoleOwner}); r.StatusCode() != http.StatusForbidden {
 		t.Errorf("admin key creating an owner key: %d, want 403", r.StatusCode())
 	}
-	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "peer", Role: api.Admin}); r.StatusCode() != http.StatusCreated {
+	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "peer", Role: api.UserRoleAdmin}); r.StatusCode() != http.StatusCreated {
 		t.Errorf("admin key creating an admin key: %d %s, want 201", r.StatusCode(), r.Body)
 	}
 	// Viewers and members cannot manage keys at all (x-min-role: admin).
-	env.AddUser(t, a, "member@example.test", api.Member)
+	env.AddUser(t, a, "member@example.test", api.UserRoleMember)
 	member := env.Login(t, a.Slug, "member@example.test", a.Password)
 	for name, tok := range map[string]string{"viewer key": viewer.Key, "member user": member.AccessToken} {
-		if r := createKey(t, env, tok, api.APIKeyCreate{Name: "x", Role: api.Viewer}); r.StatusCode() != http.StatusForbidden || r.ApplicationproblemJSONDefault == nil {
+		if r := createKey(t, env, tok, api.APIKeyCreate{Name: "x", Role: api.UserRoleViewer}); r.StatusCode() != http.StatusForbidden || r.ApplicationproblemJSONDefault == nil {
 			t.Errorf("%s creating a key: %d, want a 403 problem", name, r.StatusCode())
 		}
 		if r, _ := env.Client.ListAPIKeysWithResponse(bg, apitest.Bearer(tok)); r.StatusCode() != http.StatusForbidden {
@@ -104,7 +104,7 @@ func TestRevokedExpiredAndForgedKeysFail(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	a := env.Signup(t)
-	k := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "short", Role: api.Viewer}).JSON201
+	k := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "short", Role: api.UserRoleViewer}).JSON201
 	if k == nil {
 		t.Fatal("no key")
 	}
@@ -126,11 +126,11 @@ func TestRevokedExpiredAndForgedKeysFail(t *testing.T) {
 	}
 
 	past := time.Now().Add(-time.Minute)
-	if r := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "old", Role: api.Viewer, ExpiresAt: &past}); r.StatusCode() != http.StatusBadRequest {
+	if r := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "old", Role: api.UserRoleViewer, ExpiresAt: &past}); r.StatusCode() != http.StatusBadRequest {
 		t.Errorf("creating an already expired key: %d, want 400", r.StatusCode())
 	}
 	soon := time.Now().Add(1500 * time.Millisecond)
-	exp := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "soon", Role: api.Viewer, ExpiresAt: &soon}).JSON201
+	exp := createKey(t, env, a.Tokens.AccessToken, api.APIKeyCreate{Name: "soon", Role: api.UserRoleViewer, ExpiresAt: &soon}).JSON201
 	if m := me(t, env, exp.Key); m.JSON200 == nil {
 		t.Fatalf("a key before its expiry: %s", m.Body)
 	}
@@ -143,9 +143,9 @@ func TestKeysOfADeactivatedUserStopWorking(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	a := env.Signup(t)
-	adminID := env.AddUser(t, a, "admin@example.test", api.Admin)
+	adminID := env.AddUser(t, a, "admin@example.test", api.UserRoleAdmin)
 	admin := env.Login(t, a.Slug, "admin@example.test", a.Password)
-	k := createKey(t, env, admin.AccessToken, api.APIKeyCreate{Name: "k", Role: api.Viewer}).JSON201
+	k := createKey(t, env, admin.AccessToken, api.APIKeyCreate{Name: "k", Role: api.UserRoleViewer}).JSON201
 	if m := me(t, env, k.Key); m.JSON200 == nil {
 		t.Fatal("key does not work before deactivation")
 	}

@@ -91,7 +91,7 @@ func TestSignupReturnsAWorkingTokenPair(t *testing.T) {
 	if m.JSON200 == nil {
 		t.Fatalf("me: %d %s", m.StatusCode(), m.Body)
 	}
-	if m.JSON200.User.Id != a.Owner.Id || m.JSON200.Tenant.Id != a.Tenant.Id || m.JSON200.Role != api.Owner || m.JSON200.AuthMethod != api.AccessToken {
+	if m.JSON200.User.Id != a.Owner.Id || m.JSON200.Tenant.Id != a.Tenant.Id || m.JSON200.Role != api.UserRoleOwner || m.JSON200.AuthMethod != api.AccessToken {
 		t.Errorf("me = %+v", m.JSON200)
 	}
 	if !contains(auditActions(t, env, a.Tenant.Id), "tenant.signup") {
@@ -157,7 +157,7 @@ func TestInactiveUserCannotLoginOrRefresh(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	a := env.Signup(t)
-	member := env.AddUser(t, a, "member@example.test", api.Member)
+	member := env.AddUser(t, a, "member@example.test", api.UserRoleMember)
 	pair := env.Login(t, a.Slug, "member@example.test", a.Password)
 	err := env.DB.InTx(bg, tenancy.Scope{Tenant: a.Tenant.Id}, func(q *db.Queries) error {
 		_, err := q.SetUserStatus(bg, db.SetUserStatusParams{ID: member, Status: "deactivated"})
@@ -357,7 +357,7 @@ func TestAnotherUsersSessionIsNotFound(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	a := env.Signup(t)
-	env.AddUser(t, a, "colleague@example.test", api.Admin)
+	env.AddUser(t, a, "colleague@example.test", api.UserRoleAdmin)
 	colleague := env.Login(t, a.Slug, "colleague@example.test", a.Password)
 	owners, _ := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(a.Tokens.AccessToken))
 	if owners.JSON200 == nil || len(owners.JSON200.Items) != 1 {
@@ -459,7 +459,7 @@ func TestTokensOfOneTenantSeeNothingOfAnother(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	a, b := env.Signup(t), env.Signup(t)
-	keyB, err := env.Client.CreateAPIKeyWithResponse(bg, api.APIKeyCreate{Name: "b", Role: api.Viewer}, apitest.Bearer(b.Tokens.AccessToken))
+	keyB, err := env.Client.CreateAPIKeyWithResponse(bg, api.APIKeyCreate{Name: "b", Role: api.UserRoleViewer}, apitest.Bearer(b.Tokens.AccessToken))
 	if err != nil || keyB.JSON201 == nil {
 		t.Fatalf("create key in B: %v %s", err, keyB.Body)
 	}

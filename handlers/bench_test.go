@@ -65,7 +65,7 @@ func BenchmarkAuthenticatedReadWithAPIKey(b *testing.B) {
 	pool, counter := countingPool(b)
 	env := apitest.NewWithOptions(b, apitest.Options{Pool: pool})
 	a := env.Signup(b)
-	k, err := env.Client.CreateAPIKeyWithResponse(context.Background(), api.APIKeyCreate{Name: "bench", Role: api.Viewer}, apitest.Bearer(a.Tokens.AccessToken))
+	k, err := env.Client.CreateAPIKeyWithResponse(context.Background(), api.APIKeyCreate{Name: "bench", Role: api.UserRoleViewer}, apitest.Bearer(a.Tokens.AccessToken))
 	if err != nil || k.JSON201 == nil {
 		b.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux.Handle("/", spec.RequestValidator(contract.ValidatorOptions{
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Authenticate: authn.Authenticate,
-	})(apiMux))
+	})(srv.idempotency(apiMux)))
 	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", yamlFile(tasker.OpenAPISpec)))
 	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", yamlFile(tasker.AsyncAPISpec)))
 	mux.Handle("GET /metrics", middleware.Route("GET /metrics",

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 
 	"github.com/google/uuid"
+	"github.com/oapi-codegen/nullable"
+	"github.com/tasker/tasker/internal/reqinfo"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/internal/auth"
@@ -43,3 +45,13 @@ func scope(p auth.Principal) tenancy.Scope { return tenancy.Scope{Tenant: p.Tena
 
 // newID returns a time-ordered UUIDv7, which keeps B-tree inserts local.
 func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+func clientOf(ctx context.Context) (ip, userAgent string) { return reqinfo.Client(ctx) }
+
+// nullableString is the next_cursor of a page: null on the last page.
+func nullableString(s *string) nullable.Nullable[string] {
+	if s == nil {
+		return nullable.NewNullNullable[string]()
+	}
+	return nullable.NewNullableWithValue(*s)
+}

@@ -44,7 +44,7 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 		owner, err = q.CreateUser(ctx, db.CreateUserParams{
 			TenantID: scope.Tenant, ID: scope.User,
 			Email: normalizeEmail(string(body.Email)), Name: body.Name,
-			Role: string(api.Owner), Status: string(api.Active), PasswordHash: &hash,
+			Role: string(api.UserRoleOwner), Status: string(api.UserStatusActive), PasswordHash: &hash,
 		})
 		if err != nil {
 			return err

@@ -47,7 +47,7 @@ func TestSignupCreatesTenantAndOwner(t *testing.T) {
 	if got.Tenant.Slug != s || got.Tenant.Name != "Acme Inc." || got.Tenant.Plan != api.Free {
 		t.Errorf("tenant = %+v", got.Tenant)
 	}
-	if got.User.Role != api.Owner || got.User.Status != api.Active || got.User.Email != "ada@acme.test" {
+	if got.User.Role != api.UserRoleOwner || got.User.Status != api.UserStatusActive || got.User.Email != "ada@acme.test" {
 		t.Errorf("owner = %+v; want an active owner with the lower-cased email", got.User)
 	}
 

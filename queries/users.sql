@@ -18,3 +18,50 @@ WHERE users.id = sqlc.arg(id);
 -- name: SetUserStatus :execrows
 -- Deactivation also ends sessions: refresh checks the status (see GetRefreshTokenForUpdate).
 UPDATE users SET status = sqlc.arg(status), updated_at = now() WHERE id = sqlc.arg(id);
+
+-- name: ListUsers :many
+SELECT * FROM users
+WHERE sqlc.narg(after_created_at)::timestamptz IS NULL
+   OR (created_at, id) > (sqlc.narg(after_created_at)::timestamptz, sqlc.narg(after_id)::uuid)
+ORDER BY created_at, id
+LIMIT sqlc.arg(lim);
+
+-- name: GetUserForUpdate :one
+SELECT * FROM users WHERE id = sqlc.arg(id) FOR UPDATE;
+
+-- name: LockActiveOwners :many
+-- Locks every active owner, so two admins cannot demote the last two owners at once.
+SELECT id FROM users WHERE role = 'owner' AND status = 'active' ORDER BY id FOR UPDATE;
+
+-- name: UpdateUser :one
+UPDATE users SET
+    name       = CASE WHEN @set_name::boolean THEN sqlc.arg(name)::text ELSE name END,
+    role       = CASE WHEN @set_role::boolean THEN sqlc.arg(role)::text ELSE role END,
+    status     = CASE WHEN @set_status::boolean THEN sqlc.arg(status)::text ELSE status END,
+    updated_at = now()
+WHERE id = sqlc.arg(id)
+RETURNING *;
+
+-- name: RevokeUserSessions :exec
+UPDATE sessions SET revoked_at = now(), revoked_reason = 'user_deactivated'
+WHERE user_id = sqlc.arg(user_id) AND revoked_at IS NULL;
+
+-- name: RevokeUserAPIKeys :exec
+UPDATE api_keys SET revoked_at = now() WHERE created_by = sqlc.arg(user_id) AND revoked_at IS NULL;
+
+-- name: CreateInvitation :exec
+INSERT INTO invitations (tenant_id, id, user_id, secret_hash, expires_at)
+VALUES (sqlc.arg(tenant_id), sqlc.arg(id), sqlc.arg(user_id), sqlc.arg(secret_hash), sqlc.arg(expires_at));
+
+-- name: GetInvitationForUpdate :one
+SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
+FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
+WHERE i.id = sqlc.arg(id)
+FOR UPDATE OF i;
+
+-- name: UseInvitation :exec
+UPDATE invitations SET used_at = now() WHERE id = sqlc.arg(id);
+
+-- name: ActivateInvitedUser :exec
+UPDATE users SET password_hash = sqlc.arg(password_hash), status = 'active', updated_at = now()
+WHERE id = sqlc.arg(id) AND status = 'invited';

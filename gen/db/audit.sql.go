@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -42,6 +43,64 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 		arg.Data,
 	)
 	return err
+}
+
+const listAuditEvents = `-- name: ListAuditEvents :many
+SELECT tenant_id, id, created_at, actor_user_id, actor_key_id, action, resource_type, resource_id, ip, data FROM audit_events
+WHERE ($1::text IS NULL OR action = $1::text)
+  AND ($2::text IS NULL OR resource_type = $2::text)
+  AND ($3::uuid IS NULL OR resource_id = $3::uuid)
+  AND ($4::timestamptz IS NULL
+       OR (created_at, id) < ($4::timestamptz, $5::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $6
+`
+
+type ListAuditEventsParams struct {
+	Action          *string
+	ResourceType    *string
+	ResourceID      *uuid.UUID
+	BeforeCreatedAt *time.Time
+	BeforeID        *uuid.UUID
+	Lim             int32
+}
+
+func (q *Queries) ListAuditEvents(ctx context.Context, arg ListAuditEventsParams) ([]AuditEvent, error) {
+	rows, err := q.db.Query(ctx, listAuditEvents,
+		arg.Action,
+		arg.ResourceType,
+		arg.ResourceID,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AuditEvent{}
+	for rows.Next() {
+		var i AuditEvent
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.CreatedAt,
+			&i.ActorUserID,
+			&i.ActorKeyID,
+			&i.Action,
+			&i.ResourceType,
+			&i.ResourceID,
+			&i.Ip,
+			&i.Data,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listRecentAuditEvents = `-- name: ListRecentAuditEvents :many

@@ -37,6 +37,40 @@ type AuditEvent struct {
 	Data         []byte
 }
 
+type IdempotencyKey struct {
+	TenantID    uuid.UUID
+	UserID      uuid.UUID
+	Key         string
+	Operation   string
+	RequestHash []byte
+	Status      *int32
+	Response    []byte
+	CreatedAt   time.Time
+}
+
+type Invitation struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	UserID     uuid.UUID
+	SecretHash []byte
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	UsedAt     *time.Time
+}
+
+type Project struct {
+	TenantID    uuid.UUID
+	ID          uuid.UUID
+	TeamID      uuid.UUID
+	Name        string
+	Key         string
+	Description string
+	Status      string
+	TaskSeq     int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
 type RefreshToken struct {
 	TenantID        uuid.UUID
 	ID              uuid.UUID
@@ -59,6 +93,44 @@ type Session struct {
 	RevokedReason *string
 	UserAgent     string
 	Ip            string
+}
+
+type Task struct {
+	TenantID    uuid.UUID
+	ID          uuid.UUID
+	ProjectID   uuid.UUID
+	Number      int64
+	Title       string
+	Description string
+	Status      string
+	Priority    int16
+	AssigneeID  *uuid.UUID
+	Labels      []string
+	DueDate     *time.Time
+	ParentID    *uuid.UUID
+	Position    float64
+	CreatedBy   uuid.UUID
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Version     int32
+}
+
+type Team struct {
+	TenantID    uuid.UUID
+	ID          uuid.UUID
+	Name        string
+	Key         string
+	Description string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+type TeamMember struct {
+	TenantID  uuid.UUID
+	TeamID    uuid.UUID
+	UserID    uuid.UUID
+	Role      string
+	CreatedAt time.Time
 }
 
 type Tenant struct {

@@ -7,9 +7,49 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
+
+const activateInvitedUser = `-- name: ActivateInvitedUser :exec
+UPDATE users SET password_hash = $1, status = 'active', updated_at = now()
+WHERE id = $2 AND status = 'invited'
+`
+
+type ActivateInvitedUserParams struct {
+	PasswordHash *string
+	ID           uuid.UUID
+}
+
+func (q *Queries) ActivateInvitedUser(ctx context.Context, arg ActivateInvitedUserParams) error {
+	_, err := q.db.Exec(ctx, activateInvitedUser, arg.PasswordHash, arg.ID)
+	return err
+}
+
+const createInvitation = `-- name: CreateInvitation :exec
+INSERT INTO invitations (tenant_id, id, user_id, secret_hash, expires_at)
+VALUES ($1, $2, $3, $4, $5)
+`
+
+type CreateInvitationParams struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	UserID     uuid.UUID
+	SecretHash []byte
+	ExpiresAt  time.Time
+}
+
+func (q *Queries) CreateInvitation(ctx context.Context, arg CreateInvitationParams) error {
+	_, err := q.db.Exec(ctx, createInvitation,
+		arg.TenantID,
+		arg.ID,
+		arg.UserID,
+		arg.SecretHash,
+		arg.ExpiresAt,
+	)
+	return err
+}
 
 const createUser = `-- name: CreateUser :one
 INSERT INTO users (tenant_id, id, email, name, role, status, password_hash)
@@ -49,6 +89,38 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.PasswordHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const getInvitationForUpdate = `-- name: GetInvitationForUpdate :one
+SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
+FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
+WHERE i.id = $1
+FOR UPDATE OF i
+`
+
+type GetInvitationForUpdateRow struct {
+	ID         uuid.UUID
+	UserID     uuid.UUID
+	SecretHash []byte
+	ExpiresAt  time.Time
+	UsedAt     *time.Time
+	Status     string
+	Role       string
+}
+
+func (q *Queries) GetInvitationForUpdate(ctx context.Context, id uuid.UUID) (GetInvitationForUpdateRow, error) {
+	row := q.db.QueryRow(ctx, getInvitationForUpdate, id)
+	var i GetInvitationForUpdateRow
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.SecretHash,
+		&i.ExpiresAt,
+		&i.UsedAt,
+		&i.Status,
+		&i.Role,
 	)
 	return i, err
 }
@@ -130,6 +202,115 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 	return i, err
 }
 
+const getUserForUpdate = `-- name: GetUserForUpdate :one
+SELECT tenant_id, id, email, name, role, status, password_hash, created_at, updated_at FROM users WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) GetUserForUpdate(ctx context.Context, id uuid.UUID) (User, error) {
+	row := q.db.QueryRow(ctx, getUserForUpdate, id)
+	var i User
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.Name,
+		&i.Role,
+		&i.Status,
+		&i.PasswordHash,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const listUsers = `-- name: ListUsers :many
+SELECT tenant_id, id, email, name, role, status, password_hash, created_at, updated_at FROM users
+WHERE $1::timestamptz IS NULL
+   OR (created_at, id) > ($1::timestamptz, $2::uuid)
+ORDER BY created_at, id
+LIMIT $3
+`
+
+type ListUsersParams struct {
+	AfterCreatedAt *time.Time
+	AfterID        *uuid.UUID
+	Lim            int32
+}
+
+func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]User, error) {
+	rows, err := q.db.Query(ctx, listUsers, arg.AfterCreatedAt, arg.AfterID, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []User{}
+	for rows.Next() {
+		var i User
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.Email,
+			&i.Name,
+			&i.Role,
+			&i.Status,
+			&i.PasswordHash,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockActiveOwners = `-- name: LockActiveOwners :many
+SELECT id FROM users WHERE role = 'owner' AND status = 'active' ORDER BY id FOR UPDATE
+`
+
+// Locks every active owner, so two admins cannot demote the last two owners at once.
+func (q *Queries) LockActiveOwners(ctx context.Context) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, lockActiveOwners)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const revokeUserAPIKeys = `-- name: RevokeUserAPIKeys :exec
+UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL
+`
+
+func (q *Queries) RevokeUserAPIKeys(ctx context.Context, userID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, revokeUserAPIKeys, userID)
+	return err
+}
+
+const revokeUserSessions = `-- name: RevokeUserSessions :exec
+UPDATE sessions SET revoked_at = now(), revoked_reason = 'user_deactivated'
+WHERE user_id = $1 AND revoked_at IS NULL
+`
+
+func (q *Queries) RevokeUserSessions(ctx context.Context, userID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, revokeUserSessions, userID)
+	return err
+}
+
 const setUserStatus = `-- name: SetUserStatus :execrows
 UPDATE users SET status = $1, updated_at = now() WHERE id = $2
 `
@@ -146,4 +327,58 @@ func (q *Queries) SetUserStatus(ctx context.Context, arg SetUserStatusParams) (i
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const updateUser = `-- name: UpdateUser :one
+UPDATE users SET
+    name       = CASE WHEN $1::boolean THEN $2::text ELSE name END,
+    role       = CASE WHEN $3::boolean THEN $4::text ELSE role END,
+    status     = CASE WHEN $5::boolean THEN $6::text ELSE status END,
+    updated_at = now()
+WHERE id = $7
+RETURNING tenant_id, id, email, name, role, status, password_hash, created_at, updated_at
+`
+
+type UpdateUserParams struct {
+	SetName   bool
+	Name      string
+	SetRole   bool
+	Role      string
+	SetStatus bool
+	Status    string
+	ID        uuid.UUID
+}
+
+func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, error) {
+	row := q.db.QueryRow(ctx, updateUser,
+		arg.SetName,
+		arg.Name,
+		arg.SetRole,
+		arg.Role,
+		arg.SetStatus,
+		arg.Status,
+		arg.ID,
+	)
+	var i User
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.Name,
+		&i.Role,
+		&i.Status,
+		&i.PasswordHash,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const useInvitation = `-- name: UseInvitation :exec
+UPDATE invitations SET used_at = now() WHERE id = $1
+`
+
+func (q *Queries) UseInvitation(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, useInvitation, id)
+	return err
 }

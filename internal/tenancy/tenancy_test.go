@@ -265,3 +265,41 @@ func TestAppRoleCannotEscapeRowLevelSecurity(t *testing.T) {
 		}
 	})
 }
+
+func TestReadIsScopedAndLeavesNothingOnTheConnection(t *testing.T) {
+	t.Parallel()
+	tdb := testdb.Get(t)
+	pool, err := database.Open(context.Background(), tdb.AppURL, database.Options{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	d := tenancy.New(pool)
+	a := seedTenant(t, d, uniqueSlug("a"))
+	b := seedTenant(t, d, uniqueSlug("b"))
+	err = d.Read(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(q *db.Queries) error {
+		if _, err := q.GetUser(context.Background(), a.user); err != nil {
+			t.Errorf("A cannot read its own user: %v", err)
+		}
+		if _, err := q.GetUser(context.Background(), b.user); !errors.Is(err, pgx.ErrNoRows) {
+			t.Errorf("A reads B's user: %v", err)
+		}
+		rows, err := q.ListUsers(context.Background(), db.ListUsersParams{Lim: 100})
+		if err != nil || len(rows) != 1 || rows[0].TenantID != a.tenant {
+			t.Errorf("A lists %v, %v; want only its owner", rows, err)
+		}
+		_, err = q.SetUserStatus(context.Background(), db.SetUserStatusParams{ID: a.user, Status: "deactivated"})
+		if err == nil {
+			t.Error("Read allowed a write")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The single pooled connection carries no tenant afterwards.
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after Read, an unscoped query sees %d users (%v); want 0", n, err)
+	}
+}

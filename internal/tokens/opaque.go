@@ -22,6 +22,7 @@ type Kind string
 const (
 	RefreshToken Kind = "tkr"
 	APIKey       Kind = "tka"
+	Invitation   Kind = "tki"
 )
 
 // secretLen is 256 bits of randomness.

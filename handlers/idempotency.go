@@ -1,0 +1,128 @@
+package handlers
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"net/http"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/reqinfo"
+)
+
+// idempotency makes authenticated POST creates with an Idempotency-Key safe to retry: the first
+// successful response is stored for 24 hours and replayed to the same user sending the same
+// key with the same body; the same key with another body is 422, and a key whose first request
+// is still running is 409. Failed requests release the key, so a corrected retry can use it.
+func (s *Server) idempotency(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		p, authed := auth.FromContext(r.Context())
+		if r.Method != http.MethodPost || key == "" || !authed {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := r.Context()
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			s.writeError(w, r, problem.New(problem.Invalid, "The body could not be read."))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		op := reqinfo.From(ctx).Route()
+		sum := sha256.Sum256(append([]byte(op+"\n"), body...))
+		who := db.ReserveIdempotencyKeyParams{TenantID: p.Tenant, UserID: p.User, Key: key, Operation: op, RequestHash: sum[:]}
+
+		var reserved bool
+		err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+			n, err := q.ReserveIdempotencyKey(ctx, who)
+			reserved = n == 1
+			return err
+		})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !reserved {
+			s.replay(w, r, p, who)
+			return
+		}
+
+		rec := &bufferedResponse{header: http.Header{}}
+		next.ServeHTTP(rec, r)
+		err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+			if rec.status >= 200 && rec.status < 300 {
+				return q.CompleteIdempotencyKey(ctx, db.CompleteIdempotencyKeyParams{
+					UserID: p.User, Key: key, Status: ptr(int32(rec.status)), Response: rec.body.Bytes(),
+				})
+			}
+			return q.ReleaseIdempotencyKey(ctx, db.ReleaseIdempotencyKeyParams{UserID: p.User, Key: key})
+		})
+		if err != nil {
+			// The create itself committed; answer it, but say the key may not replay.
+			s.logger.ErrorContext(ctx, "store idempotent response", "request_id", reqinfo.RequestID(ctx), "error", err.Error())
+		}
+		rec.flushTo(w)
+	})
+}
+
+func (s *Server) replay(w http.ResponseWriter, r *http.Request, p auth.Principal, who db.ReserveIdempotencyKeyParams) {
+	ctx := r.Context()
+	var stored db.GetIdempotencyRecordRow
+	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
+		var err error
+		stored, err = q.GetIdempotencyRecord(ctx, db.GetIdempotencyRecordParams{UserID: p.User, Key: who.Key})
+		return err
+	})
+	switch {
+	case problem.Is(err, problem.NotFound):
+		s.writeError(w, r, problem.New(problem.Conflict, "The Idempotency-Key was just released; retry."))
+	case err != nil:
+		s.writeError(w, r, err)
+	case stored.Operation != who.Operation || !bytes.Equal(stored.RequestHash, who.RequestHash):
+		s.writeError(w, r, problem.New(problem.Unprocessable, "This Idempotency-Key was already used with a different request."))
+	case stored.Status == nil:
+		s.writeError(w, r, problem.New(problem.Conflict, "A request with this Idempotency-Key is still in progress."))
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(int(*stored.Status))
+		_, _ = w.Write(stored.Response)
+	}
+}
+
+// bufferedResponse holds a response until its idempotency record is stored, so a retry can
+// never see the response before the record exists.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func (b *bufferedResponse) flushTo(w http.ResponseWriter) {
+	for k, vs := range b.header {
+		w.Header()[k] = vs
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
+}

@@ -1,0 +1,141 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/problem"
+)
+
+const resourceProject = "project"
+
+// ListProjects lists projects, oldest first, optionally of one team or status.
+func (s *Server) ListProjects(ctx context.Context, req api.ListProjectsRequestObject) (api.ListProjectsResponseObject, error) {
+	afterT, afterID, err := after("projects", req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	params := db.ListProjectsParams{TeamID: req.Params.TeamId, AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit)}
+	if req.Params.Status != nil {
+		params.Status = ptr(string(*req.Params.Status))
+	}
+	var rows []db.Project
+	err = s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+		rows, err = q.ListProjects(ctx, params)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, next := page(rows, limitOf(req.Params.Limit), func(p db.Project) string { return timeNext("projects")(p.CreatedAt, p.ID) })
+	out := api.ListProjects200JSONResponse{Items: make([]api.Project, len(rows)), NextCursor: nullableString(next)}
+	for i, p := range rows {
+		out.Items[i] = projectToAPI(p)
+	}
+	return out, nil
+}
+
+// GetProject reads one project.
+func (s *Server) GetProject(ctx context.Context, req api.GetProjectRequestObject) (api.GetProjectResponseObject, error) {
+	var p db.Project
+	err := s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+		var err error
+		p, err = q.GetProject(ctx, req.Id)
+		return err
+	})
+	if err != nil {
+		return nil, notFound(err, resourceProject)
+	}
+	return api.GetProject200JSONResponse(projectToAPI(p)), nil
+}
+
+// CreateProject creates a project owned by a team of the tenant.
+func (s *Server) CreateProject(ctx context.Context, req api.CreateProjectRequestObject) (api.CreateProjectResponseObject, error) {
+	p := principal(ctx)
+	b := req.Body
+	var out db.Project
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		if _, err := q.GetTeam(ctx, b.TeamId); err != nil {
+			return notFound(err, resourceTeam)
+		}
+		var err error
+		out, err = q.CreateProject(ctx, db.CreateProjectParams{
+			TenantID: p.Tenant, ID: newID(), TeamID: b.TeamId, Name: b.Name, Key: b.Key, Description: deref(b.Description),
+		})
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, q, p, "project.create", resourceProject, out.ID, map[string]any{"key": out.Key, "team_id": out.TeamID.String()})
+	})
+	if err != nil {
+		return nil, keyTaken(err, "project", b.Key)
+	}
+	return api.CreateProject201JSONResponse(projectToAPI(out)), nil
+}
+
+// UpdateProject changes the fields present in the body. The key never changes: task keys
+// (ENG-42) are built from it and may be quoted anywhere.
+func (s *Server) UpdateProject(ctx context.Context, req api.UpdateProjectRequestObject) (api.UpdateProjectResponseObject, error) {
+	p := principal(ctx)
+	b := req.Body
+	params := db.UpdateProjectParams{ID: req.Id}
+	changes := map[string]any{}
+	if b.TeamId != nil {
+		params.SetTeam, params.TeamID, changes["team_id"] = true, *b.TeamId, b.TeamId.String()
+	}
+	if b.Name != nil {
+		params.SetName, params.Name, changes["name"] = true, *b.Name, *b.Name
+	}
+	if b.Description != nil {
+		params.SetDescription, params.Description, changes["description"] = true, *b.Description, true
+	}
+	if b.Status != nil {
+		params.SetStatus, params.Status, changes["status"] = true, string(*b.Status), string(*b.Status)
+	}
+	var out db.Project
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		if b.TeamId != nil {
+			if _, err := q.GetTeam(ctx, *b.TeamId); err != nil {
+				return notFound(err, resourceTeam)
+			}
+		}
+		var err error
+		if out, err = q.UpdateProject(ctx, params); err != nil {
+			return notFound(err, resourceProject)
+		}
+		return s.record(ctx, q, p, "project.update", resourceProject, out.ID, changes)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateProject200JSONResponse(projectToAPI(out)), nil
+}
+
+// DeleteProject deletes a project; one with tasks only with force, taking its tasks along in
+// the same transaction.
+func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequestObject) (api.DeleteProjectResponseObject, error) {
+	p := principal(ctx)
+	force := req.Params.Force != nil && *req.Params.Force
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		hasTasks, err := q.ProjectHasTasks(ctx, req.Id)
+		if err != nil {
+			return err
+		}
+		if hasTasks && !force {
+			return problem.New(problem.Conflict, "The project has tasks; delete with force=true to remove them too.")
+		}
+		n, err := q.DeleteProject(ctx, req.Id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return problem.New(problem.NotFound, "No such project.")
+		}
+		return s.record(ctx, q, p, "project.delete", resourceProject, req.Id, map[string]any{"force": force, "had_tasks": hasTasks})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.DeleteProject204Response{}, nil
+}

@@ -1,0 +1,207 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/problem"
+)
+
+const resourceTeam = "team"
+
+// ListTeams lists the tenant's teams, oldest first.
+func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) (api.ListTeamsResponseObject, error) {
+	p := principal(ctx)
+	afterT, afterID, err := after("teams", req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	var rows []db.Team
+	err = s.db.Read(ctx, scope(p), func(q *db.Queries) error {
+		rows, err = q.ListTeams(ctx, db.ListTeamsParams{AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit)})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, next := page(rows, limitOf(req.Params.Limit), func(t db.Team) string { return timeNext("teams")(t.CreatedAt, t.ID) })
+	out := api.ListTeams200JSONResponse{Items: make([]api.Team, len(rows)), NextCursor: nullableString(next)}
+	for i, t := range rows {
+		out.Items[i] = teamToAPI(t)
+	}
+	return out, nil
+}
+
+// GetTeam reads one team.
+func (s *Server) GetTeam(ctx context.Context, req api.GetTeamRequestObject) (api.GetTeamResponseObject, error) {
+	var t db.Team
+	err := s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+		var err error
+		t, err = q.GetTeam(ctx, req.Id)
+		return err
+	})
+	if err != nil {
+		return nil, notFound(err, resourceTeam)
+	}
+	return api.GetTeam200JSONResponse(teamToAPI(t)), nil
+}
+
+// CreateTeam creates a team; its key is unique in the tenant.
+func (s *Server) CreateTeam(ctx context.Context, req api.CreateTeamRequestObject) (api.CreateTeamResponseObject, error) {
+	p := principal(ctx)
+	var t db.Team
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		var err error
+		t, err = q.CreateTeam(ctx, db.CreateTeamParams{
+			TenantID: p.Tenant, ID: newID(), Name: req.Body.Name, Key: req.Body.Key, Description: deref(req.Body.Description),
+		})
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, q, p, "team.create", resourceTeam, t.ID, map[string]any{"key": t.Key, "name": t.Name})
+	})
+	if err != nil {
+		return nil, keyTaken(err, "team", req.Body.Key)
+	}
+	return api.CreateTeam201JSONResponse(teamToAPI(t)), nil
+}
+
+// UpdateTeam changes the fields present in the body.
+func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject) (api.UpdateTeamResponseObject, error) {
+	p := principal(ctx)
+	b := req.Body
+	params := db.UpdateTeamParams{ID: req.Id}
+	changes := map[string]any{}
+	if b.Name != nil {
+		params.SetName, params.Name, changes["name"] = true, *b.Name, *b.Name
+	}
+	if b.Key != nil {
+		params.SetKey, params.Key, changes["key"] = true, *b.Key, *b.Key
+	}
+	if b.Description != nil {
+		params.SetDescription, params.Description, changes["description"] = true, *b.Description, true
+	}
+	var t db.Team
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		var err error
+		if t, err = q.UpdateTeam(ctx, params); err != nil {
+			return notFound(err, resourceTeam)
+		}
+		return s.record(ctx, q, p, "team.update", resourceTeam, t.ID, changes)
+	})
+	if err != nil {
+		return nil, keyTaken(err, "team", deref(b.Key))
+	}
+	return api.UpdateTeam200JSONResponse(teamToAPI(t)), nil
+}
+
+// DeleteTeam deletes a team that owns no projects.
+func (s *Server) DeleteTeam(ctx context.Context, req api.DeleteTeamRequestObject) (api.DeleteTeamResponseObject, error) {
+	p := principal(ctx)
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		busy, err := q.TeamHasProjects(ctx, req.Id)
+		if err != nil {
+			return err
+		}
+		if busy {
+			if _, err := q.GetTeam(ctx, req.Id); err != nil {
+				return notFound(err, resourceTeam)
+			}
+			return problem.New(problem.Conflict, "The team still owns projects; move or delete them first.")
+		}
+		n, err := q.DeleteTeam(ctx, req.Id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return problem.New(problem.NotFound, "No such team.")
+		}
+		return s.record(ctx, q, p, "team.delete", resourceTeam, req.Id, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.DeleteTeam204Response{}, nil
+}
+
+// ListTeamMembers lists a team's members, leads first.
+func (s *Server) ListTeamMembers(ctx context.Context, req api.ListTeamMembersRequestObject) (api.ListTeamMembersResponseObject, error) {
+	var rows []db.ListTeamMembersRow
+	err := s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+		if _, err := q.GetTeam(ctx, req.Id); err != nil {
+			return notFound(err, resourceTeam)
+		}
+		var err error
+		rows, err = q.ListTeamMembers(ctx, req.Id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListTeamMembers200JSONResponse{Items: make([]api.TeamMember, len(rows))}
+	for i, r := range rows {
+		out.Items[i] = api.TeamMember{TeamId: r.TeamID, User: userToAPI(r.User), Role: api.TeamRole(r.TeamRole), AddedAt: r.AddedAt}
+	}
+	return out, nil
+}
+
+// PutTeamMember adds a user to a team or changes their role in it.
+func (s *Server) PutTeamMember(ctx context.Context, req api.PutTeamMemberRequestObject) (api.PutTeamMemberResponseObject, error) {
+	p := principal(ctx)
+	var out api.TeamMember
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		if _, err := q.GetTeam(ctx, req.Id); err != nil {
+			return notFound(err, resourceTeam)
+		}
+		u, err := q.GetUser(ctx, req.UserId)
+		if err != nil {
+			return notFound(err, "user")
+		}
+		m, err := q.PutTeamMember(ctx, db.PutTeamMemberParams{TenantID: p.Tenant, TeamID: req.Id, UserID: u.ID, Role: string(req.Body.Role)})
+		if err != nil {
+			return err
+		}
+		out = api.TeamMember{TeamId: m.TeamID, User: userToAPI(u), Role: api.TeamRole(m.Role), AddedAt: m.CreatedAt}
+		return s.record(ctx, q, p, "team.member_put", resourceTeam, req.Id, map[string]any{"user_id": u.ID.String(), "role": m.Role})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.PutTeamMember200JSONResponse(out), nil
+}
+
+// DeleteTeamMember removes a user from a team.
+func (s *Server) DeleteTeamMember(ctx context.Context, req api.DeleteTeamMemberRequestObject) (api.DeleteTeamMemberResponseObject, error) {
+	p := principal(ctx)
+	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		n, err := q.DeleteTeamMember(ctx, db.DeleteTeamMemberParams{TeamID: req.Id, UserID: req.UserId})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return problem.New(problem.NotFound, "No such team member.")
+		}
+		return s.record(ctx, q, p, "team.member_delete", resourceTeam, req.Id, map[string]any{"user_id": req.UserId.String()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.DeleteTeamMember204Response{}, nil
+}
+
+// keyTaken names the clash when a unique key is taken.
+func keyTaken(err error, what, key string) error {
+	if problem.Is(err, problem.Conflict) {
+		return problem.New(problem.Conflict, "The %s key %q is already taken.", what, key)
+	}
+	return err
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

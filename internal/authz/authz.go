@@ -1,0 +1,45 @@
+// Package authz is where Tasker decides who may do what, by role and team membership. The
+// coarse rule of each operation (its minimum role) is declared in the OpenAPI document and
+// checked by internal/auth; the rules that depend on the resource live here. Row-level security
+// is the backstop under both: these rules choose among a tenant's rows, never across tenants.
+package authz
+
+import (
+	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/problem"
+)
+
+// GrantRole allows p to give a user or key the role r: never above p's own.
+func GrantRole(p auth.Principal, r auth.Role) error {
+	if !p.Role.AtLeast(r) {
+		return problem.New(problem.Forbidden, "You cannot grant the %s role: it is above your own (%s).", r, p.Role)
+	}
+	return nil
+}
+
+// ManageUser allows p to change a user whose current role is target: admins manage everyone but
+// owners; only owners change owners.
+func ManageUser(p auth.Principal, target auth.Role) error {
+	if !p.Role.AtLeast(auth.Admin) {
+		return problem.New(problem.Forbidden, "Managing users needs the admin role.")
+	}
+	if target == auth.Owner && p.Role != auth.Owner {
+		return problem.New(problem.Forbidden, "Only an owner can change an owner.")
+	}
+	return nil
+}
+
+// WriteTasks allows p to create, change or delete tasks in a project of a team p belongs to
+// (isTeamMember) or not: admins write anywhere, members only in their teams, viewers nowhere.
+func WriteTasks(p auth.Principal, isTeamMember bool) error {
+	switch {
+	case p.Role.AtLeast(auth.Admin):
+		return nil
+	case p.Role.AtLeast(auth.Member) && isTeamMember:
+		return nil
+	case p.Role.AtLeast(auth.Member):
+		return problem.New(problem.Forbidden, "Members write tasks only in projects of their teams.")
+	default:
+		return problem.New(problem.Forbidden, "Viewers cannot change tasks.")
+	}
+}

@@ -1,0 +1,117 @@
+package tenancy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/reqinfo"
+)
+
+// setScopeSQL runs ahead of every read in the same pipeline. In one pipelined batch PostgreSQL
+// runs all statements as one implicit transaction, so the transaction-local setting covers the
+// read that follows it and is gone right after.
+const setScopeSQL = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
+
+// Read runs read-only queries for s, each in a single round trip together with the tenant
+// setting, with no BEGIN or COMMIT. Queries do not share a snapshot; use InTx when they must,
+// and for every write (Read refuses Exec).
+func (d *DB) Read(ctx context.Context, s Scope, fn func(q *db.Queries) error) error {
+	if s.Tenant == uuid.Nil {
+		return errors.New("tenancy: read without a tenant")
+	}
+	reqinfo.SetTenant(ctx, s.Tenant)
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	defer conn.Release()
+	user := ""
+	if s.User != uuid.Nil {
+		user = s.User.String()
+	}
+	return Translate(fn(db.New(&scopedReader{conn: conn, tenant: s.Tenant.String(), user: user})))
+}
+
+// scopedReader is a db.DBTX that sends each query in a batch behind setScopeSQL.
+type scopedReader struct {
+	conn         *pgxpool.Conn
+	tenant, user string
+}
+
+var errReadOnly = errors.New("tenancy: Read is for queries; use InTx to write")
+
+func (r *scopedReader) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue(setScopeSQL, r.tenant, r.user)
+	b.Queue(sql, args...)
+	br := r.conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("set tenant: %w", err)
+	}
+	return br, nil
+}
+
+func (r *scopedReader) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, errReadOnly
+}
+
+func (r *scopedReader) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	br, err := r.send(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (r *scopedReader) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	br, err := r.send(ctx, sql, args)
+	if err != nil {
+		return errRow{err}
+	}
+	return &batchRow{row: br.QueryRow(), br: br}
+}
+
+// batchRows closes the batch with the rows, so the connection is free for the next query.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	closed bool
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if !r.closed {
+		r.closed = true
+		_ = r.br.Close()
+	}
+}
+
+type batchRow struct {
+	row pgx.Row
+	br  pgx.BatchResults
+}
+
+func (r *batchRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
