@@ -471,4 +471,6 @@ func stale(current int32) error {
 	return problem.New(problem.PreconditionFailed, "The task has changed since that version; its current ETag is %s.", etag(current))
 }
 
-func taskKey(projectKey string, number int64) string { return projectKey + "-" + strconv.FormatInt(number, 10) }
+func taskKey(projectKey string, number int64) string {
+	return projectKey + "-" + strconv.FormatInt(number, 10)
+}

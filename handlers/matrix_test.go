@@ -1,0 +1,176 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/contract"
+)
+
+// statusOf is any generated-client response.
+type statusOf interface{ StatusCode() int }
+
+// TestCrossTenantMatrix gives tenant B's owner every id of tenant A, on every operation that
+// takes an id: each must answer 404 and change nothing, and B's lists must show nothing of A.
+// The operation list comes from the OpenAPI document, so a new endpoint cannot be forgotten.
+func TestCrossTenantMatrix(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a, b := newWorkspace(t, env), newWorkspace(t, env)
+	asA, asB := a.as(api.UserRoleOwner), b.as(api.UserRoleOwner)
+
+	taskA := createTask(t, env, a, api.TaskCreate{Title: "A's secret task"})
+	keyA, _ := env.Client.CreateAPIKeyWithResponse(bg, api.APIKeyCreate{Name: "a", Role: api.UserRoleViewer}, asA)
+	sessA, _ := env.Client.ListSessionsWithResponse(bg, asA)
+	userA := a.users[api.UserRoleMember].Id
+	sessionA := sessA.JSON200.Items[0].Id
+
+	calls := map[string]func() (statusOf, error){
+		"getUser": func() (statusOf, error) { return env.Client.GetUserWithResponse(bg, userA, asB) },
+		"updateUser": func() (statusOf, error) {
+			return env.Client.UpdateUserWithResponse(bg, userA, api.UserUpdate{Name: ptr("pwned")}, asB)
+		},
+		"deactivateUser": func() (statusOf, error) { return env.Client.DeactivateUserWithResponse(bg, userA, asB) },
+		"getTeam":        func() (statusOf, error) { return env.Client.GetTeamWithResponse(bg, a.team.Id, asB) },
+		"updateTeam": func() (statusOf, error) {
+			return env.Client.UpdateTeamWithResponse(bg, a.team.Id, api.TeamUpdate{Name: ptr("pwned")}, asB)
+		},
+		"deleteTeam":      func() (statusOf, error) { return env.Client.DeleteTeamWithResponse(bg, a.team.Id, asB) },
+		"listTeamMembers": func() (statusOf, error) { return env.Client.ListTeamMembersWithResponse(bg, a.team.Id, asB) },
+		"putTeamMember": func() (statusOf, error) {
+			return env.Client.PutTeamMemberWithResponse(bg, a.team.Id, b.users[api.UserRoleMember].Id, api.TeamMemberPut{Role: api.TeamRoleLead}, asB)
+		},
+		"putTeamMember (B's team, A's user)": func() (statusOf, error) {
+			return env.Client.PutTeamMemberWithResponse(bg, b.team.Id, userA, api.TeamMemberPut{Role: api.TeamRoleLead}, asB)
+		},
+		"deleteTeamMember": func() (statusOf, error) { return env.Client.DeleteTeamMemberWithResponse(bg, a.team.Id, userA, asB) },
+		"getProject":       func() (statusOf, error) { return env.Client.GetProjectWithResponse(bg, a.project.Id, asB) },
+		"updateProject": func() (statusOf, error) {
+			return env.Client.UpdateProjectWithResponse(bg, a.project.Id, api.ProjectUpdate{Name: ptr("pwned")}, asB)
+		},
+		"deleteProject": func() (statusOf, error) {
+			return env.Client.DeleteProjectWithResponse(bg, a.project.Id, &api.DeleteProjectParams{Force: ptr(true)}, asB)
+		},
+		"listTasks": func() (statusOf, error) { return env.Client.ListTasksWithResponse(bg, a.project.Id, nil, asB) },
+		"createTask": func() (statusOf, error) {
+			return env.Client.CreateTaskWithResponse(bg, a.project.Id, nil, api.TaskCreate{Title: "planted"}, asB)
+		},
+		"createProject (A's team)": func() (statusOf, error) {
+			return env.Client.CreateProjectWithResponse(bg, nil, api.ProjectCreate{TeamId: a.team.Id, Name: "x", Key: "XTEAM"}, asB)
+		},
+		"getTask": func() (statusOf, error) { return env.Client.GetTaskWithResponse(bg, taskA.Id.String(), asB) },
+		"updateTask": func() (statusOf, error) {
+			return env.Client.UpdateTaskWithResponse(bg, taskA.Id.String(), nil, api.TaskUpdate{Title: ptr("pwned")}, asB)
+		},
+		"updateTask (assign A's user)": func() (statusOf, error) {
+			own := createTask(t, env, b, api.TaskCreate{Title: "B's"})
+			return env.Client.UpdateTaskWithResponse(bg, own.Id.String(), nil, api.TaskUpdate{AssigneeId: nullableValue(userA)}, asB)
+		},
+		"deleteTask":    func() (statusOf, error) { return env.Client.DeleteTaskWithResponse(bg, taskA.Id.String(), nil, asB) },
+		"deleteAPIKey":  func() (statusOf, error) { return env.Client.DeleteAPIKeyWithResponse(bg, keyA.JSON201.Id, asB) },
+		"revokeSession": func() (statusOf, error) { return env.Client.RevokeSessionWithResponse(bg, sessionA, asB) },
+	}
+
+	// Every operation with a path id must be in the matrix.
+	spec, err := contract.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range spec.Doc.Paths.Map() {
+		if !strings.Contains(path, "{") {
+			continue
+		}
+		for _, op := range item.Operations() {
+			if _, ok := calls[op.OperationID]; !ok {
+				t.Errorf("operation %s (%s) takes an id but is not in the cross-tenant matrix", op.OperationID, path)
+			}
+		}
+	}
+
+	for name, call := range calls {
+		resp, err := call()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if resp.StatusCode() != http.StatusNotFound {
+			t.Errorf("%s with tenant A's id as tenant B: %d, want 404", name, resp.StatusCode())
+		}
+	}
+
+	// Nothing of A changed.
+	if u, _ := env.Client.GetUserWithResponse(bg, userA, asA); u.JSON200 == nil || u.JSON200.Name != string(api.UserRoleMember) || u.JSON200.Status != api.UserStatusActive {
+		t.Errorf("A's user after B's attempts: %s", u.Body)
+	}
+	if tm, _ := env.Client.GetTeamWithResponse(bg, a.team.Id, asA); tm.JSON200 == nil || tm.JSON200.Name != "Engineering" {
+		t.Errorf("A's team after B's attempts: %s", tm.Body)
+	}
+	if ms, _ := env.Client.ListTeamMembersWithResponse(bg, a.team.Id, asA); ms.JSON200 == nil || len(ms.JSON200.Items) != 1 {
+		t.Errorf("A's team members after B's attempts: %s", ms.Body)
+	}
+	if pr, _ := env.Client.GetProjectWithResponse(bg, a.project.Id, asA); pr.JSON200 == nil || pr.JSON200.Name != "Platform" {
+		t.Errorf("A's project after B's attempts: %s", pr.Body)
+	}
+	if tk, _ := env.Client.GetTaskWithResponse(bg, taskA.Id.String(), asA); tk.JSON200 == nil || tk.JSON200.Title != "A's secret task" || tk.JSON200.Version != 1 {
+		t.Errorf("A's task after B's attempts: %s", tk.Body)
+	}
+	if ts := listTasks(t, env, a, api.ListTasksParams{}); len(ts) != 1 {
+		t.Errorf("A's project has %d tasks after B's attempts, want 1", len(ts))
+	}
+	if m := me(t, env, keyA.JSON201.Key); m.JSON200 == nil {
+		t.Errorf("A's API key after B's attempts: %s", m.Body)
+	}
+	if r := refresh(t, env, a.Tokens.RefreshToken); r.JSON200 == nil {
+		t.Errorf("A's session after B's attempts: %s", r.Body)
+	}
+
+	// B's lists hold nothing of A.
+	aIDs := map[uuid.UUID]bool{taskA.Id: true, a.team.Id: true, a.project.Id: true, keyA.JSON201.Id: true, sessionA: true}
+	for _, u := range a.users {
+		aIDs[u.Id] = true
+	}
+	var seen []uuid.UUID
+	users, _ := env.Client.ListUsersWithResponse(bg, &api.ListUsersParams{Limit: ptr(200)}, asB)
+	for _, x := range users.JSON200.Items {
+		seen = append(seen, x.Id)
+	}
+	teams, _ := env.Client.ListTeamsWithResponse(bg, nil, asB)
+	for _, x := range teams.JSON200.Items {
+		seen = append(seen, x.Id)
+	}
+	projects, _ := env.Client.ListProjectsWithResponse(bg, nil, asB)
+	for _, x := range projects.JSON200.Items {
+		seen = append(seen, x.Id)
+	}
+	for _, x := range listTasks(t, env, b, api.ListTasksParams{}) {
+		seen = append(seen, x.Id)
+	}
+	keys, _ := env.Client.ListAPIKeysWithResponse(bg, asB)
+	for _, x := range keys.JSON200.Items {
+		seen = append(seen, x.Id)
+	}
+	sessions, _ := env.Client.ListSessionsWithResponse(bg, asB)
+	for _, x := range sessions.JSON200.Items {
+		seen = append(seen, x.Id)
+	}
+	audit, _ := env.Client.ListAuditEventsWithResponse(bg, &api.ListAuditEventsParams{Limit: ptr(200)}, asB)
+	for _, x := range audit.JSON200.Items {
+		seen = append(seen, x.Id)
+		if x.ResourceId != nil {
+			seen = append(seen, *x.ResourceId)
+		}
+	}
+	if len(seen) < 10 {
+		t.Fatalf("B's lists returned only %d ids; the check is not looking at anything", len(seen))
+	}
+	for _, id := range seen {
+		if aIDs[id] {
+			t.Errorf("B's lists include A's %s", id)
+		}
+	}
+}

@@ -1,0 +1,379 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/oapi-codegen/nullable"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/handlers/apitest"
+)
+
+func TestTasksAreNumberedPerProjectAndReadableByKey(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	first := createTask(t, env, w, api.TaskCreate{Title: "First"})
+	second := createTask(t, env, w, api.TaskCreate{Title: "Second"})
+	if first.Number != 1 || second.Number != 2 || first.Key != "PLAT-1" || second.Key != "PLAT-2" {
+		t.Fatalf("numbers %d/%s, %d/%s; want 1/PLAT-1, 2/PLAT-2", first.Number, first.Key, second.Number, second.Key)
+	}
+	if first.Status != api.Backlog || first.Priority != 0 || first.Version != 1 || first.CreatedBy != w.Owner.Id || len(first.Labels) != 0 {
+		t.Errorf("defaults of a new task: %+v", first)
+	}
+	for _, ref := range []string{second.Id.String(), "PLAT-2"} {
+		resp, err := env.Client.GetTaskWithResponse(bg, ref, w.as(api.UserRoleViewer))
+		if err != nil || resp.JSON200 == nil || resp.JSON200.Id != second.Id {
+			t.Fatalf("GET %s: %v %s", ref, err, resp.Body)
+		}
+		if et := resp.HTTPResponse.Header.Get("ETag"); et != `"1"` {
+			t.Errorf("GET %s: ETag %q, want \"1\"", ref, et)
+		}
+	}
+	for _, ref := range []string{"PLAT-99", "NOPE-1", uuid.NewString()} {
+		resp, _ := env.Client.GetTaskWithResponse(bg, ref, w.as(api.UserRoleViewer))
+		wantStatus(t, "GET "+ref, resp.StatusCode(), resp.Body, http.StatusNotFound)
+	}
+	// Concurrent creates still get distinct consecutive numbers.
+	var wg sync.WaitGroup
+	numbers := make(chan int64, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := env.Client.CreateTaskWithResponse(bg, w.project.Id, nil, api.TaskCreate{Title: "parallel"}, w.as(api.UserRoleMember))
+			if err != nil || resp.JSON201 == nil {
+				t.Errorf("parallel create: %v %v", err, resp)
+				return
+			}
+			numbers <- resp.JSON201.Number
+		}()
+	}
+	wg.Wait()
+	close(numbers)
+	var got []int64
+	for n := range numbers {
+		got = append(got, n)
+	}
+	slices.Sort(got)
+	if len(got) != 10 || got[0] != 3 || got[9] != 12 {
+		t.Errorf("parallel numbers %v; want 3..12", got)
+	}
+}
+
+func TestPatchIsPartialAndNullClears(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	parent := createTask(t, env, w, api.TaskCreate{Title: "Parent"})
+	due := openapi_types.Date{Time: time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)}
+	assignee := w.users[api.UserRoleMember].Id
+	labels := api.Labels{"bug", "ui"}
+	task := createTask(t, env, w, api.TaskCreate{
+		Title: "Child", Description: ptr("details"), AssigneeId: &assignee, DueDate: &due, ParentId: &parent.Id,
+		Labels: &labels, Priority: ptr(api.Priority(3)), Status: ptr(api.Todo),
+	})
+
+	// Only the title: everything else stays.
+	resp, err := env.Client.UpdateTaskWithBodyWithResponse(bg, task.Id.String(), nil, "application/json", strings.NewReader(`{"title":"Renamed"}`), w.as(api.UserRoleMember))
+	if err != nil || resp.JSON200 == nil {
+		t.Fatalf("patch title: %v %s", err, resp.Body)
+	}
+	got := resp.JSON200
+	if got.Title != "Renamed" || got.Description != "details" || got.AssigneeId.MustGet() != assignee || got.DueDate.MustGet().Time != due.Time ||
+		got.ParentId.MustGet() != parent.Id || got.Priority != 3 || got.Status != api.Todo || !slices.Equal(got.Labels, labels) {
+		t.Fatalf("after a title-only patch: %+v", got)
+	}
+	if got.Version != 2 || resp.HTTPResponse.Header.Get("ETag") != `"2"` {
+		t.Errorf("version %d, ETag %q after one change; want 2", got.Version, resp.HTTPResponse.Header.Get("ETag"))
+	}
+
+	// Explicit nulls clear.
+	resp, err = env.Client.UpdateTaskWithBodyWithResponse(bg, task.Id.String(), nil, "application/json",
+		strings.NewReader(`{"assignee_id":null,"due_date":null,"parent_id":null}`), w.as(api.UserRoleMember))
+	if err != nil || resp.JSON200 == nil {
+		t.Fatalf("patch nulls: %v %s", err, resp.Body)
+	}
+	got = resp.JSON200
+	if !got.AssigneeId.IsNull() || !got.DueDate.IsNull() || !got.ParentId.IsNull() || got.Title != "Renamed" || got.Description != "details" {
+		t.Fatalf("after clearing: %+v", got)
+	}
+	// Nulls are refused where a field cannot be empty.
+	bad, _ := env.Client.UpdateTaskWithBodyWithResponse(bg, task.Id.String(), nil, "application/json", strings.NewReader(`{"title":null}`), w.as(api.UserRoleMember))
+	wantStatus(t, "title: null", bad.StatusCode(), bad.Body, http.StatusBadRequest)
+	for name, body := range map[string]string{"empty": `{}`, "unknown field": `{"colour":"red"}`, "priority 5": `{"priority":5}`, "bad status": `{"status":"later"}`} {
+		bad, _ := env.Client.UpdateTaskWithBodyWithResponse(bg, task.Id.String(), nil, "application/json", strings.NewReader(body), w.as(api.UserRoleMember))
+		wantStatus(t, name, bad.StatusCode(), bad.Body, http.StatusBadRequest)
+		if bad.ApplicationproblemJSONDefault == nil {
+			t.Errorf("%s: not a problem", name)
+		}
+	}
+}
+
+func TestIfMatchGuardsAgainstLostUpdates(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	task := createTask(t, env, w, api.TaskCreate{Title: "Contended"})
+	v1 := `"1"`
+	ok, err := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), &api.UpdateTaskParams{IfMatch: &v1}, api.TaskUpdate{Title: ptr("first writer")}, w.as(api.UserRoleOwner))
+	if err != nil || ok.JSON200 == nil || ok.JSON200.Version != 2 {
+		t.Fatalf("write with the current ETag: %v %s", err, ok.Body)
+	}
+	stale, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), &api.UpdateTaskParams{IfMatch: &v1}, api.TaskUpdate{Title: ptr("second writer")}, w.as(api.UserRoleOwner))
+	wantStatus(t, "PATCH with a stale ETag", stale.StatusCode(), stale.Body, http.StatusPreconditionFailed)
+	garbage := "not-an-etag"
+	g, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), &api.UpdateTaskParams{IfMatch: &garbage}, api.TaskUpdate{Title: ptr("x")}, w.as(api.UserRoleOwner))
+	wantStatus(t, "PATCH with a foreign ETag", g.StatusCode(), g.Body, http.StatusPreconditionFailed)
+	del, _ := env.Client.DeleteTaskWithResponse(bg, task.Id.String(), &api.DeleteTaskParams{IfMatch: &v1}, w.as(api.UserRoleOwner))
+	wantStatus(t, "DELETE with a stale ETag", del.StatusCode(), del.Body, http.StatusPreconditionFailed)
+
+	cur, _ := env.Client.GetTaskWithResponse(bg, task.Id.String(), w.as(api.UserRoleOwner))
+	if cur.JSON200.Title != "first writer" || cur.JSON200.Version != 2 {
+		t.Fatalf("after rejected writes: %+v", cur.JSON200)
+	}
+	v2 := cur.HTTPResponse.Header.Get("ETag")
+	del, _ = env.Client.DeleteTaskWithResponse(bg, task.Id.String(), &api.DeleteTaskParams{IfMatch: &v2}, w.as(api.UserRoleOwner))
+	wantStatus(t, "DELETE with the current ETag", del.StatusCode(), del.Body, http.StatusNoContent)
+	gone, _ := env.Client.GetTaskWithResponse(bg, task.Id.String(), w.as(api.UserRoleOwner))
+	wantStatus(t, "GET after delete", gone.StatusCode(), gone.Body, http.StatusNotFound)
+}
+
+func TestParentsStayInTheProjectAndFormNoCycle(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	a := createTask(t, env, w, api.TaskCreate{Title: "A"})
+	b := createTask(t, env, w, api.TaskCreate{Title: "B", ParentId: &a.Id})
+	c := createTask(t, env, w, api.TaskCreate{Title: "C", ParentId: &b.Id})
+	owner := w.as(api.UserRoleOwner)
+
+	for name, target := range map[string]uuid.UUID{"itself": a.Id, "its grandchild": c.Id} {
+		body := api.TaskUpdate{ParentId: nullable.NewNullableWithValue(target)}
+		resp, _ := env.Client.UpdateTaskWithResponse(bg, a.Id.String(), nil, body, owner)
+		wantStatus(t, "parent = "+name, resp.StatusCode(), resp.Body, http.StatusBadRequest)
+	}
+	other, _ := env.Client.CreateProjectWithResponse(bg, nil, api.ProjectCreate{TeamId: w.team.Id, Name: "Other", Key: "OTH"}, owner)
+	foreign, _ := env.Client.CreateTaskWithResponse(bg, other.JSON201.Id, nil, api.TaskCreate{Title: "elsewhere"}, owner)
+	resp, _ := env.Client.UpdateTaskWithResponse(bg, a.Id.String(), nil, api.TaskUpdate{ParentId: nullable.NewNullableWithValue(foreign.JSON201.Id)}, owner)
+	wantStatus(t, "parent in another project", resp.StatusCode(), resp.Body, http.StatusBadRequest)
+	missing := uuid.New()
+	cr, _ := env.Client.CreateTaskWithResponse(bg, w.project.Id, nil, api.TaskCreate{Title: "orphan", ParentId: &missing}, owner)
+	wantStatus(t, "create with a missing parent", cr.StatusCode(), cr.Body, http.StatusNotFound)
+
+	// Deleting a parent keeps its children, unparented.
+	del, _ := env.Client.DeleteTaskWithResponse(bg, b.Id.String(), nil, owner)
+	wantStatus(t, "delete B", del.StatusCode(), del.Body, http.StatusNoContent)
+	got, _ := env.Client.GetTaskWithResponse(bg, c.Id.String(), owner)
+	if got.JSON200 == nil || !got.JSON200.ParentId.IsNull() {
+		t.Fatalf("C after its parent was deleted: %s", got.Body)
+	}
+}
+
+func TestTaskWritesFollowRolesAndTeams(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	task := createTask(t, env, w, api.TaskCreate{Title: "Guarded"})
+	cases := []struct {
+		who  string
+		as   api.RequestEditorFn
+		want int
+	}{
+		{"owner", w.as(api.UserRoleOwner), http.StatusCreated},
+		{"admin (not in the team)", w.as(api.UserRoleAdmin), http.StatusCreated},
+		{"member of the team", w.as(api.UserRoleMember), http.StatusCreated},
+		{"member outside the team", apitest.Bearer(w.outside), http.StatusForbidden},
+		{"viewer", w.as(api.UserRoleViewer), http.StatusForbidden},
+	}
+	for _, c := range cases {
+		cr, _ := env.Client.CreateTaskWithResponse(bg, w.project.Id, nil, api.TaskCreate{Title: "by " + c.who}, c.as)
+		wantStatus(t, c.who+" creates", cr.StatusCode(), cr.Body, c.want)
+		up, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), nil, api.TaskUpdate{Priority: ptr(api.Priority(2))}, c.as)
+		wantStatus(t, c.who+" updates", up.StatusCode(), up.Body, map[int]int{201: 200, 403: 403}[c.want])
+		// Everyone reads.
+		rd, _ := env.Client.GetTaskWithResponse(bg, task.Id.String(), c.as)
+		wantStatus(t, c.who+" reads", rd.StatusCode(), rd.Body, http.StatusOK)
+	}
+	del, _ := env.Client.DeleteTaskWithResponse(bg, task.Id.String(), nil, w.as(api.UserRoleViewer))
+	wantStatus(t, "viewer deletes", del.StatusCode(), del.Body, http.StatusForbidden)
+	// Archived projects take no new tasks.
+	_, _ = env.Client.UpdateProjectWithResponse(bg, w.project.Id, api.ProjectUpdate{Status: ptr(api.ProjectStatusArchived)}, w.as(api.UserRoleOwner))
+	cr, _ := env.Client.CreateTaskWithResponse(bg, w.project.Id, nil, api.TaskCreate{Title: "late"}, w.as(api.UserRoleOwner))
+	wantStatus(t, "create in an archived project", cr.StatusCode(), cr.Body, http.StatusConflict)
+}
+
+func listTasks(t *testing.T, env *apitest.Env, w workspace, params api.ListTasksParams) []api.Task {
+	t.Helper()
+	resp, err := env.Client.ListTasksWithResponse(bg, w.project.Id, &params, w.as(api.UserRoleViewer))
+	if err != nil || resp.JSON200 == nil {
+		t.Fatalf("list %+v: %v %s", params, err, resp.Body)
+	}
+	return resp.JSON200.Items
+}
+
+func titles(ts []api.Task) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Title
+	}
+	return out
+}
+
+func TestTaskListFiltersAndSorts(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	member := w.users[api.UserRoleMember].Id
+	d := func(day int) *openapi_types.Date {
+		return &openapi_types.Date{Time: time.Date(2027, 3, day, 0, 0, 0, 0, time.UTC)}
+	}
+	mk := func(title string, status api.TaskStatus, prio int, assignee *uuid.UUID, labels api.Labels, due *openapi_types.Date, pos float64, desc string) api.Task {
+		return createTask(t, env, w, api.TaskCreate{Title: title, Status: &status, Priority: ptr(api.Priority(prio)), AssigneeId: assignee,
+			Labels: &labels, DueDate: due, Position: &pos, Description: &desc})
+	}
+	t1 := mk("Login page crashes", api.Todo, 4, &member, api.Labels{"bug"}, d(3), 30, "The login form throws on submit")
+	mk("Write onboarding docs", api.Backlog, 1, nil, api.Labels{"docs"}, nil, 10, "Explain teams and projects")
+	mk("Dark mode", api.InProgress, 2, &w.Owner.Id, api.Labels{"ui", "feature"}, d(1), 20, "Theme toggle")
+	mk("Export to CSV", api.Done, 0, &member, api.Labels{"feature"}, d(9), 40, "Spreadsheet export of tasks")
+	createTask(t, env, w, api.TaskCreate{Title: "Reproduce crash", ParentId: &t1.Id, Position: ptr(50.0)})
+
+	statuses := []api.TaskStatus{api.Todo, api.InProgress}
+	me, none, label, q := "me", "none", api.Label("feature"), "login"
+	memberStr := member.String()
+	cases := []struct {
+		name   string
+		params api.ListTasksParams
+		want   []string
+	}{
+		{"default: by position", api.ListTasksParams{}, []string{"Write onboarding docs", "Dark mode", "Login page crashes", "Export to CSV", "Reproduce crash"}},
+		{"several statuses", api.ListTasksParams{Status: &statuses}, []string{"Dark mode", "Login page crashes"}},
+		{"assignee id", api.ListTasksParams{Assignee: &memberStr}, []string{"Login page crashes", "Export to CSV"}},
+		{"assignee none", api.ListTasksParams{Assignee: &none}, []string{"Write onboarding docs", "Reproduce crash"}},
+		{"label", api.ListTasksParams{Label: &label}, []string{"Dark mode", "Export to CSV"}},
+		{"parent", api.ListTasksParams{ParentId: &t1.Id}, []string{"Reproduce crash"}},
+		{"due before", api.ListTasksParams{DueBefore: d(5)}, []string{"Dark mode", "Login page crashes"}},
+		{"due after", api.ListTasksParams{DueAfter: d(2)}, []string{"Login page crashes", "Export to CSV"}},
+		{"text in title", api.ListTasksParams{Q: &q}, []string{"Login page crashes"}},
+		{"text in description", api.ListTasksParams{Q: ptr("spreadsheet")}, []string{"Export to CSV"}},
+		{"combined", api.ListTasksParams{Label: &label, Status: &[]api.TaskStatus{api.Done}}, []string{"Export to CSV"}},
+		{"by priority", api.ListTasksParams{Sort: ptr(api.ListTasksParamsSortPriority), Status: &[]api.TaskStatus{api.Todo, api.InProgress, api.Done, api.Backlog}},
+			[]string{"Login page crashes", "Dark mode", "Write onboarding docs", "Reproduce crash", "Export to CSV"}}, // ties: newest first
+		{"by due date, undated last", api.ListTasksParams{Sort: ptr(api.ListTasksParamsSortDueDate)}, []string{"Dark mode", "Login page crashes", "Export to CSV", "Write onboarding docs", "Reproduce crash"}},
+		{"by creation, newest first", api.ListTasksParams{Sort: ptr(api.ListTasksParamsSortCreatedAt)}, []string{"Reproduce crash", "Export to CSV", "Dark mode", "Write onboarding docs", "Login page crashes"}},
+	}
+	for _, c := range cases {
+		if got := titles(listTasks(t, env, w, c.params)); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	// "me" is the caller.
+	mine, err := env.Client.ListTasksWithResponse(bg, w.project.Id, &api.ListTasksParams{Assignee: &me}, w.as(api.UserRoleMember))
+	if err != nil || !slices.Equal(titles(mine.JSON200.Items), []string{"Login page crashes", "Export to CSV"}) {
+		t.Errorf("assignee=me for the member: %s", mine.Body)
+	}
+	// Updated-at order follows the last change.
+	_, _ = env.Client.UpdateTaskWithResponse(bg, "PLAT-2", nil, api.TaskUpdate{Priority: ptr(api.Priority(1))}, w.as(api.UserRoleOwner))
+	if got := titles(listTasks(t, env, w, api.ListTasksParams{Sort: ptr(api.ListTasksParamsSortUpdatedAt), Limit: ptr(1)})); !slices.Equal(got, []string{"Write onboarding docs"}) {
+		t.Errorf("by updated_at: %q", got)
+	}
+}
+
+func TestTaskPagesAreStableUnderConcurrentInserts(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	for i := range 25 {
+		createTask(t, env, w, api.TaskCreate{Title: fmt.Sprintf("task %02d", i)})
+	}
+	for _, sort := range []api.ListTasksParamsSort{api.ListTasksParamsSortPosition, api.ListTasksParamsSortCreatedAt, api.ListTasksParamsSortPriority, api.ListTasksParamsSortDueDate, api.ListTasksParamsSortUpdatedAt} {
+		seen := map[uuid.UUID]bool{}
+		var cursor *string
+		pages := 0
+		for {
+			resp, err := env.Client.ListTasksWithResponse(bg, w.project.Id, &api.ListTasksParams{Limit: ptr(10), Cursor: cursor, Sort: &sort}, w.as(api.UserRoleViewer))
+			if err != nil || resp.JSON200 == nil {
+				t.Fatalf("%s page %d: %v %s", sort, pages, err, resp.Body)
+			}
+			for _, it := range resp.JSON200.Items {
+				if seen[it.Id] {
+					t.Fatalf("%s: %s appears on two pages", sort, it.Title)
+				}
+				seen[it.Id] = true
+			}
+			pages++
+			// Someone adds a task between our pages; the walk must neither repeat nor skip.
+			if pages == 1 {
+				createTask(t, env, w, api.TaskCreate{Title: "inserted while paging " + string(sort)})
+			}
+			if resp.JSON200.NextCursor.IsNull() {
+				break
+			}
+			c := resp.JSON200.NextCursor.MustGet()
+			cursor = &c
+			if pages > 10 {
+				t.Fatal("pagination does not end")
+			}
+		}
+		if len(seen) < 25 {
+			t.Errorf("%s: walked %d tasks, want all 25 that existed before", sort, len(seen))
+		}
+	}
+	// Limits and cursors are checked.
+	for name, p := range map[string]api.ListTasksParams{
+		"limit 0": {Limit: ptr(0)}, "limit 201": {Limit: ptr(201)}, "garbage cursor": {Cursor: ptr("%%%")},
+		"cursor of another sort": {Cursor: ptr("eyJrIjoicHJpb3JpdHkiLCJpZCI6IjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJ9")},
+		"assignee garbage":       {Assignee: ptr("someone")}, "status garbage": {Status: &[]api.TaskStatus{"soon"}},
+	} {
+		resp, _ := env.Client.ListTasksWithResponse(bg, w.project.Id, &p, w.as(api.UserRoleViewer))
+		wantStatus(t, name, resp.StatusCode(), resp.Body, http.StatusBadRequest)
+	}
+	missing, _ := env.Client.ListTasksWithResponse(bg, uuid.New(), nil, w.as(api.UserRoleViewer))
+	wantStatus(t, "tasks of a missing project", missing.StatusCode(), missing.Body, http.StatusNotFound)
+}
+
+func TestCreateTaskIsIdempotent(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	key := "create-task-" + uuid.NewString()
+	send := func(title string) *api.CreateTaskResponse {
+		resp, err := env.Client.CreateTaskWithResponse(bg, w.project.Id, &api.CreateTaskParams{IdempotencyKey: &key}, api.TaskCreate{Title: title}, w.as(api.UserRoleMember))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	first := send("once")
+	again := send("once")
+	if first.JSON201 == nil || again.JSON201 == nil || first.JSON201.Id != again.JSON201.Id || again.HTTPResponse.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry with the same key and body: %s / %s", first.Body, again.Body)
+	}
+	other := send("twice")
+	wantStatus(t, "same key, other body", other.StatusCode(), other.Body, http.StatusUnprocessableEntity)
+	if n := len(listTasks(t, env, w, api.ListTasksParams{})); n != 1 {
+		t.Fatalf("%d tasks after three sends with one key; want 1", n)
+	}
+	// The key belongs to its user: another user's identical request creates its own task.
+	mine, _ := env.Client.CreateTaskWithResponse(bg, w.project.Id, &api.CreateTaskParams{IdempotencyKey: &key}, api.TaskCreate{Title: "once"}, w.as(api.UserRoleAdmin))
+	if mine.JSON201 == nil || mine.JSON201.Id == first.JSON201.Id {
+		t.Fatalf("another user's request with the same key: %s", mine.Body)
+	}
+	// A failed request releases its key.
+	failKey := "fail-" + uuid.NewString()
+	bad, _ := env.Client.CreateTaskWithResponse(bg, uuid.New(), &api.CreateTaskParams{IdempotencyKey: &failKey}, api.TaskCreate{Title: "x"}, w.as(api.UserRoleOwner))
+	wantStatus(t, "create in a missing project", bad.StatusCode(), bad.Body, http.StatusNotFound)
+	good, _ := env.Client.CreateTaskWithResponse(bg, w.project.Id, &api.CreateTaskParams{IdempotencyKey: &failKey}, api.TaskCreate{Title: "x"}, w.as(api.UserRoleOwner))
+	wantStatus(t, "reuse of a released key", good.StatusCode(), good.Body, http.StatusCreated)
+}
+
+var _ = context.Background

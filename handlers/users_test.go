@@ -1,0 +1,198 @@
+package handlers_test
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/handlers/apitest"
+)
+
+func TestInvitedUserAcceptsOnce(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	resp, err := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "New@Example.test", Name: "New", Role: api.UserRoleMember}, w.as(api.UserRoleAdmin))
+	if err != nil || resp.JSON201 == nil || resp.JSON201.InviteToken == nil {
+		t.Fatalf("invite: %v %s", err, resp.Body)
+	}
+	if resp.JSON201.User.Status != api.UserStatusInvited || resp.JSON201.User.Email != "new@example.test" {
+		t.Errorf("invited user %+v", resp.JSON201.User)
+	}
+	// Not yet able to sign in.
+	l, _ := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: w.Slug, Email: "new@example.test", Password: "chosen password"})
+	wantStatus(t, "login before accepting", l.StatusCode(), l.Body, http.StatusUnauthorized)
+
+	acc, err := env.Client.AcceptInviteWithResponse(bg, api.AcceptInviteRequest{Token: *resp.JSON201.InviteToken, Password: "chosen password"})
+	if err != nil || acc.JSON200 == nil {
+		t.Fatalf("accept: %v %s", err, acc.Body)
+	}
+	m := me(t, env, acc.JSON200.AccessToken)
+	if m.JSON200 == nil || m.JSON200.User.Status != api.UserStatusActive || m.JSON200.Role != api.UserRoleMember {
+		t.Fatalf("me after accepting: %s", m.Body)
+	}
+	env.Login(t, w.Slug, "new@example.test", "chosen password")
+	again, _ := env.Client.AcceptInviteWithResponse(bg, api.AcceptInviteRequest{Token: *resp.JSON201.InviteToken, Password: "another password"})
+	wantStatus(t, "accepting twice", again.StatusCode(), again.Body, http.StatusUnauthorized)
+	forged, _ := env.Client.AcceptInviteWithResponse(bg, api.AcceptInviteRequest{Token: "tki_" + (*resp.JSON201.InviteToken)[4:50] + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", Password: "another password"})
+	wantStatus(t, "a forged invitation", forged.StatusCode(), forged.Body, http.StatusUnauthorized)
+}
+
+func TestUserRolesAndTheLastOwner(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	admin, owner := w.as(api.UserRoleAdmin), w.as(api.UserRoleOwner)
+	pw := "long enough password"
+
+	up, _ := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "boss@example.test", Name: "Boss", Role: api.UserRoleOwner, Password: &pw}, admin)
+	wantStatus(t, "admin creates an owner", up.StatusCode(), up.Body, http.StatusForbidden)
+	vc, _ := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "v2@example.test", Name: "V", Role: api.UserRoleViewer, Password: &pw}, w.as(api.UserRoleMember))
+	wantStatus(t, "member creates a user", vc.StatusCode(), vc.Body, http.StatusForbidden)
+	dup, _ := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "ADMIN@example.test", Name: "Dup", Role: api.UserRoleViewer, Password: &pw}, owner)
+	wantStatus(t, "duplicate email", dup.StatusCode(), dup.Body, http.StatusConflict)
+
+	ownerID := w.users[api.UserRoleOwner].Id
+	r, _ := env.Client.UpdateUserWithResponse(bg, ownerID, api.UserUpdate{Name: ptr("Renamed")}, admin)
+	wantStatus(t, "admin changes an owner", r.StatusCode(), r.Body, http.StatusForbidden)
+	r, _ = env.Client.UpdateUserWithResponse(bg, w.users[api.UserRoleViewer].Id, api.UserUpdate{Role: ptr(api.UserRoleOwner)}, admin)
+	wantStatus(t, "admin promotes to owner", r.StatusCode(), r.Body, http.StatusForbidden)
+	r, _ = env.Client.UpdateUserWithResponse(bg, w.users[api.UserRoleViewer].Id, api.UserUpdate{Role: ptr(api.UserRoleMember), Name: ptr("Vee")}, admin)
+	if r.JSON200 == nil || r.JSON200.Role != api.UserRoleMember || r.JSON200.Name != "Vee" {
+		t.Errorf("admin promotes a viewer to member: %s", r.Body)
+	}
+
+	r, _ = env.Client.UpdateUserWithResponse(bg, ownerID, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, owner)
+	wantStatus(t, "the last owner demotes themselves", r.StatusCode(), r.Body, http.StatusConflict)
+	d, _ := env.Client.DeactivateUserWithResponse(bg, ownerID, owner)
+	wantStatus(t, "the last owner is deactivated", d.StatusCode(), d.Body, http.StatusConflict)
+	// With a second owner, the first may step down.
+	r, _ = env.Client.UpdateUserWithResponse(bg, w.users[api.UserRoleAdmin].Id, api.UserUpdate{Role: ptr(api.UserRoleOwner)}, owner)
+	wantStatus(t, "owner promotes the admin", r.StatusCode(), r.Body, http.StatusOK)
+	r, _ = env.Client.UpdateUserWithResponse(bg, ownerID, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, owner)
+	wantStatus(t, "an owner steps down while another remains", r.StatusCode(), r.Body, http.StatusOK)
+}
+
+func TestDeactivationEndsSessionsAndKeysButKeepsTheUser(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	adminUser := w.users[api.UserRoleAdmin]
+	key, _ := env.Client.CreateAPIKeyWithResponse(bg, api.APIKeyCreate{Name: "k", Role: api.UserRoleViewer}, w.as(api.UserRoleAdmin))
+	refreshable := env.Login(t, w.Slug, "admin@example.test", "password for admin")
+
+	d, _ := env.Client.DeactivateUserWithResponse(bg, adminUser.Id, w.as(api.UserRoleOwner))
+	wantStatus(t, "deactivate", d.StatusCode(), d.Body, http.StatusNoContent)
+	if r := refresh(t, env, refreshable.RefreshToken); r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("refresh of a deactivated user: %d", r.StatusCode())
+	}
+	if m := me(t, env, key.JSON201.Key); m.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("key of a deactivated user: %d", m.StatusCode())
+	}
+	u, _ := env.Client.GetUserWithResponse(bg, adminUser.Id, w.as(api.UserRoleViewer))
+	if u.JSON200 == nil || u.JSON200.Status != api.UserStatusDeactivated {
+		t.Fatalf("the deactivated user: %s", u.Body)
+	}
+	ev, _ := env.Client.ListAuditEventsWithResponse(bg, &api.ListAuditEventsParams{ResourceId: &adminUser.Id}, w.as(api.UserRoleOwner))
+	if ev.JSON200 == nil || len(ev.JSON200.Items) == 0 || ev.JSON200.Items[0].Action != "user.update" || ev.JSON200.Items[0].Data["status"] != "deactivated" {
+		t.Errorf("audit of the deactivation: %s", ev.Body)
+	}
+}
+
+func TestUserListPages(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env) // 5 users
+	var all []string
+	var cursor *string
+	for range 10 {
+		resp, err := env.Client.ListUsersWithResponse(bg, &api.ListUsersParams{Limit: ptr(2), Cursor: cursor}, w.as(api.UserRoleViewer))
+		if err != nil || resp.JSON200 == nil {
+			t.Fatalf("list: %v %s", err, resp.Body)
+		}
+		for _, u := range resp.JSON200.Items {
+			all = append(all, string(u.Email))
+		}
+		if resp.JSON200.NextCursor.IsNull() {
+			break
+		}
+		cursor = ptr(resp.JSON200.NextCursor.MustGet())
+	}
+	if len(all) != 5 || !slices.Contains(all, "owner@example.test") || !slices.Contains(all, "outsider@example.test") {
+		t.Fatalf("users over pages: %v", all)
+	}
+	bad, _ := env.Client.ListTeamsWithResponse(bg, &api.ListTeamsParams{Cursor: cursor}, w.as(api.UserRoleViewer))
+	if cursor != nil {
+		wantStatus(t, "a users cursor on teams", bad.StatusCode(), bad.Body, http.StatusBadRequest)
+	}
+}
+
+func TestTeamsMembersAndProjects(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	owner := w.as(api.UserRoleOwner)
+
+	dupTeam, _ := env.Client.CreateTeamWithResponse(bg, nil, api.TeamCreate{Name: "Again", Key: "ENG"}, owner)
+	wantStatus(t, "team key taken", dupTeam.StatusCode(), dupTeam.Body, http.StatusConflict)
+	badKey, _ := env.Client.CreateTeamWithResponse(bg, nil, api.TeamCreate{Name: "x", Key: "eng"}, owner)
+	wantStatus(t, "lowercase team key", badKey.StatusCode(), badKey.Body, http.StatusBadRequest)
+	byMember, _ := env.Client.CreateTeamWithResponse(bg, nil, api.TeamCreate{Name: "x", Key: "XX"}, w.as(api.UserRoleMember))
+	wantStatus(t, "member creates a team", byMember.StatusCode(), byMember.Body, http.StatusForbidden)
+
+	upd, _ := env.Client.UpdateTeamWithResponse(bg, w.team.Id, api.TeamUpdate{Description: ptr("Builds things")}, owner)
+	if upd.JSON200 == nil || upd.JSON200.Description != "Builds things" || upd.JSON200.Name != "Engineering" {
+		t.Errorf("team patch: %s", upd.Body)
+	}
+	lead := w.users[api.UserRoleAdmin].Id
+	put, _ := env.Client.PutTeamMemberWithResponse(bg, w.team.Id, lead, api.TeamMemberPut{Role: api.TeamRoleLead}, owner)
+	if put.JSON200 == nil || put.JSON200.Role != api.TeamRoleLead || put.JSON200.User.Id != lead {
+		t.Fatalf("add lead: %s", put.Body)
+	}
+	members, _ := env.Client.ListTeamMembersWithResponse(bg, w.team.Id, w.as(api.UserRoleViewer))
+	if members.JSON200 == nil || len(members.JSON200.Items) != 2 || members.JSON200.Items[0].Role != api.TeamRoleLead {
+		t.Fatalf("members, leads first: %s", members.Body)
+	}
+	ghost, _ := env.Client.PutTeamMemberWithResponse(bg, w.team.Id, w.team.Id, api.TeamMemberPut{Role: api.TeamRoleMember}, owner)
+	wantStatus(t, "add a user that does not exist", ghost.StatusCode(), ghost.Body, http.StatusNotFound)
+	rm, _ := env.Client.DeleteTeamMemberWithResponse(bg, w.team.Id, lead, owner)
+	wantStatus(t, "remove a member", rm.StatusCode(), rm.Body, http.StatusNoContent)
+	rm, _ = env.Client.DeleteTeamMemberWithResponse(bg, w.team.Id, lead, owner)
+	wantStatus(t, "remove twice", rm.StatusCode(), rm.Body, http.StatusNotFound)
+
+	// Projects: keys unique, teams must exist, and a team with projects stays.
+	dupProj, _ := env.Client.CreateProjectWithResponse(bg, nil, api.ProjectCreate{TeamId: w.team.Id, Name: "x", Key: "PLAT"}, owner)
+	wantStatus(t, "project key taken", dupProj.StatusCode(), dupProj.Body, http.StatusConflict)
+	noTeam, _ := env.Client.CreateProjectWithResponse(bg, nil, api.ProjectCreate{TeamId: w.project.Id, Name: "x", Key: "NOPE"}, owner)
+	wantStatus(t, "project of a missing team", noTeam.StatusCode(), noTeam.Body, http.StatusNotFound)
+	delTeam, _ := env.Client.DeleteTeamWithResponse(bg, w.team.Id, owner)
+	wantStatus(t, "delete a team that owns projects", delTeam.StatusCode(), delTeam.Body, http.StatusConflict)
+
+	task := createTask(t, env, w, api.TaskCreate{Title: "doomed"})
+	del, _ := env.Client.DeleteProjectWithResponse(bg, w.project.Id, nil, owner)
+	wantStatus(t, "delete a project with tasks", del.StatusCode(), del.Body, http.StatusConflict)
+	still, _ := env.Client.GetTaskWithResponse(bg, task.Id.String(), owner)
+	wantStatus(t, "task after the refused delete", still.StatusCode(), still.Body, http.StatusOK)
+	del, _ = env.Client.DeleteProjectWithResponse(bg, w.project.Id, &api.DeleteProjectParams{Force: ptr(true)}, owner)
+	wantStatus(t, "force delete", del.StatusCode(), del.Body, http.StatusNoContent)
+	gone, _ := env.Client.GetTaskWithResponse(bg, task.Id.String(), owner)
+	wantStatus(t, "task after force delete", gone.StatusCode(), gone.Body, http.StatusNotFound)
+	delTeam, _ = env.Client.DeleteTeamWithResponse(bg, w.team.Id, owner)
+	wantStatus(t, "delete the now empty team", delTeam.StatusCode(), delTeam.Body, http.StatusNoContent)
+
+	audit, _ := env.Client.ListAuditEventsWithResponse(bg, &api.ListAuditEventsParams{ResourceType: ptr("project")}, owner)
+	var actions []string
+	for _, e := range audit.JSON200.Items {
+		actions = append(actions, e.Action)
+	}
+	if !slices.Equal(actions, []string{"project.delete", "project.create"}) {
+		t.Errorf("project audit trail, newest first: %v", actions)
+	}
+	noAudit, _ := env.Client.ListAuditEventsWithResponse(bg, nil, w.as(api.UserRoleMember))
+	wantStatus(t, "member reads the audit log", noAudit.StatusCode(), noAudit.Body, http.StatusForbidden)
+}
+
+var _ = openapi_types.Email("")
