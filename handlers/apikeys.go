@@ -17,7 +17,7 @@ import (
 func (s *Server) ListAPIKeys(ctx context.Context, _ api.ListAPIKeysRequestObject) (api.ListAPIKeysResponseObject, error) {
 	p := principal(ctx)
 	var rows []db.ApiKey
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
 		var err error
 		rows, err = q.ListAPIKeys(ctx)
 		return err

@@ -49,7 +49,7 @@ func (s *Server) ListSessions(ctx context.Context, _ api.ListSessionsRequestObje
 		return nil, errNoSessions()
 	}
 	var rows []db.Session
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
 		var err error
 		rows, err = q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: p.User, ActiveSince: s.sessions.ActiveSince()})
 		return err
@@ -94,7 +94,7 @@ func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequest
 func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
 	p := principal(ctx)
 	var row db.GetUserAndTenantRow
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
 		var err error
 		row, err = q.GetUserAndTenant(ctx, p.User)
 		return err

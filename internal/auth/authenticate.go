@@ -98,7 +98,8 @@ func (a *Authenticator) apiKey(ctx context.Context, credential string) (Principa
 		return Principal{}, invalid
 	}
 	var p Principal
-	err = a.db.InTx(ctx, tenancy.Scope{Tenant: key.Tenant}, func(q *db.Queries) error {
+	var touch bool
+	err = a.db.Read(ctx, tenancy.Scope{Tenant: key.Tenant}, func(q *db.Queries) error {
 		row, err := q.GetActiveAPIKey(ctx, key.ID)
 		if err != nil {
 			return err
@@ -106,11 +107,7 @@ func (a *Authenticator) apiKey(ctx context.Context, credential string) (Principa
 		if !key.Matches(row.SecretHash) {
 			return errMismatch
 		}
-		if row.LastUsedAt == nil || a.now().Sub(*row.LastUsedAt) > touchEvery {
-			if err := q.TouchAPIKey(ctx, key.ID); err != nil {
-				return err
-			}
-		}
+		touch = row.LastUsedAt == nil || a.now().Sub(*row.LastUsedAt) > touchEvery
 		p = Principal{
 			Tenant: key.Tenant, User: row.CreatedBy, Method: ByAPIKey, APIKey: key.ID,
 			// A key never acts above its creator's current role.
@@ -118,6 +115,9 @@ func (a *Authenticator) apiKey(ctx context.Context, credential string) (Principa
 		}
 		return nil
 	})
+	if err == nil && touch {
+		err = a.db.InTx(ctx, tenancy.Scope{Tenant: key.Tenant}, func(q *db.Queries) error { return q.TouchAPIKey(ctx, key.ID) })
+	}
 	if errors.Is(err, errMismatch) || problem.Is(err, problem.NotFound) {
 		return Principal{}, invalid
 	}

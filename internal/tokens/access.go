@@ -3,6 +3,7 @@ package tokens
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -28,6 +29,7 @@ type Issuer struct {
 	audience string
 	ttl      time.Duration
 	now      func() time.Time
+	verified verifiedCache
 }
 
 // IssuerConfig configures an Issuer; Now defaults to time.Now.
@@ -44,7 +46,8 @@ func NewIssuer(cfg IssuerConfig) *Issuer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Issuer{keys: cfg.Keys, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.TTL, now: cfg.Now}
+	return &Issuer{keys: cfg.Keys, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.TTL, now: cfg.Now,
+		verified: verifiedCache{m: map[string]*Claims{}, max: verifiedCacheSize}}
 }
 
 // TTL is how long issued tokens live.
@@ -93,6 +96,15 @@ var ErrInvalidToken = errors.New("invalid access token")
 // Verify checks an access token's signature with the key its kid names, pinning the algorithm
 // to EdDSA, the typ, issuer and audience, and requiring exp, nbf and iat to hold.
 func (is *Issuer) Verify(token string) (*Claims, error) {
+	now := is.now()
+	if c := is.verified.get(token); c != nil {
+		// The same string verified before; only the clock can have changed the answer.
+		if !now.Before(c.ExpiresAt.Time) {
+			return nil, fmt.Errorf("%w: token is expired", ErrInvalidToken)
+		}
+		cp := *c
+		return &cp, nil
+	}
 	var claims Claims
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
@@ -121,5 +133,43 @@ func (is *Issuer) Verify(token string) (*Claims, error) {
 	if _, err := uuid.Parse(claims.Subject); err != nil || claims.TenantID == uuid.Nil || claims.SessionID == uuid.Nil || claims.Role == "" {
 		return nil, fmt.Errorf("%w: missing sub, tid, sid or role", ErrInvalidToken)
 	}
-	return &claims, nil
+	is.verified.put(token, &claims)
+	cp := claims
+	return &cp, nil
+}
+
+// verifiedCacheSize bounds the tokens remembered as verified (about 0.5 KB each).
+const verifiedCacheSize = 20000
+
+// verifiedCache remembers tokens whose signature and claims checked out, so a client sending the
+// same token on every request pays the EdDSA verification (about 60 µs) once, not each time. It
+// is keyed by the whole token string, so any change to a token misses it; entries still expire
+// with their token.
+type verifiedCache struct {
+	mu  sync.Mutex
+	m   map[string]*Claims
+	max int
+}
+
+func (c *verifiedCache) get(token string) *Claims {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[token]
+}
+
+func (c *verifiedCache) put(token string, claims *Claims) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		// Drop about a tenth, arbitrarily (map order is random): cheaper than LRU bookkeeping on
+		// every hit, and a dropped token only costs one more verification.
+		n := c.max / 10
+		for k := range c.m {
+			delete(c.m, k)
+			if n--; n <= 0 {
+				break
+			}
+		}
+	}
+	c.m[token] = claims
 }

@@ -264,3 +264,47 @@ func FuzzParseOpaque(f *testing.F) {
 		}
 	})
 }
+
+func TestVerifiedCacheStillExpiresAndMissesOnAnyChange(t *testing.T) {
+	t.Parallel()
+	now := t0
+	is := newIssuer(t)
+	is.now = func() time.Time { return now }
+	tok, _ := is.Issue(subject())
+	if _, err := is.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	c, err := is.Verify(tok) // from the cache
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Role = "owner" // callers get copies; the cache must not change
+	if again, _ := is.Verify(tok); again.Role != "admin" {
+		t.Fatalf("a caller changed the cached claims: role %q", again.Role)
+	}
+	changed := []byte(tok)
+	i := len(changed) - 20 // inside the signature, clear of base64's padding bits
+	changed[i] = map[bool]byte{true: 'B', false: 'A'}[changed[i] == 'A']
+	if _, err := is.Verify(string(changed)); err == nil {
+		t.Error("a changed token verified")
+	}
+	now = now.Add(16 * time.Minute)
+	if _, err := is.Verify(tok); err == nil {
+		t.Error("a cached token verified after it expired")
+	}
+}
+
+func TestVerifiedCacheStaysBounded(t *testing.T) {
+	t.Parallel()
+	is := newIssuer(t)
+	is.verified.max = 50
+	for range 200 {
+		tok, _ := is.Issue(subject())
+		if _, err := is.Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(is.verified.m); n > 50 {
+		t.Fatalf("cache holds %d tokens, bound is 50", n)
+	}
+}
