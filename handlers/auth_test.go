@@ -59,7 +59,7 @@ func auditActions(t *testing.T, env *apitest.Env, tenant uuid.UUID) []string {
 	t.Helper()
 	var actions []string
 	err := env.DB.InTx(bg, tenancy.Scope{Tenant: tenant}, func(q *db.Queries) error {
-		rows, err := q.ListRecentAuditEvents(bg)
+		rows, err := q.ListAuditEvents(bg, db.ListAuditEventsParams{Lim: 100})
 		for _, r := range rows {
 			actions = append(actions, r.Action)
 		}

@@ -3,9 +3,6 @@ INSERT INTO audit_events (tenant_id, id, actor_user_id, actor_key_id, action, re
 VALUES (sqlc.arg(tenant_id), sqlc.arg(id), sqlc.narg(actor_user_id), sqlc.narg(actor_key_id), sqlc.arg(action),
         sqlc.arg(resource_type), sqlc.narg(resource_id), sqlc.arg(ip), sqlc.arg(data));
 
--- name: ListRecentAuditEvents :many
-SELECT * FROM audit_events ORDER BY created_at DESC, id DESC LIMIT 100;
-
 -- name: ListAuditEvents :many
 SELECT * FROM audit_events
 WHERE (sqlc.narg(action)::text IS NULL OR action = sqlc.narg(action)::text)

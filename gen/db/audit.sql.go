@@ -102,38 +102,3 @@ func (q *Queries) ListAuditEvents(ctx context.Context, arg ListAuditEventsParams
 	}
 	return items, nil
 }
-
-const listRecentAuditEvents = `-- name: ListRecentAuditEvents :many
-SELECT tenant_id, id, created_at, actor_user_id, actor_key_id, action, resource_type, resource_id, ip, data FROM audit_events ORDER BY created_at DESC, id DESC LIMIT 100
-`
-
-func (q *Queries) ListRecentAuditEvents(ctx context.Context) ([]AuditEvent, error) {
-	rows, err := q.db.Query(ctx, listRecentAuditEvents)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []AuditEvent{}
-	for rows.Next() {
-		var i AuditEvent
-		if err := rows.Scan(
-			&i.TenantID,
-			&i.ID,
-			&i.CreatedAt,
-			&i.ActorUserID,
-			&i.ActorKeyID,
-			&i.Action,
-			&i.ResourceType,
-			&i.ResourceID,
-			&i.Ip,
-			&i.Data,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
