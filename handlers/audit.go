@@ -24,7 +24,7 @@ func (s *Server) ListAuditEvents(ctx context.Context, req api.ListAuditEventsReq
 		params.BeforeCreatedAt, params.BeforeID = &c.T, &c.ID
 	}
 	var rows []db.AuditEvent
-	err := s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+	err := s.db.Search(ctx, scope(principal(ctx)), func(q *db.Queries) error {
 		var err error
 		rows, err = q.ListAuditEvents(ctx, params)
 		return err

@@ -21,7 +21,7 @@ func (s *Server) ListProjects(ctx context.Context, req api.ListProjectsRequestOb
 		params.Status = ptr(string(*req.Params.Status))
 	}
 	var rows []db.Project
-	err = s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+	err = s.db.Search(ctx, scope(principal(ctx)), func(q *db.Queries) error {
 		rows, err = q.ListProjects(ctx, params)
 		return err
 	})

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,11 @@ type taskFilter struct {
 	assignee, parent *uuid.UUID
 	label, q         *string
 	before, after    *time.Time
+}
+
+func (f taskFilter) none() bool {
+	return f.statuses == nil && !f.filterAssignee && f.assignee == nil && f.parent == nil && f.label == nil &&
+		f.q == nil && f.before == nil && f.after == nil
 }
 
 // ListTasks lists a project's tasks with filters, sorted and keyset-paginated. Each page is one
@@ -84,10 +90,22 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 		f.after = &prm.DueAfter.Time
 	}
 
+	// The unfiltered list in manual order is the common case and has a query of its own whose
+	// cached plan is always right; anything filtered is planned per call.
+	plain := sort == api.ListTasksParamsSortPosition && f.none()
+	read := s.db.Search
+	if plain {
+		read = s.db.Read
+	}
 	var rows []listedTask
-	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
+	err := read(ctx, scope(p), func(q *db.Queries) error {
 		var err error
-		if rows, err = listTasks(ctx, q, req.Id, sort, f, c, fetchLimit(prm.Limit)); err != nil {
+		if plain {
+			rows, err = listProjectTasks(ctx, q, p.Tenant, req.Id, c, fetchLimit(prm.Limit))
+		} else {
+			rows, err = listTasks(ctx, q, p.Tenant, req.Id, sort, f, c, fetchLimit(prm.Limit))
+		}
+		if err != nil {
 			return err
 		}
 		if len(rows) == 0 {
@@ -132,43 +150,51 @@ func cursorOf(sort api.ListTasksParamsSort, t db.Task) taskCursor {
 	return c
 }
 
+func listProjectTasks(ctx context.Context, q *db.Queries, tenant, project uuid.UUID, c *taskCursor, limit int32) ([]listedTask, error) {
+	p := db.ListProjectTasksParams{TenantID: tenant, ProjectID: project, AfterPosition: math.Inf(-1), Lim: limit}
+	if c != nil {
+		p.AfterPosition, p.AfterID = c.F, c.ID
+	}
+	return collect(q.ListProjectTasks(ctx, p))(func(r db.ListProjectTasksRow) listedTask { return listedTask{r.Task, r.ProjectKey} })
+}
+
 // listTasks runs the list query of the sort order; each walks its own index.
-func listTasks(ctx context.Context, q *db.Queries, project uuid.UUID, sort api.ListTasksParamsSort, f taskFilter, c *taskCursor, limit int32) ([]listedTask, error) {
+func listTasks(ctx context.Context, q *db.Queries, tenant, project uuid.UUID, sort api.ListTasksParamsSort, f taskFilter, c *taskCursor, limit int32) ([]listedTask, error) {
 	var afterID *uuid.UUID
 	if c != nil {
 		afterID = &c.ID
 	}
 	switch sort {
 	case api.ListTasksParamsSortCreatedAt:
-		p := db.ListTasksByCreatedAtParams{ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
+		p := db.ListTasksByCreatedAtParams{TenantID: tenant, ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
 			Label: f.label, ParentID: f.parent, DueBefore: f.before, DueAfter: f.after, Q: f.q, AfterID: afterID, Lim: limit}
 		if c != nil {
 			p.AfterCreatedAt = &c.T
 		}
 		return collect(q.ListTasksByCreatedAt(ctx, p))(func(r db.ListTasksByCreatedAtRow) listedTask { return listedTask{r.Task, r.ProjectKey} })
 	case api.ListTasksParamsSortUpdatedAt:
-		p := db.ListTasksByUpdatedAtParams{ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
+		p := db.ListTasksByUpdatedAtParams{TenantID: tenant, ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
 			Label: f.label, ParentID: f.parent, DueBefore: f.before, DueAfter: f.after, Q: f.q, AfterID: afterID, Lim: limit}
 		if c != nil {
 			p.AfterUpdatedAt = &c.T
 		}
 		return collect(q.ListTasksByUpdatedAt(ctx, p))(func(r db.ListTasksByUpdatedAtRow) listedTask { return listedTask{r.Task, r.ProjectKey} })
 	case api.ListTasksParamsSortPriority:
-		p := db.ListTasksByPriorityParams{ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
+		p := db.ListTasksByPriorityParams{TenantID: tenant, ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
 			Label: f.label, ParentID: f.parent, DueBefore: f.before, DueAfter: f.after, Q: f.q, AfterID: afterID, Lim: limit}
 		if c != nil {
 			p.AfterPriority = ptr(int16(c.F))
 		}
 		return collect(q.ListTasksByPriority(ctx, p))(func(r db.ListTasksByPriorityRow) listedTask { return listedTask{r.Task, r.ProjectKey} })
 	case api.ListTasksParamsSortDueDate:
-		p := db.ListTasksByDueDateParams{ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
+		p := db.ListTasksByDueDateParams{TenantID: tenant, ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
 			Label: f.label, ParentID: f.parent, DueBefore: f.before, DueAfter: f.after, Q: f.q, AfterID: afterID, Lim: limit}
 		if c != nil {
 			p.AfterDueDate = &c.T
 		}
 		return collect(q.ListTasksByDueDate(ctx, p))(func(r db.ListTasksByDueDateRow) listedTask { return listedTask{r.Task, r.ProjectKey} })
 	default:
-		p := db.ListTasksByPositionParams{ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
+		p := db.ListTasksByPositionParams{TenantID: tenant, ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
 			Label: f.label, ParentID: f.parent, DueBefore: f.before, DueAfter: f.after, Q: f.q, AfterID: afterID, Lim: limit}
 		if c != nil {
 			p.AfterPosition = &c.F
@@ -199,9 +225,9 @@ type loadedTask struct {
 }
 
 // loadTask finds a task by id or by key (ENG-42).
-func loadTask(ctx context.Context, q *db.Queries, ref string) (loadedTask, error) {
+func loadTask(ctx context.Context, q *db.Queries, tenant uuid.UUID, ref string) (loadedTask, error) {
 	if id, err := uuid.Parse(ref); err == nil {
-		r, err := q.GetTask(ctx, id)
+		r, err := q.GetTask(ctx, db.GetTaskParams{TenantID: tenant, ID: id})
 		if err != nil {
 			return loadedTask{}, notFound(err, resourceTask)
 		}
@@ -212,7 +238,7 @@ func loadTask(ctx context.Context, q *db.Queries, ref string) (loadedTask, error
 	if i < 0 || err != nil {
 		return loadedTask{}, problem.New(problem.NotFound, "No such task.")
 	}
-	r, err := q.GetTaskByKey(ctx, db.GetTaskByKeyParams{ProjectKey: ref[:i], Number: number})
+	r, err := q.GetTaskByKey(ctx, db.GetTaskByKeyParams{TenantID: tenant, ProjectKey: ref[:i], Number: number})
 	if err != nil {
 		return loadedTask{}, notFound(err, resourceTask)
 	}
@@ -221,10 +247,11 @@ func loadTask(ctx context.Context, q *db.Queries, ref string) (loadedTask, error
 
 // GetTask reads one task, with its version as the ETag.
 func (s *Server) GetTask(ctx context.Context, req api.GetTaskRequestObject) (api.GetTaskResponseObject, error) {
+	p := principal(ctx)
 	var t loadedTask
-	err := s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
 		var err error
-		t, err = loadTask(ctx, q, req.Id)
+		t, err = loadTask(ctx, q, p.Tenant, req.Id)
 		return err
 	})
 	if err != nil {
@@ -256,14 +283,14 @@ func checkAssignee(ctx context.Context, q *db.Queries, id *uuid.UUID) error {
 
 // checkParent makes sure a parent is a task of the same project and, for an existing task, not
 // one of its descendants.
-func checkParent(ctx context.Context, q *db.Queries, project uuid.UUID, child *uuid.UUID, parent uuid.UUID) error {
+func checkParent(ctx context.Context, q *db.Queries, tenant, project uuid.UUID, child *uuid.UUID, parent uuid.UUID) error {
 	field := func(msg string) error {
 		return problem.Fields("The parent task is not allowed.", problem.FieldError{Field: "parent_id", In: "body", Message: msg})
 	}
 	if child != nil && *child == parent {
 		return field("a task cannot be its own parent")
 	}
-	r, err := q.GetTask(ctx, parent)
+	r, err := q.GetTask(ctx, db.GetTaskParams{TenantID: tenant, ID: parent})
 	if err != nil {
 		return notFound(err, "parent task (parent_id)")
 	}
@@ -303,7 +330,7 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 			return err
 		}
 		if b.ParentId != nil {
-			if err := checkParent(ctx, q, req.Id, nil, *b.ParentId); err != nil {
+			if err := checkParent(ctx, q, p.Tenant, req.Id, nil, *b.ParentId); err != nil {
 				return err
 			}
 		}
@@ -349,7 +376,7 @@ func (s *Server) UpdateTask(ctx context.Context, req api.UpdateTaskRequestObject
 	b := req.Body
 	var out loadedTask
 	err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
-		t, err := loadTask(ctx, q, req.Id)
+		t, err := loadTask(ctx, q, p.Tenant, req.Id)
 		if err != nil {
 			return err
 		}
@@ -398,7 +425,7 @@ func (s *Server) UpdateTask(ctx context.Context, req api.UpdateTaskRequestObject
 			params.SetParent, changed = true, append(changed, "parent_id")
 			if !b.ParentId.IsNull() {
 				parent := b.ParentId.MustGet()
-				if err := checkParent(ctx, q, t.ProjectID, &t.ID, parent); err != nil {
+				if err := checkParent(ctx, q, p.Tenant, t.ProjectID, &t.ID, parent); err != nil {
 					return err
 				}
 				params.ParentID = &parent
@@ -431,7 +458,7 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 		return nil, err
 	}
 	err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
-		t, err := loadTask(ctx, q, req.Id)
+		t, err := loadTask(ctx, q, p.Tenant, req.Id)
 		if err != nil {
 			return err
 		}

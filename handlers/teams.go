@@ -18,7 +18,7 @@ func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) 
 		return nil, err
 	}
 	var rows []db.Team
-	err = s.db.Read(ctx, scope(p), func(q *db.Queries) error {
+	err = s.db.Search(ctx, scope(p), func(q *db.Queries) error {
 		rows, err = q.ListTeams(ctx, db.ListTeamsParams{AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit)})
 		return err
 	})

@@ -31,7 +31,7 @@ func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) 
 		return nil, err
 	}
 	var rows []db.User
-	err = s.db.Read(ctx, scope(p), func(q *db.Queries) error {
+	err = s.db.Search(ctx, scope(p), func(q *db.Queries) error {
 		rows, err = q.ListUsers(ctx, db.ListUsersParams{AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit)})
 		return err
 	})

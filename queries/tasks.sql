@@ -1,16 +1,30 @@
 -- Tasks. The list has one query per sort order because each must walk its own index (see
 -- migrations/00003_core.sql) for a page to cost the same at any table size; the filters are
 -- the same in all of them. Keyset pagination: the cursor carries the last row's sort key and id.
+-- The hot reads name their tenant although RLS would add it: the explicit parameter gives the
+-- planner the leading index column in generic plans too, and keeps the plan good for any
+-- reader that is not under RLS.
+
+-- name: ListProjectTasks :many
+-- The task list with no filters, in manual order: the common case, written without optional
+-- parts so that the cached generic plan walks tasks_position_idx. (The filtered lists below
+-- are planned per call; see tenancy.Search.) The first page starts after (-Infinity, nil UUID).
+SELECT sqlc.embed(t), p.key AS project_key
+FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
+WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
+  AND (t.position, t.id) > (sqlc.arg(after_position)::float8, sqlc.arg(after_id)::uuid)
+ORDER BY t.position, t.id
+LIMIT sqlc.arg(lim);
 
 -- name: GetTask :one
 SELECT sqlc.embed(t), p.key AS project_key, p.team_id
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.id = sqlc.arg(id);
+WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.id = sqlc.arg(id);
 
 -- name: GetTaskByKey :one
 SELECT sqlc.embed(t), p.key AS project_key, p.team_id
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE p.key = sqlc.arg(project_key) AND t.number = sqlc.arg(number);
+WHERE p.tenant_id = sqlc.arg(tenant_id) AND p.key = sqlc.arg(project_key) AND t.number = sqlc.arg(number);
 
 -- name: NextTaskNumber :one
 -- Locks the project row, so numbers are handed out one at a time per project.
@@ -63,7 +77,7 @@ SELECT count(*) FROM tasks WHERE project_id = sqlc.arg(project_id);
 -- Sorted by position ascending.
 SELECT sqlc.embed(t), p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = sqlc.arg(project_id)
+WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
   AND (sqlc.narg(statuses)::text[] IS NULL OR t.status = ANY (sqlc.narg(statuses)::text[]))
   AND (NOT @filter_assignee::boolean OR t.assignee_id IS NOT DISTINCT FROM sqlc.narg(assignee_id)::uuid)
   AND (sqlc.narg(label)::text IS NULL OR t.labels @> ARRAY[sqlc.narg(label)::text])
@@ -79,7 +93,7 @@ LIMIT sqlc.arg(lim);
 -- Sorted by created_at, newest first.
 SELECT sqlc.embed(t), p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = sqlc.arg(project_id)
+WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
   AND (sqlc.narg(statuses)::text[] IS NULL OR t.status = ANY (sqlc.narg(statuses)::text[]))
   AND (NOT @filter_assignee::boolean OR t.assignee_id IS NOT DISTINCT FROM sqlc.narg(assignee_id)::uuid)
   AND (sqlc.narg(label)::text IS NULL OR t.labels @> ARRAY[sqlc.narg(label)::text])
@@ -95,7 +109,7 @@ LIMIT sqlc.arg(lim);
 -- Sorted by updated_at, newest first.
 SELECT sqlc.embed(t), p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = sqlc.arg(project_id)
+WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
   AND (sqlc.narg(statuses)::text[] IS NULL OR t.status = ANY (sqlc.narg(statuses)::text[]))
   AND (NOT @filter_assignee::boolean OR t.assignee_id IS NOT DISTINCT FROM sqlc.narg(assignee_id)::uuid)
   AND (sqlc.narg(label)::text IS NULL OR t.labels @> ARRAY[sqlc.narg(label)::text])
@@ -111,7 +125,7 @@ LIMIT sqlc.arg(lim);
 -- Sorted by priority, urgent first.
 SELECT sqlc.embed(t), p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = sqlc.arg(project_id)
+WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
   AND (sqlc.narg(statuses)::text[] IS NULL OR t.status = ANY (sqlc.narg(statuses)::text[]))
   AND (NOT @filter_assignee::boolean OR t.assignee_id IS NOT DISTINCT FROM sqlc.narg(assignee_id)::uuid)
   AND (sqlc.narg(label)::text IS NULL OR t.labels @> ARRAY[sqlc.narg(label)::text])
@@ -127,7 +141,7 @@ LIMIT sqlc.arg(lim);
 -- Sorted by due date, soonest first, tasks without one last.
 SELECT sqlc.embed(t), p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = sqlc.arg(project_id)
+WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
   AND (sqlc.narg(statuses)::text[] IS NULL OR t.status = ANY (sqlc.narg(statuses)::text[]))
   AND (NOT @filter_assignee::boolean OR t.assignee_id IS NOT DISTINCT FROM sqlc.narg(assignee_id)::uuid)
   AND (sqlc.narg(label)::text IS NULL OR t.labels @> ARRAY[sqlc.narg(label)::text])

@@ -108,11 +108,15 @@ func (q *Queries) DeleteTask(ctx context.Context, arg DeleteTaskParams) (int64, 
 }
 
 const getTask = `-- name: GetTask :one
-
 SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key, p.team_id
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.id = $1
+WHERE t.tenant_id = $1 AND t.id = $2
 `
+
+type GetTaskParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
 
 type GetTaskRow struct {
 	Task       Task
@@ -120,11 +124,8 @@ type GetTaskRow struct {
 	TeamID     uuid.UUID
 }
 
-// Tasks. The list has one query per sort order because each must walk its own index (see
-// migrations/00003_core.sql) for a page to cost the same at any table size; the filters are
-// the same in all of them. Keyset pagination: the cursor carries the last row's sort key and id.
-func (q *Queries) GetTask(ctx context.Context, id uuid.UUID) (GetTaskRow, error) {
-	row := q.db.QueryRow(ctx, getTask, id)
+func (q *Queries) GetTask(ctx context.Context, arg GetTaskParams) (GetTaskRow, error) {
+	row := q.db.QueryRow(ctx, getTask, arg.TenantID, arg.ID)
 	var i GetTaskRow
 	err := row.Scan(
 		&i.Task.TenantID,
@@ -153,10 +154,11 @@ func (q *Queries) GetTask(ctx context.Context, id uuid.UUID) (GetTaskRow, error)
 const getTaskByKey = `-- name: GetTaskByKey :one
 SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key, p.team_id
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE p.key = $1 AND t.number = $2
+WHERE p.tenant_id = $1 AND p.key = $2 AND t.number = $3
 `
 
 type GetTaskByKeyParams struct {
+	TenantID   uuid.UUID
 	ProjectKey string
 	Number     int64
 }
@@ -168,7 +170,7 @@ type GetTaskByKeyRow struct {
 }
 
 func (q *Queries) GetTaskByKey(ctx context.Context, arg GetTaskByKeyParams) (GetTaskByKeyRow, error) {
-	row := q.db.QueryRow(ctx, getTaskByKey, arg.ProjectKey, arg.Number)
+	row := q.db.QueryRow(ctx, getTaskByKey, arg.TenantID, arg.ProjectKey, arg.Number)
 	var i GetTaskByKeyRow
 	err := row.Scan(
 		&i.Task.TenantID,
@@ -194,23 +196,101 @@ func (q *Queries) GetTaskByKey(ctx context.Context, arg GetTaskByKeyParams) (Get
 	return i, err
 }
 
+const listProjectTasks = `-- name: ListProjectTasks :many
+
+SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key
+FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
+WHERE t.tenant_id = $1 AND t.project_id = $2
+  AND (t.position, t.id) > ($3::float8, $4::uuid)
+ORDER BY t.position, t.id
+LIMIT $5
+`
+
+type ListProjectTasksParams struct {
+	TenantID      uuid.UUID
+	ProjectID     uuid.UUID
+	AfterPosition float64
+	AfterID       uuid.UUID
+	Lim           int32
+}
+
+type ListProjectTasksRow struct {
+	Task       Task
+	ProjectKey string
+}
+
+// Tasks. The list has one query per sort order because each must walk its own index (see
+// migrations/00003_core.sql) for a page to cost the same at any table size; the filters are
+// the same in all of them. Keyset pagination: the cursor carries the last row's sort key and id.
+// The hot reads name their tenant although RLS would add it: the explicit parameter gives the
+// planner the leading index column in generic plans too, and keeps the plan good for any
+// reader that is not under RLS.
+// The task list with no filters, in manual order: the common case, written without optional
+// parts so that the cached generic plan walks tasks_position_idx. (The filtered lists below
+// are planned per call; see tenancy.Search.) The first page starts after (-Infinity, nil UUID).
+func (q *Queries) ListProjectTasks(ctx context.Context, arg ListProjectTasksParams) ([]ListProjectTasksRow, error) {
+	rows, err := q.db.Query(ctx, listProjectTasks,
+		arg.TenantID,
+		arg.ProjectID,
+		arg.AfterPosition,
+		arg.AfterID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListProjectTasksRow{}
+	for rows.Next() {
+		var i ListProjectTasksRow
+		if err := rows.Scan(
+			&i.Task.TenantID,
+			&i.Task.ID,
+			&i.Task.ProjectID,
+			&i.Task.Number,
+			&i.Task.Title,
+			&i.Task.Description,
+			&i.Task.Status,
+			&i.Task.Priority,
+			&i.Task.AssigneeID,
+			&i.Task.Labels,
+			&i.Task.DueDate,
+			&i.Task.ParentID,
+			&i.Task.Position,
+			&i.Task.CreatedBy,
+			&i.Task.CreatedAt,
+			&i.Task.UpdatedAt,
+			&i.Task.Version,
+			&i.ProjectKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listTasksByCreatedAt = `-- name: ListTasksByCreatedAt :many
 SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = $1
-  AND ($2::text[] IS NULL OR t.status = ANY ($2::text[]))
-  AND (NOT $3::boolean OR t.assignee_id IS NOT DISTINCT FROM $4::uuid)
-  AND ($5::text IS NULL OR t.labels @> ARRAY[$5::text])
-  AND ($6::uuid IS NULL OR t.parent_id = $6::uuid)
-  AND ($7::date IS NULL OR t.due_date < $7::date)
-  AND ($8::date IS NULL OR t.due_date > $8::date)
-  AND ($9::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $9::text))
-  AND ($10::timestamptz IS NULL OR (t.created_at, t.id) < ($10::timestamptz, $11::uuid))
+WHERE t.tenant_id = $1 AND t.project_id = $2
+  AND ($3::text[] IS NULL OR t.status = ANY ($3::text[]))
+  AND (NOT $4::boolean OR t.assignee_id IS NOT DISTINCT FROM $5::uuid)
+  AND ($6::text IS NULL OR t.labels @> ARRAY[$6::text])
+  AND ($7::uuid IS NULL OR t.parent_id = $7::uuid)
+  AND ($8::date IS NULL OR t.due_date < $8::date)
+  AND ($9::date IS NULL OR t.due_date > $9::date)
+  AND ($10::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $10::text))
+  AND ($11::timestamptz IS NULL OR (t.created_at, t.id) < ($11::timestamptz, $12::uuid))
 ORDER BY t.created_at DESC, t.id DESC
-LIMIT $12
+LIMIT $13
 `
 
 type ListTasksByCreatedAtParams struct {
+	TenantID       uuid.UUID
 	ProjectID      uuid.UUID
 	Statuses       []string
 	FilterAssignee bool
@@ -233,6 +313,7 @@ type ListTasksByCreatedAtRow struct {
 // Sorted by created_at, newest first.
 func (q *Queries) ListTasksByCreatedAt(ctx context.Context, arg ListTasksByCreatedAtParams) ([]ListTasksByCreatedAtRow, error) {
 	rows, err := q.db.Query(ctx, listTasksByCreatedAt,
+		arg.TenantID,
 		arg.ProjectID,
 		arg.Statuses,
 		arg.FilterAssignee,
@@ -286,20 +367,21 @@ func (q *Queries) ListTasksByCreatedAt(ctx context.Context, arg ListTasksByCreat
 const listTasksByDueDate = `-- name: ListTasksByDueDate :many
 SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = $1
-  AND ($2::text[] IS NULL OR t.status = ANY ($2::text[]))
-  AND (NOT $3::boolean OR t.assignee_id IS NOT DISTINCT FROM $4::uuid)
-  AND ($5::text IS NULL OR t.labels @> ARRAY[$5::text])
-  AND ($6::uuid IS NULL OR t.parent_id = $6::uuid)
-  AND ($7::date IS NULL OR t.due_date < $7::date)
-  AND ($8::date IS NULL OR t.due_date > $8::date)
-  AND ($9::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $9::text))
-  AND ($10::date IS NULL OR (coalesce(t.due_date, '9999-12-31'::date), t.id) > ($10::date, $11::uuid))
+WHERE t.tenant_id = $1 AND t.project_id = $2
+  AND ($3::text[] IS NULL OR t.status = ANY ($3::text[]))
+  AND (NOT $4::boolean OR t.assignee_id IS NOT DISTINCT FROM $5::uuid)
+  AND ($6::text IS NULL OR t.labels @> ARRAY[$6::text])
+  AND ($7::uuid IS NULL OR t.parent_id = $7::uuid)
+  AND ($8::date IS NULL OR t.due_date < $8::date)
+  AND ($9::date IS NULL OR t.due_date > $9::date)
+  AND ($10::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $10::text))
+  AND ($11::date IS NULL OR (coalesce(t.due_date, '9999-12-31'::date), t.id) > ($11::date, $12::uuid))
 ORDER BY coalesce(t.due_date, '9999-12-31'::date), t.id
-LIMIT $12
+LIMIT $13
 `
 
 type ListTasksByDueDateParams struct {
+	TenantID       uuid.UUID
 	ProjectID      uuid.UUID
 	Statuses       []string
 	FilterAssignee bool
@@ -322,6 +404,7 @@ type ListTasksByDueDateRow struct {
 // Sorted by due date, soonest first, tasks without one last.
 func (q *Queries) ListTasksByDueDate(ctx context.Context, arg ListTasksByDueDateParams) ([]ListTasksByDueDateRow, error) {
 	rows, err := q.db.Query(ctx, listTasksByDueDate,
+		arg.TenantID,
 		arg.ProjectID,
 		arg.Statuses,
 		arg.FilterAssignee,
@@ -375,20 +458,21 @@ func (q *Queries) ListTasksByDueDate(ctx context.Context, arg ListTasksByDueDate
 const listTasksByPosition = `-- name: ListTasksByPosition :many
 SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = $1
-  AND ($2::text[] IS NULL OR t.status = ANY ($2::text[]))
-  AND (NOT $3::boolean OR t.assignee_id IS NOT DISTINCT FROM $4::uuid)
-  AND ($5::text IS NULL OR t.labels @> ARRAY[$5::text])
-  AND ($6::uuid IS NULL OR t.parent_id = $6::uuid)
-  AND ($7::date IS NULL OR t.due_date < $7::date)
-  AND ($8::date IS NULL OR t.due_date > $8::date)
-  AND ($9::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $9::text))
-  AND ($10::float8 IS NULL OR (t.position, t.id) > ($10::float8, $11::uuid))
+WHERE t.tenant_id = $1 AND t.project_id = $2
+  AND ($3::text[] IS NULL OR t.status = ANY ($3::text[]))
+  AND (NOT $4::boolean OR t.assignee_id IS NOT DISTINCT FROM $5::uuid)
+  AND ($6::text IS NULL OR t.labels @> ARRAY[$6::text])
+  AND ($7::uuid IS NULL OR t.parent_id = $7::uuid)
+  AND ($8::date IS NULL OR t.due_date < $8::date)
+  AND ($9::date IS NULL OR t.due_date > $9::date)
+  AND ($10::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $10::text))
+  AND ($11::float8 IS NULL OR (t.position, t.id) > ($11::float8, $12::uuid))
 ORDER BY t.position, t.id
-LIMIT $12
+LIMIT $13
 `
 
 type ListTasksByPositionParams struct {
+	TenantID       uuid.UUID
 	ProjectID      uuid.UUID
 	Statuses       []string
 	FilterAssignee bool
@@ -411,6 +495,7 @@ type ListTasksByPositionRow struct {
 // Sorted by position ascending.
 func (q *Queries) ListTasksByPosition(ctx context.Context, arg ListTasksByPositionParams) ([]ListTasksByPositionRow, error) {
 	rows, err := q.db.Query(ctx, listTasksByPosition,
+		arg.TenantID,
 		arg.ProjectID,
 		arg.Statuses,
 		arg.FilterAssignee,
@@ -464,20 +549,21 @@ func (q *Queries) ListTasksByPosition(ctx context.Context, arg ListTasksByPositi
 const listTasksByPriority = `-- name: ListTasksByPriority :many
 SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = $1
-  AND ($2::text[] IS NULL OR t.status = ANY ($2::text[]))
-  AND (NOT $3::boolean OR t.assignee_id IS NOT DISTINCT FROM $4::uuid)
-  AND ($5::text IS NULL OR t.labels @> ARRAY[$5::text])
-  AND ($6::uuid IS NULL OR t.parent_id = $6::uuid)
-  AND ($7::date IS NULL OR t.due_date < $7::date)
-  AND ($8::date IS NULL OR t.due_date > $8::date)
-  AND ($9::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $9::text))
-  AND ($10::smallint IS NULL OR (t.priority, t.id) < ($10::smallint, $11::uuid))
+WHERE t.tenant_id = $1 AND t.project_id = $2
+  AND ($3::text[] IS NULL OR t.status = ANY ($3::text[]))
+  AND (NOT $4::boolean OR t.assignee_id IS NOT DISTINCT FROM $5::uuid)
+  AND ($6::text IS NULL OR t.labels @> ARRAY[$6::text])
+  AND ($7::uuid IS NULL OR t.parent_id = $7::uuid)
+  AND ($8::date IS NULL OR t.due_date < $8::date)
+  AND ($9::date IS NULL OR t.due_date > $9::date)
+  AND ($10::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $10::text))
+  AND ($11::smallint IS NULL OR (t.priority, t.id) < ($11::smallint, $12::uuid))
 ORDER BY t.priority DESC, t.id DESC
-LIMIT $12
+LIMIT $13
 `
 
 type ListTasksByPriorityParams struct {
+	TenantID       uuid.UUID
 	ProjectID      uuid.UUID
 	Statuses       []string
 	FilterAssignee bool
@@ -500,6 +586,7 @@ type ListTasksByPriorityRow struct {
 // Sorted by priority, urgent first.
 func (q *Queries) ListTasksByPriority(ctx context.Context, arg ListTasksByPriorityParams) ([]ListTasksByPriorityRow, error) {
 	rows, err := q.db.Query(ctx, listTasksByPriority,
+		arg.TenantID,
 		arg.ProjectID,
 		arg.Statuses,
 		arg.FilterAssignee,
@@ -553,20 +640,21 @@ func (q *Queries) ListTasksByPriority(ctx context.Context, arg ListTasksByPriori
 const listTasksByUpdatedAt = `-- name: ListTasksByUpdatedAt :many
 SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.project_id = $1
-  AND ($2::text[] IS NULL OR t.status = ANY ($2::text[]))
-  AND (NOT $3::boolean OR t.assignee_id IS NOT DISTINCT FROM $4::uuid)
-  AND ($5::text IS NULL OR t.labels @> ARRAY[$5::text])
-  AND ($6::uuid IS NULL OR t.parent_id = $6::uuid)
-  AND ($7::date IS NULL OR t.due_date < $7::date)
-  AND ($8::date IS NULL OR t.due_date > $8::date)
-  AND ($9::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $9::text))
-  AND ($10::timestamptz IS NULL OR (t.updated_at, t.id) < ($10::timestamptz, $11::uuid))
+WHERE t.tenant_id = $1 AND t.project_id = $2
+  AND ($3::text[] IS NULL OR t.status = ANY ($3::text[]))
+  AND (NOT $4::boolean OR t.assignee_id IS NOT DISTINCT FROM $5::uuid)
+  AND ($6::text IS NULL OR t.labels @> ARRAY[$6::text])
+  AND ($7::uuid IS NULL OR t.parent_id = $7::uuid)
+  AND ($8::date IS NULL OR t.due_date < $8::date)
+  AND ($9::date IS NULL OR t.due_date > $9::date)
+  AND ($10::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $10::text))
+  AND ($11::timestamptz IS NULL OR (t.updated_at, t.id) < ($11::timestamptz, $12::uuid))
 ORDER BY t.updated_at DESC, t.id DESC
-LIMIT $12
+LIMIT $13
 `
 
 type ListTasksByUpdatedAtParams struct {
+	TenantID       uuid.UUID
 	ProjectID      uuid.UUID
 	Statuses       []string
 	FilterAssignee bool
@@ -589,6 +677,7 @@ type ListTasksByUpdatedAtRow struct {
 // Sorted by updated_at, newest first.
 func (q *Queries) ListTasksByUpdatedAt(ctx context.Context, arg ListTasksByUpdatedAtParams) ([]ListTasksByUpdatedAtRow, error) {
 	rows, err := q.db.Query(ctx, listTasksByUpdatedAt,
+		arg.TenantID,
 		arg.ProjectID,
 		arg.Statuses,
 		arg.FilterAssignee,

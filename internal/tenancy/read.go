@@ -15,14 +15,28 @@ import (
 )
 
 // setScopeSQL runs ahead of every read in the same pipeline. In one pipelined batch PostgreSQL
-// runs all statements as one implicit transaction, so the transaction-local setting covers the
-// read that follows it and is gone right after.
-const setScopeSQL = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
+// runs all statements as one implicit transaction, so the transaction-local settings cover the
+// read that follows and are gone right after. $3 is the plan cache mode of that read.
+const setScopeSQL = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), " +
+	"set_config('plan_cache_mode', $3, true)"
 
 // Read runs read-only queries for s, each in a single round trip together with the tenant
 // setting, with no BEGIN or COMMIT. Queries do not share a snapshot; use InTx when they must,
 // and for every write (Read refuses Exec).
 func (d *DB) Read(ctx context.Context, s Scope, fn func(q *db.Queries) error) error {
+	return d.read(ctx, s, "auto", fn)
+}
+
+// Search is Read for queries with optional filters (`$1 IS NULL OR ...`). PostgreSQL caches a
+// generic plan for a prepared statement after a few calls, and for such queries it cannot know
+// which filters are off: it estimates one row and, for a task list, sorts a whole project where
+// the custom plan walks an index (10 ms instead of 0.2). Search has each call planned with its
+// actual values, which costs the planning (well under a millisecond) instead.
+func (d *DB) Search(ctx context.Context, s Scope, fn func(q *db.Queries) error) error {
+	return d.read(ctx, s, "force_custom_plan", fn)
+}
+
+func (d *DB) read(ctx context.Context, s Scope, planMode string, fn func(q *db.Queries) error) error {
 	if s.Tenant == uuid.Nil {
 		return errors.New("tenancy: read without a tenant")
 	}
@@ -36,20 +50,20 @@ func (d *DB) Read(ctx context.Context, s Scope, fn func(q *db.Queries) error) er
 	if s.User != uuid.Nil {
 		user = s.User.String()
 	}
-	return Translate(fn(db.New(&scopedReader{conn: conn, tenant: s.Tenant.String(), user: user})))
+	return Translate(fn(db.New(&scopedReader{conn: conn, tenant: s.Tenant.String(), user: user, planMode: planMode})))
 }
 
 // scopedReader is a db.DBTX that sends each query in a batch behind setScopeSQL.
 type scopedReader struct {
-	conn         *pgxpool.Conn
-	tenant, user string
+	conn                   *pgxpool.Conn
+	tenant, user, planMode string
 }
 
 var errReadOnly = errors.New("tenancy: Read is for queries; use InTx to write")
 
 func (r *scopedReader) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
-	b.Queue(setScopeSQL, r.tenant, r.user)
+	b.Queue(setScopeSQL, r.tenant, r.user, r.planMode)
 	b.Queue(sql, args...)
 	br := r.conn.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
