@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
@@ -85,3 +86,10 @@ var _ = http.StatusOK
 func ptr[T any](v T) *T { return &v }
 
 func nullableValue[T any](v T) nullable.Nullable[T] { return nullable.NewNullableWithValue(v) }
+
+func withHeader(k, v string) api.RequestEditorFn {
+	return func(_ context.Context, r *http.Request) error {
+		r.Header.Set(k, v)
+		return nil
+	}
+}

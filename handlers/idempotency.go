@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"net/http"
 
@@ -16,11 +17,15 @@ import (
 // successful response is stored for 24 hours and replayed to the same user sending the same
 // key with the same body; the same key with another body is 422, and a key whose first request
 // is still running is 409. Failed requests release the key, so a corrected retry can use it.
+//
+// Secrets are never stored: a created API key is shown once and so cannot be replayed (the
+// header is ignored there), and a replayed user creation comes without its invite token.
 func (s *Server) idempotency(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		p, authed := auth.FromContext(r.Context())
-		if r.Method != http.MethodPost || key == "" || !authed {
+		op := reqinfo.From(r.Context()).Route()
+		if r.Method != http.MethodPost || key == "" || !authed || op == "POST /v1/api-keys" {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -31,7 +36,6 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		op := reqinfo.From(ctx).Route()
 		sum := sha256.Sum256(append([]byte(op+"\n"), body...))
 		who := db.ReserveIdempotencyKeyParams{TenantID: p.Tenant, UserID: p.User, Key: key, Operation: op, RequestHash: sum[:]}
 
@@ -55,7 +59,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
 			if rec.status >= 200 && rec.status < 300 {
 				return q.CompleteIdempotencyKey(ctx, db.CompleteIdempotencyKeyParams{
-					UserID: p.User, Key: key, Status: ptr(int32(rec.status)), Response: rec.body.Bytes(),
+					UserID: p.User, Key: key, Status: ptr(int32(rec.status)), Response: withoutSecrets(rec.body.Bytes()),
 				})
 			}
 			return q.ReleaseIdempotencyKey(ctx, db.ReleaseIdempotencyKeyParams{UserID: p.User, Key: key})
@@ -125,4 +129,29 @@ func (b *bufferedResponse) flushTo(w http.ResponseWriter) {
 	}
 	w.WriteHeader(b.status)
 	_, _ = w.Write(b.body.Bytes())
+}
+
+// secretFields are top-level response fields that must not be kept for replay.
+var secretFields = []string{"invite_token"}
+
+func withoutSecrets(body []byte) []byte {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return body
+	}
+	found := false
+	for _, f := range secretFields {
+		if _, ok := doc[f]; ok {
+			delete(doc, f)
+			found = true
+		}
+	}
+	if !found {
+		return body
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return body
+	}
+	return out
 }

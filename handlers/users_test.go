@@ -3,12 +3,15 @@ package handlers_test
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 func TestInvitedUserAcceptsOnce(t *testing.T) {
@@ -196,3 +199,38 @@ func TestTeamsMembersAndProjects(t *testing.T) {
 }
 
 var _ = openapi_types.Email("")
+
+func TestIdempotentUserCreationNeverStoresTheInviteToken(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	key := "invite-once"
+	body := api.UserCreate{Email: "inv@example.test", Name: "Inv", Role: api.UserRoleViewer}
+	first, err := env.Client.CreateUserWithResponse(bg, &api.CreateUserParams{IdempotencyKey: &key}, body, w.as(api.UserRoleOwner))
+	if err != nil || first.JSON201 == nil || first.JSON201.InviteToken == nil {
+		t.Fatalf("first: %v %s", err, first.Body)
+	}
+	again, err := env.Client.CreateUserWithResponse(bg, &api.CreateUserParams{IdempotencyKey: &key}, body, w.as(api.UserRoleOwner))
+	if err != nil || again.JSON201 == nil || again.JSON201.User.Id != first.JSON201.User.Id {
+		t.Fatalf("replay: %v %s", err, again.Body)
+	}
+	if again.JSON201.InviteToken != nil || strings.Contains(string(again.Body), *first.JSON201.InviteToken) {
+		t.Fatalf("the replay carries the invite token: %s", again.Body)
+	}
+	var records, withToken int
+	err = env.DB.Tx(bg, tenancy.Scope{Tenant: w.Tenant.Id}, func(tx pgx.Tx) error {
+		return tx.QueryRow(bg, `SELECT count(*), count(*) FILTER (WHERE position($1::bytea IN response) > 0)
+			FROM idempotency_keys WHERE key = $2`, []byte(*first.JSON201.InviteToken), key).Scan(&records, &withToken)
+	})
+	if err != nil || records != 1 || withToken != 0 {
+		t.Fatalf("stored records %d, with the invite token %d (%v); want 1 and 0", records, withToken, err)
+	}
+
+	// API keys are shown once: the header does not make their creation replayable.
+	kb := api.APIKeyCreate{Name: "k", Role: api.UserRoleViewer}
+	k1, _ := env.Client.CreateAPIKeyWithResponse(bg, kb, w.as(api.UserRoleOwner), withHeader("Idempotency-Key", "k"))
+	k2, _ := env.Client.CreateAPIKeyWithResponse(bg, kb, w.as(api.UserRoleOwner), withHeader("Idempotency-Key", "k"))
+	if k1.JSON201 == nil || k2.JSON201 == nil || k1.JSON201.Id == k2.JSON201.Id {
+		t.Fatalf("API key creations with one Idempotency-Key: %s / %s", k1.Body, k2.Body)
+	}
+}
