@@ -14,18 +14,22 @@ import (
 )
 
 // ListAPIKeys lists the tenant's active keys (admins; the spec's x-min-role).
-func (s *Server) ListAPIKeys(ctx context.Context, _ api.ListAPIKeysRequestObject) (api.ListAPIKeysResponseObject, error) {
+func (s *Server) ListAPIKeys(ctx context.Context, req api.ListAPIKeysRequestObject) (api.ListAPIKeysResponseObject, error) {
 	p := principal(ctx)
+	beforeT, beforeID, err := timeCursorAt("api-keys", req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
 	var rows []db.ApiKey
-	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
-		var err error
-		rows, err = q.ListAPIKeys(ctx)
+	err = s.db.Search(ctx, scope(p), func(q *db.Queries) error {
+		rows, err = q.ListAPIKeys(ctx, db.ListAPIKeysParams{BeforeCreatedAt: beforeT, BeforeID: beforeID, Lim: fetchLimit(req.Params.Limit)})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := api.ListAPIKeys200JSONResponse{Items: make([]api.APIKey, len(rows))}
+	rows, next := page(rows, limitOf(req.Params.Limit), func(k db.ApiKey) string { return timeNext("api-keys")(k.CreatedAt, k.ID) })
+	out := api.ListAPIKeys200JSONResponse{Items: make([]api.APIKey, len(rows)), NextCursor: nullableString(next)}
 	for i, r := range rows {
 		out.Items[i] = apiKeyToAPI(r)
 	}

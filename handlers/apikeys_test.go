@@ -42,7 +42,7 @@ func TestAPIKeyIsShownOnceAndWorksAsBearer(t *testing.T) {
 		t.Errorf("me with a member key = %+v; want the member role, not the creator's", m.JSON200)
 	}
 
-	list, err := env.Client.ListAPIKeysWithResponse(bg, apitest.Bearer(a.Tokens.AccessToken))
+	list, err := env.Client.ListAPIKeysWithResponse(bg, nil, apitest.Bearer(a.Tokens.AccessToken))
 	if err != nil || list.JSON200 == nil || len(list.JSON200.Items) != 1 {
 		t.Fatalf("list: %v %s", err, list.Body)
 	}
@@ -54,7 +54,7 @@ func TestAPIKeyIsShownOnceAndWorksAsBearer(t *testing.T) {
 	}
 	// Only the hash is stored.
 	err = env.DB.InTx(bg, tenancy.Scope{Tenant: a.Tenant.Id}, func(q *db.Queries) error {
-		rows, err := q.ListAPIKeys(bg)
+		rows, err := q.ListAPIKeys(bg, db.ListAPIKeysParams{Lim: 10})
 		if err != nil {
 			return err
 		}
@@ -68,6 +68,12 @@ func TestAPIKeyIsShownOnceAndWorksAsBearer(t *testing.T) {
 	}
 	if !contains(auditActions(t, env, a.Tenant.Id), "api_key.create") {
 		t.Error("key creation is not in the audit log")
+	}
+	// A key acts as its creator wherever an access token works: it sees the creator's
+	// sessions, none of them its own.
+	sessions, err := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(k.Key))
+	if err != nil || sessions.JSON200 == nil || len(sessions.JSON200.Items) != 1 || sessions.JSON200.Items[0].Current {
+		t.Fatalf("sessions seen by the key: %v %s", err, sessions.Body)
 	}
 }
 
@@ -94,7 +100,7 @@ func TestAPIKeyRolesAreBounded(t *testing.T) {
 		if r := createKey(t, env, tok, api.APIKeyCreate{Name: "x", Role: api.UserRoleViewer}); r.StatusCode() != http.StatusForbidden || r.ApplicationproblemJSONDefault == nil {
 			t.Errorf("%s creating a key: %d, want a 403 problem", name, r.StatusCode())
 		}
-		if r, _ := env.Client.ListAPIKeysWithResponse(bg, apitest.Bearer(tok)); r.StatusCode() != http.StatusForbidden {
+		if r, _ := env.Client.ListAPIKeysWithResponse(bg, nil, apitest.Bearer(tok)); r.StatusCode() != http.StatusForbidden {
 			t.Errorf("%s listing keys: %d, want 403", name, r.StatusCode())
 		}
 	}

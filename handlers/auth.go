@@ -6,7 +6,6 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/audit"
-	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
 )
@@ -37,27 +36,25 @@ func (s *Server) Logout(ctx context.Context, req api.LogoutRequestObject) (api.L
 	return api.Logout204Response{}, nil
 }
 
-// errNoSessions answers session operations called with an API key: keys are not sessions.
-func errNoSessions() error {
-	return problem.New(problem.Forbidden, "Sessions belong to interactive sign-ins; API keys have none.")
-}
-
-// ListSessions lists the caller's live sessions.
-func (s *Server) ListSessions(ctx context.Context, _ api.ListSessionsRequestObject) (api.ListSessionsResponseObject, error) {
+// ListSessions lists the caller's live sessions; an API key sees its creator's.
+func (s *Server) ListSessions(ctx context.Context, req api.ListSessionsRequestObject) (api.ListSessionsResponseObject, error) {
 	p := principal(ctx)
-	if p.Method != auth.ByAccessToken {
-		return nil, errNoSessions()
+	beforeT, beforeID, err := timeCursorAt("sessions", req.Params.Cursor)
+	if err != nil {
+		return nil, err
 	}
 	var rows []db.Session
-	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
-		var err error
-		rows, err = q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: p.User, ActiveSince: s.sessions.ActiveSince()})
+	err = s.db.Search(ctx, scope(p), func(q *db.Queries) error {
+		rows, err = q.ListUserSessions(ctx, db.ListUserSessionsParams{
+			UserID: p.User, ActiveSince: s.sessions.ActiveSince(), BeforeCreatedAt: beforeT, BeforeID: beforeID, Lim: fetchLimit(req.Params.Limit),
+		})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := api.ListSessions200JSONResponse{Items: make([]api.Session, len(rows))}
+	rows, next := page(rows, limitOf(req.Params.Limit), func(r db.Session) string { return timeNext("sessions")(r.CreatedAt, r.ID) })
+	out := api.ListSessions200JSONResponse{Items: make([]api.Session, len(rows)), NextCursor: nullableString(next)}
 	for i, r := range rows {
 		out.Items[i] = sessionToAPI(r, p.Session)
 	}
@@ -67,9 +64,6 @@ func (s *Server) ListSessions(ctx context.Context, _ api.ListSessionsRequestObje
 // RevokeSession ends one of the caller's sessions; another user's session id is 404.
 func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequestObject) (api.RevokeSessionResponseObject, error) {
 	p := principal(ctx)
-	if p.Method != auth.ByAccessToken {
-		return nil, errNoSessions()
-	}
 	ip, _ := reqinfo.Client(ctx)
 	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
 		n, err := q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: req.Id, UserID: p.User, Reason: ptr("revoked")})
@@ -80,7 +74,7 @@ func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequest
 			return problem.New(problem.NotFound, "No such session.")
 		}
 		return audit.Record(ctx, q, audit.Event{
-			Tenant: p.Tenant, ActorUser: p.User, Action: audit.SessionRevoked, ResourceType: audit.ResourceSession,
+			Tenant: p.Tenant, ActorUser: p.User, ActorKey: p.APIKey, Action: audit.SessionRevoked, ResourceType: audit.ResourceSession,
 			ResourceID: req.Id, IP: ip,
 		})
 	})

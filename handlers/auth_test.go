@@ -313,7 +313,7 @@ func TestSessionsListAndRevoke(t *testing.T) {
 	a := env.Signup(t)
 	second := env.Login(t, a.Slug, a.Email, a.Password)
 
-	list, err := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(second.AccessToken))
+	list, err := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(second.AccessToken))
 	if err != nil || list.JSON200 == nil {
 		t.Fatalf("list: %v %s", err, list.Body)
 	}
@@ -340,7 +340,7 @@ func TestSessionsListAndRevoke(t *testing.T) {
 	}
 	r := refresh(t, env, a.Tokens.RefreshToken)
 	wantUnauthorized(t, "refresh of a revoked session", r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
-	list, _ = env.Client.ListSessionsWithResponse(bg, apitest.Bearer(second.AccessToken))
+	list, _ = env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(second.AccessToken))
 	if len(list.JSON200.Items) != 1 || !list.JSON200.Items[0].Current {
 		t.Errorf("after revoking, sessions = %+v", list.JSON200.Items)
 	}
@@ -359,7 +359,7 @@ func TestAnotherUsersSessionIsNotFound(t *testing.T) {
 	a := env.Signup(t)
 	env.AddUser(t, a, "colleague@example.test", api.UserRoleAdmin)
 	colleague := env.Login(t, a.Slug, "colleague@example.test", a.Password)
-	owners, _ := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(a.Tokens.AccessToken))
+	owners, _ := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(a.Tokens.AccessToken))
 	if owners.JSON200 == nil || len(owners.JSON200.Items) != 1 {
 		t.Fatalf("owner's sessions: %s", owners.Body)
 	}
@@ -463,13 +463,13 @@ func TestTokensOfOneTenantSeeNothingOfAnother(t *testing.T) {
 	if err != nil || keyB.JSON201 == nil {
 		t.Fatalf("create key in B: %v %s", err, keyB.Body)
 	}
-	sessB, _ := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(b.Tokens.AccessToken))
+	sessB, _ := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(b.Tokens.AccessToken))
 
 	m := me(t, env, a.Tokens.AccessToken)
 	if m.JSON200 == nil || m.JSON200.Tenant.Id != a.Tenant.Id {
 		t.Fatalf("A's me shows %+v", m.JSON200)
 	}
-	list, _ := env.Client.ListAPIKeysWithResponse(bg, apitest.Bearer(a.Tokens.AccessToken))
+	list, _ := env.Client.ListAPIKeysWithResponse(bg, nil, apitest.Bearer(a.Tokens.AccessToken))
 	if list.JSON200 == nil || len(list.JSON200.Items) != 0 {
 		t.Errorf("A lists keys %v; want none (B's must be invisible)", list.JSON200)
 	}
@@ -542,7 +542,7 @@ func TestSessionsEndWhenIdleOrTooOld(t *testing.T) {
 			time.Sleep(1200 * time.Millisecond)
 			late := refresh(t, env, fresh.JSON200.RefreshToken)
 			wantUnauthorized(t, name, late.StatusCode(), late.HTTPResponse.Header, late.ApplicationproblemJSONDefault, late.Body)
-			list, _ := env.Client.ListSessionsWithResponse(bg, apitest.Bearer(fresh.JSON200.AccessToken))
+			list, _ := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(fresh.JSON200.AccessToken))
 			if list.JSON200 == nil || len(list.JSON200.Items) != 0 {
 				t.Errorf("an ended session is still listed: %s", list.Body)
 			}

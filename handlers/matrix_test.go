@@ -27,7 +27,7 @@ func TestCrossTenantMatrix(t *testing.T) {
 
 	taskA := createTask(t, env, a, api.TaskCreate{Title: "A's secret task"})
 	keyA, _ := env.Client.CreateAPIKeyWithResponse(bg, api.APIKeyCreate{Name: "a", Role: api.UserRoleViewer}, asA)
-	sessA, _ := env.Client.ListSessionsWithResponse(bg, asA)
+	sessA, _ := env.Client.ListSessionsWithResponse(bg, nil, asA)
 	userA := a.users[api.UserRoleMember].Id
 	sessionA := sessA.JSON200.Items[0].Id
 
@@ -42,7 +42,7 @@ func TestCrossTenantMatrix(t *testing.T) {
 			return env.Client.UpdateTeamWithResponse(bg, a.team.Id, api.TeamUpdate{Name: ptr("pwned")}, asB)
 		},
 		"deleteTeam":      func() (statusOf, error) { return env.Client.DeleteTeamWithResponse(bg, a.team.Id, asB) },
-		"listTeamMembers": func() (statusOf, error) { return env.Client.ListTeamMembersWithResponse(bg, a.team.Id, asB) },
+		"listTeamMembers": func() (statusOf, error) { return env.Client.ListTeamMembersWithResponse(bg, a.team.Id, nil, asB) },
 		"putTeamMember": func() (statusOf, error) {
 			return env.Client.PutTeamMemberWithResponse(bg, a.team.Id, b.users[api.UserRoleMember].Id, api.TeamMemberPut{Role: api.TeamRoleLead}, asB)
 		},
@@ -110,7 +110,7 @@ func TestCrossTenantMatrix(t *testing.T) {
 	if tm, _ := env.Client.GetTeamWithResponse(bg, a.team.Id, asA); tm.JSON200 == nil || tm.JSON200.Name != "Engineering" {
 		t.Errorf("A's team after B's attempts: %s", tm.Body)
 	}
-	if ms, _ := env.Client.ListTeamMembersWithResponse(bg, a.team.Id, asA); ms.JSON200 == nil || len(ms.JSON200.Items) != 1 {
+	if ms, _ := env.Client.ListTeamMembersWithResponse(bg, a.team.Id, nil, asA); ms.JSON200 == nil || len(ms.JSON200.Items) != 1 {
 		t.Errorf("A's team members after B's attempts: %s", ms.Body)
 	}
 	if pr, _ := env.Client.GetProjectWithResponse(bg, a.project.Id, asA); pr.JSON200 == nil || pr.JSON200.Name != "Platform" {
@@ -150,11 +150,11 @@ func TestCrossTenantMatrix(t *testing.T) {
 	for _, x := range listTasks(t, env, b, api.ListTasksParams{}) {
 		seen = append(seen, x.Id)
 	}
-	keys, _ := env.Client.ListAPIKeysWithResponse(bg, asB)
+	keys, _ := env.Client.ListAPIKeysWithResponse(bg, nil, asB)
 	for _, x := range keys.JSON200.Items {
 		seen = append(seen, x.Id)
 	}
-	sessions, _ := env.Client.ListSessionsWithResponse(bg, asB)
+	sessions, _ := env.Client.ListSessionsWithResponse(bg, nil, asB)
 	for _, x := range sessions.JSON200.Items {
 		seen = append(seen, x.Id)
 	}

@@ -20,8 +20,8 @@ type timeCursor struct {
 	ID uuid.UUID `json:"id"`
 }
 
-// after decodes a timeCursor for list k; nil values mean "from the start".
-func after(k string, c *string) (*time.Time, *uuid.UUID, error) {
+// timeCursorAt decodes a timeCursor for list k; nil values mean "from the start".
+func timeCursorAt(k string, c *string) (*time.Time, *uuid.UUID, error) {
 	if c == nil {
 		return nil, nil, nil
 	}

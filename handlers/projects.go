@@ -12,7 +12,7 @@ const resourceProject = "project"
 
 // ListProjects lists projects, oldest first, optionally of one team or status.
 func (s *Server) ListProjects(ctx context.Context, req api.ListProjectsRequestObject) (api.ListProjectsResponseObject, error) {
-	afterT, afterID, err := after("projects", req.Params.Cursor)
+	afterT, afterID, err := timeCursorAt("projects", req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}

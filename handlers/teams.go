@@ -13,7 +13,7 @@ const resourceTeam = "team"
 // ListTeams lists the tenant's teams, oldest first.
 func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) (api.ListTeamsResponseObject, error) {
 	p := principal(ctx)
-	afterT, afterID, err := after("teams", req.Params.Cursor)
+	afterT, afterID, err := timeCursorAt("teams", req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -127,19 +127,25 @@ func (s *Server) DeleteTeam(ctx context.Context, req api.DeleteTeamRequestObject
 
 // ListTeamMembers lists a team's members, leads first.
 func (s *Server) ListTeamMembers(ctx context.Context, req api.ListTeamMembersRequestObject) (api.ListTeamMembersResponseObject, error) {
+	afterT, afterID, err := timeCursorAt("team-members", req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
 	var rows []db.ListTeamMembersRow
-	err := s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+	err = s.db.Search(ctx, scope(principal(ctx)), func(q *db.Queries) error {
 		if _, err := q.GetTeam(ctx, req.Id); err != nil {
 			return notFound(err, resourceTeam)
 		}
-		var err error
-		rows, err = q.ListTeamMembers(ctx, req.Id)
+		rows, err = q.ListTeamMembers(ctx, db.ListTeamMembersParams{
+			TeamID: req.Id, AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit),
+		})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := api.ListTeamMembers200JSONResponse{Items: make([]api.TeamMember, len(rows))}
+	rows, next := page(rows, limitOf(req.Params.Limit), func(r db.ListTeamMembersRow) string { return timeNext("team-members")(r.AddedAt, r.User.ID) })
+	out := api.ListTeamMembers200JSONResponse{Items: make([]api.TeamMember, len(rows)), NextCursor: nullableString(next)}
 	for i, r := range rows {
 		out.Items[i] = api.TeamMember{TeamId: r.TeamID, User: userToAPI(r.User), Role: api.TeamRole(r.TeamRole), AddedAt: r.AddedAt}
 	}

@@ -26,7 +26,7 @@ const inviteTTL = 7 * 24 * time.Hour
 // ListUsers lists the tenant's users, oldest first.
 func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) (api.ListUsersResponseObject, error) {
 	p := principal(ctx)
-	afterT, afterID, err := after("users", req.Params.Cursor)
+	afterT, afterID, err := timeCursorAt("users", req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}

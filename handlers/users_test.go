@@ -155,9 +155,18 @@ func TestTeamsMembersAndProjects(t *testing.T) {
 	if put.JSON200 == nil || put.JSON200.Role != api.TeamRoleLead || put.JSON200.User.Id != lead {
 		t.Fatalf("add lead: %s", put.Body)
 	}
-	members, _ := env.Client.ListTeamMembersWithResponse(bg, w.team.Id, w.as(api.UserRoleViewer))
-	if members.JSON200 == nil || len(members.JSON200.Items) != 2 || members.JSON200.Items[0].Role != api.TeamRoleLead {
-		t.Fatalf("members, leads first: %s", members.Body)
+	members, _ := env.Client.ListTeamMembersWithResponse(bg, w.team.Id, nil, w.as(api.UserRoleViewer))
+	if members.JSON200 == nil || len(members.JSON200.Items) != 2 || members.JSON200.Items[1].Role != api.TeamRoleLead ||
+		members.JSON200.Items[1].User.Id != lead || !members.JSON200.NextCursor.IsNull() {
+		t.Fatalf("members in the order they joined: %s", members.Body)
+	}
+	firstPage, _ := env.Client.ListTeamMembersWithResponse(bg, w.team.Id, &api.ListTeamMembersParams{Limit: ptr(1)}, w.as(api.UserRoleViewer))
+	if firstPage.JSON200 == nil || len(firstPage.JSON200.Items) != 1 || firstPage.JSON200.NextCursor.IsNull() {
+		t.Fatalf("members, first page of one: %s", firstPage.Body)
+	}
+	secondPage, _ := env.Client.ListTeamMembersWithResponse(bg, w.team.Id, &api.ListTeamMembersParams{Limit: ptr(1), Cursor: ptr(firstPage.JSON200.NextCursor.MustGet())}, w.as(api.UserRoleViewer))
+	if secondPage.JSON200 == nil || len(secondPage.JSON200.Items) != 1 || secondPage.JSON200.Items[0].User.Id != lead {
+		t.Fatalf("members, second page: %s", secondPage.Body)
 	}
 	ghost, _ := env.Client.PutTeamMemberWithResponse(bg, w.team.Id, w.team.Id, api.TeamMemberPut{Role: api.TeamRoleMember}, owner)
 	wantStatus(t, "add a user that does not exist", ghost.StatusCode(), ghost.Body, http.StatusNotFound)

@@ -7,8 +7,10 @@ RETURNING *;
 -- name: ListAPIKeys :many
 SELECT * FROM api_keys
 WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND (sqlc.narg(before_created_at)::timestamptz IS NULL
+       OR (created_at, id) < (sqlc.narg(before_created_at)::timestamptz, sqlc.narg(before_id)::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT 500;
+LIMIT sqlc.arg(lim);
 
 -- name: RevokeAPIKey :execrows
 UPDATE api_keys SET revoked_at = now() WHERE id = sqlc.arg(id) AND revoked_at IS NULL;

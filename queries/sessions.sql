@@ -54,8 +54,10 @@ WHERE rt.id = sqlc.arg(id);
 SELECT * FROM sessions
 WHERE user_id = sqlc.arg(user_id) AND revoked_at IS NULL AND expires_at > now()
   AND last_used_at > sqlc.arg(active_since)
+  AND (sqlc.narg(before_created_at)::timestamptz IS NULL
+       OR (created_at, id) < (sqlc.narg(before_created_at)::timestamptz, sqlc.narg(before_id)::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT 100;
+LIMIT sqlc.arg(lim);
 
 -- name: RotateActiveRefreshToken :one
 -- The common case of a refresh in one statement: when the presented token is current, its

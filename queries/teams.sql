@@ -32,8 +32,10 @@ SELECT EXISTS (SELECT 1 FROM projects WHERE team_id = sqlc.arg(team_id));
 SELECT m.team_id, m.role AS team_role, m.created_at AS added_at, sqlc.embed(u)
 FROM team_members m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id
 WHERE m.team_id = sqlc.arg(team_id)
-ORDER BY m.role = 'lead' DESC, u.name, u.id
-LIMIT 1000;
+  AND (sqlc.narg(after_created_at)::timestamptz IS NULL
+       OR (m.created_at, m.user_id) > (sqlc.narg(after_created_at)::timestamptz, sqlc.narg(after_id)::uuid))
+ORDER BY m.created_at, m.user_id
+LIMIT sqlc.arg(lim);
 
 -- name: PutTeamMember :one
 INSERT INTO team_members (tenant_id, team_id, user_id, role)

@@ -370,6 +370,9 @@ type APIKeyCreated struct {
 // APIKeyList defines model for APIKeyList.
 type APIKeyList struct {
 	Items []APIKey `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor nullable.Nullable[NextCursor] `json:"next_cursor"`
 }
 
 // AcceptInviteRequest defines model for AcceptInviteRequest.
@@ -579,6 +582,9 @@ type Session struct {
 // SessionList defines model for SessionList.
 type SessionList struct {
 	Items []Session `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor nullable.Nullable[NextCursor] `json:"next_cursor"`
 }
 
 // SignupRequest defines model for SignupRequest.
@@ -719,6 +725,9 @@ type TeamMember struct {
 // TeamMemberList defines model for TeamMemberList.
 type TeamMemberList struct {
 	Items []TeamMember `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor nullable.Nullable[NextCursor] `json:"next_cursor"`
 }
 
 // TeamMemberPut defines model for TeamMemberPut.
@@ -836,6 +845,15 @@ type Limit = int
 // TaskRef defines model for TaskRef.
 type TaskRef = string
 
+// ListAPIKeysParams defines parameters for ListAPIKeys.
+type ListAPIKeysParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
 	// Limit Page size.
@@ -846,6 +864,15 @@ type ListAuditEventsParams struct {
 	Action       *string             `form:"action,omitempty" json:"action,omitempty"`
 	ResourceType *string             `form:"resource_type,omitempty" json:"resource_type,omitempty"`
 	ResourceId   *openapi_types.UUID `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+}
+
+// ListSessionsParams defines parameters for ListSessions.
+type ListSessionsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListProjectsParams defines parameters for ListProjects.
@@ -935,6 +962,15 @@ type CreateTeamParams struct {
 	// IdempotencyKey Makes the create safe to retry: the same key with the same body within 24 hours
 	// returns the first response without creating again; with another body it is 422.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListTeamMembersParams defines parameters for ListTeamMembers.
+type ListTeamMembersParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -1097,7 +1133,7 @@ type ClientInterface interface {
 	// ListAPIKeys The tenant's API keys
 	//
 	// Corresponds with GET /v1/api-keys (the `ListAPIKeys` operationId).
-	ListAPIKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListAPIKeys(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAPIKeyWithBody Create an API key
 	//
@@ -1212,7 +1248,7 @@ type ClientInterface interface {
 	// ListSessions The caller's active sessions
 	//
 	// Corresponds with GET /v1/auth/sessions (the `ListSessions` operationId).
-	ListSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListSessions(ctx context.Context, params *ListSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeSession Revoke one of the caller's sessions
 	//
@@ -1400,7 +1436,7 @@ type ClientInterface interface {
 	// ListTeamMembers A team's members
 	//
 	// Corresponds with GET /v1/teams/{id}/members (the `ListTeamMembers` operationId).
-	ListTeamMembers(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListTeamMembers(ctx context.Context, id ID, params *ListTeamMembersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTeamMember Remove a member from a team
 	//
@@ -1539,8 +1575,8 @@ func (c *Client) GetReadyz(ctx context.Context, reqEditors ...RequestEditorFn) (
 // ListAPIKeys The tenant's API keys
 //
 // Corresponds with GET /v1/api-keys (the `ListAPIKeys` operationId).
-func (c *Client) ListAPIKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListAPIKeysRequest(c.Server)
+func (c *Client) ListAPIKeys(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAPIKeysRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1784,8 +1820,8 @@ func (c *Client) Refresh(ctx context.Context, body RefreshJSONRequestBody, reqEd
 // ListSessions The caller's active sessions
 //
 // Corresponds with GET /v1/auth/sessions (the `ListSessions` operationId).
-func (c *Client) ListSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListSessionsRequest(c.Server)
+func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSessionsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2232,8 +2268,8 @@ func (c *Client) UpdateTeam(ctx context.Context, id ID, body UpdateTeamJSONReque
 // ListTeamMembers A team's members
 //
 // Corresponds with GET /v1/teams/{id}/members (the `ListTeamMembers` operationId).
-func (c *Client) ListTeamMembers(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListTeamMembersRequest(c.Server, id)
+func (c *Client) ListTeamMembers(ctx context.Context, id ID, params *ListTeamMembersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTeamMembersRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2507,7 +2543,7 @@ func NewGetReadyzRequest(server string) (*http.Request, error) {
 }
 
 // NewListAPIKeysRequest constructs an http.Request for the ListAPIKeys method
-func NewListAPIKeysRequest(server string) (*http.Request, error) {
+func NewListAPIKeysRequest(server string, params *ListAPIKeysParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -2523,6 +2559,45 @@ func NewListAPIKeysRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -2870,7 +2945,7 @@ func NewRefreshRequestWithBody(server string, contentType string, body io.Reader
 }
 
 // NewListSessionsRequest constructs an http.Request for the ListSessions method
-func NewListSessionsRequest(server string) (*http.Request, error) {
+func NewListSessionsRequest(server string, params *ListSessionsParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -2886,6 +2961,45 @@ func NewListSessionsRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3897,7 +4011,7 @@ func NewUpdateTeamRequestWithBody(server string, id ID, contentType string, body
 }
 
 // NewListTeamMembersRequest constructs an http.Request for the ListTeamMembers method
-func NewListTeamMembersRequest(server string, id ID) (*http.Request, error) {
+func NewListTeamMembersRequest(server string, id ID, params *ListTeamMembersParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -3920,6 +4034,45 @@ func NewListTeamMembersRequest(server string, id ID) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4338,7 +4491,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/api-keys (the `ListAPIKeys` operationId).
-	ListAPIKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error)
+	ListAPIKeysWithResponse(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error)
 
 	// CreateAPIKeyWithBodyWithResponse Create an API key
 	//
@@ -4459,7 +4612,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/auth/sessions (the `ListSessions` operationId).
-	ListSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error)
+	ListSessionsWithResponse(ctx context.Context, params *ListSessionsParams, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error)
 
 	// RevokeSessionWithResponse Revoke one of the caller's sessions
 	//
@@ -4671,7 +4824,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/teams/{id}/members (the `ListTeamMembers` operationId).
-	ListTeamMembersWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ListTeamMembersResponse, error)
+	ListTeamMembersWithResponse(ctx context.Context, id ID, params *ListTeamMembersParams, reqEditors ...RequestEditorFn) (*ListTeamMembersResponse, error)
 
 	// DeleteTeamMemberWithResponse Remove a member from a team
 	//
@@ -6603,8 +6756,8 @@ func (c *ClientWithResponses) GetReadyzWithResponse(ctx context.Context, reqEdit
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/api-keys (the `ListAPIKeys` operationId).
-func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error) {
-	rsp, err := c.ListAPIKeys(ctx, reqEditors...)
+func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error) {
+	rsp, err := c.ListAPIKeys(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -6802,8 +6955,8 @@ func (c *ClientWithResponses) RefreshWithResponse(ctx context.Context, body Refr
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/auth/sessions (the `ListSessions` operationId).
-func (c *ClientWithResponses) ListSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error) {
-	rsp, err := c.ListSessions(ctx, reqEditors...)
+func (c *ClientWithResponses) ListSessionsWithResponse(ctx context.Context, params *ListSessionsParams, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error) {
+	rsp, err := c.ListSessions(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -7170,8 +7323,8 @@ func (c *ClientWithResponses) UpdateTeamWithResponse(ctx context.Context, id ID,
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/teams/{id}/members (the `ListTeamMembers` operationId).
-func (c *ClientWithResponses) ListTeamMembersWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ListTeamMembersResponse, error) {
-	rsp, err := c.ListTeamMembers(ctx, id, reqEditors...)
+func (c *ClientWithResponses) ListTeamMembersWithResponse(ctx context.Context, id ID, params *ListTeamMembersParams, reqEditors ...RequestEditorFn) (*ListTeamMembersResponse, error) {
+	rsp, err := c.ListTeamMembers(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -8601,7 +8754,7 @@ type ServerInterface interface {
 	GetReadyz(w http.ResponseWriter, r *http.Request)
 	// ListAPIKeys The tenant's API keys
 	// (GET /v1/api-keys)
-	ListAPIKeys(w http.ResponseWriter, r *http.Request)
+	ListAPIKeys(w http.ResponseWriter, r *http.Request, params ListAPIKeysParams)
 	// CreateAPIKey Create an API key
 	// (POST /v1/api-keys)
 	CreateAPIKey(w http.ResponseWriter, r *http.Request)
@@ -8625,7 +8778,7 @@ type ServerInterface interface {
 	Refresh(w http.ResponseWriter, r *http.Request)
 	// ListSessions The caller's active sessions
 	// (GET /v1/auth/sessions)
-	ListSessions(w http.ResponseWriter, r *http.Request)
+	ListSessions(w http.ResponseWriter, r *http.Request, params ListSessionsParams)
 	// RevokeSession Revoke one of the caller's sessions
 	// (DELETE /v1/auth/sessions/{id})
 	RevokeSession(w http.ResponseWriter, r *http.Request, id ID)
@@ -8682,7 +8835,7 @@ type ServerInterface interface {
 	UpdateTeam(w http.ResponseWriter, r *http.Request, id ID)
 	// ListTeamMembers A team's members
 	// (GET /v1/teams/{id}/members)
-	ListTeamMembers(w http.ResponseWriter, r *http.Request, id ID)
+	ListTeamMembers(w http.ResponseWriter, r *http.Request, id ID, params ListTeamMembersParams)
 	// DeleteTeamMember Remove a member from a team
 	// (DELETE /v1/teams/{id}/members/{user_id})
 	DeleteTeamMember(w http.ResponseWriter, r *http.Request, id ID, userId openapi_types.UUID)
@@ -8760,8 +8913,40 @@ func (siw *ServerInterfaceWrapper) GetReadyz(w http.ResponseWriter, r *http.Requ
 // ListAPIKeys operation middleware
 func (siw *ServerInterfaceWrapper) ListAPIKeys(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAPIKeysParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.ListAPIKeys(w, r)
+		siw.Handler.ListAPIKeys(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -8955,8 +9140,40 @@ func (siw *ServerInterfaceWrapper) Refresh(w http.ResponseWriter, r *http.Reques
 // ListSessions operation middleware
 func (siw *ServerInterfaceWrapper) ListSessions(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSessionsParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.ListSessions(w, r)
+		siw.Handler.ListSessions(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -9742,8 +9959,37 @@ func (siw *ServerInterfaceWrapper) ListTeamMembers(w http.ResponseWriter, r *htt
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTeamMembersParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.ListTeamMembers(w, r, id)
+		siw.Handler.ListTeamMembers(w, r, id, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -10267,6 +10513,7 @@ func (response GetReadyzdefaultApplicationProblemPlusJSONResponse) VisitGetReady
 }
 
 type ListAPIKeysRequestObject struct {
+	Params ListAPIKeysParams
 }
 
 type ListAPIKeysResponseObject interface {
@@ -10566,6 +10813,7 @@ func (response RefreshdefaultApplicationProblemPlusJSONResponse) VisitRefreshRes
 }
 
 type ListSessionsRequestObject struct {
+	Params ListSessionsParams
 }
 
 type ListSessionsResponseObject interface {
@@ -11322,7 +11570,8 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 }
 
 type ListTeamMembersRequestObject struct {
-	Id ID `json:"id"`
+	Id     ID `json:"id"`
+	Params ListTeamMembersParams
 }
 
 type ListTeamMembersResponseObject interface {
@@ -11856,8 +12105,10 @@ func (sh *strictHandler) GetReadyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // ListAPIKeys operation middleware
-func (sh *strictHandler) ListAPIKeys(w http.ResponseWriter, r *http.Request) {
+func (sh *strictHandler) ListAPIKeys(w http.ResponseWriter, r *http.Request, params ListAPIKeysParams) {
 	var request ListAPIKeysRequestObject
+
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.ListAPIKeys(ctx, request.(ListAPIKeysRequestObject))
@@ -12087,8 +12338,10 @@ func (sh *strictHandler) Refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 // ListSessions operation middleware
-func (sh *strictHandler) ListSessions(w http.ResponseWriter, r *http.Request) {
+func (sh *strictHandler) ListSessions(w http.ResponseWriter, r *http.Request, params ListSessionsParams) {
 	var request ListSessionsRequestObject
+
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.ListSessions(ctx, request.(ListSessionsRequestObject))
@@ -12629,10 +12882,11 @@ func (sh *strictHandler) UpdateTeam(w http.ResponseWriter, r *http.Request, id I
 }
 
 // ListTeamMembers operation middleware
-func (sh *strictHandler) ListTeamMembers(w http.ResponseWriter, r *http.Request, id ID) {
+func (sh *strictHandler) ListTeamMembers(w http.ResponseWriter, r *http.Request, id ID, params ListTeamMembersParams) {
 	var request ListTeamMembersRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.ListTeamMembers(ctx, request.(ListTeamMembersRequestObject))

@@ -92,12 +92,20 @@ func (q *Queries) GetActiveAPIKey(ctx context.Context, id uuid.UUID) (GetActiveA
 const listAPIKeys = `-- name: ListAPIKeys :many
 SELECT tenant_id, id, created_by, name, role, secret_hash, prefix, created_at, last_used_at, expires_at, revoked_at FROM api_keys
 WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND ($1::timestamptz IS NULL
+       OR (created_at, id) < ($1::timestamptz, $2::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT 500
+LIMIT $3
 `
 
-func (q *Queries) ListAPIKeys(ctx context.Context) ([]ApiKey, error) {
-	rows, err := q.db.Query(ctx, listAPIKeys)
+type ListAPIKeysParams struct {
+	BeforeCreatedAt *time.Time
+	BeforeID        *uuid.UUID
+	Lim             int32
+}
+
+func (q *Queries) ListAPIKeys(ctx context.Context, arg ListAPIKeysParams) ([]ApiKey, error) {
+	rows, err := q.db.Query(ctx, listAPIKeys, arg.BeforeCreatedAt, arg.BeforeID, arg.Lim)
 	if err != nil {
 		return nil, err
 	}

@@ -149,17 +149,28 @@ const listUserSessions = `-- name: ListUserSessions :many
 SELECT tenant_id, id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason, user_agent, ip FROM sessions
 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
   AND last_used_at > $2
+  AND ($3::timestamptz IS NULL
+       OR (created_at, id) < ($3::timestamptz, $4::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT 100
+LIMIT $5
 `
 
 type ListUserSessionsParams struct {
-	UserID      uuid.UUID
-	ActiveSince time.Time
+	UserID          uuid.UUID
+	ActiveSince     time.Time
+	BeforeCreatedAt *time.Time
+	BeforeID        *uuid.UUID
+	Lim             int32
 }
 
 func (q *Queries) ListUserSessions(ctx context.Context, arg ListUserSessionsParams) ([]Session, error) {
-	rows, err := q.db.Query(ctx, listUserSessions, arg.UserID, arg.ActiveSince)
+	rows, err := q.db.Query(ctx, listUserSessions,
+		arg.UserID,
+		arg.ActiveSince,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.Lim,
+	)
 	if err != nil {
 		return nil, err
 	}

@@ -115,9 +115,18 @@ const listTeamMembers = `-- name: ListTeamMembers :many
 SELECT m.team_id, m.role AS team_role, m.created_at AS added_at, u.tenant_id, u.id, u.email, u.name, u.role, u.status, u.password_hash, u.created_at, u.updated_at
 FROM team_members m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id
 WHERE m.team_id = $1
-ORDER BY m.role = 'lead' DESC, u.name, u.id
-LIMIT 1000
+  AND ($2::timestamptz IS NULL
+       OR (m.created_at, m.user_id) > ($2::timestamptz, $3::uuid))
+ORDER BY m.created_at, m.user_id
+LIMIT $4
 `
+
+type ListTeamMembersParams struct {
+	TeamID         uuid.UUID
+	AfterCreatedAt *time.Time
+	AfterID        *uuid.UUID
+	Lim            int32
+}
 
 type ListTeamMembersRow struct {
 	TeamID   uuid.UUID
@@ -126,8 +135,13 @@ type ListTeamMembersRow struct {
 	User     User
 }
 
-func (q *Queries) ListTeamMembers(ctx context.Context, teamID uuid.UUID) ([]ListTeamMembersRow, error) {
-	rows, err := q.db.Query(ctx, listTeamMembers, teamID)
+func (q *Queries) ListTeamMembers(ctx context.Context, arg ListTeamMembersParams) ([]ListTeamMembersRow, error) {
+	rows, err := q.db.Query(ctx, listTeamMembers,
+		arg.TeamID,
+		arg.AfterCreatedAt,
+		arg.AfterID,
+		arg.Lim,
+	)
 	if err != nil {
 		return nil, err
 	}
