@@ -118,6 +118,9 @@ func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequest
 	p := principal(ctx)
 	force := req.Params.Force != nil && *req.Params.Force
 	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		if _, err := q.LockProject(ctx, req.Id); err != nil {
+			return notFound(err, resourceProject)
+		}
 		hasTasks, err := q.ProjectHasTasks(ctx, req.Id)
 		if err != nil {
 			return err
@@ -125,12 +128,8 @@ func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequest
 		if hasTasks && !force {
 			return problem.New(problem.Conflict, "The project has tasks; delete with force=true to remove them too.")
 		}
-		n, err := q.DeleteProject(ctx, req.Id)
-		if err != nil {
+		if _, err := q.DeleteProject(ctx, req.Id); err != nil {
 			return err
-		}
-		if n == 0 {
-			return problem.New(problem.NotFound, "No such project.")
 		}
 		return s.record(ctx, q, p, "project.delete", resourceProject, req.Id, map[string]any{"force": force, "had_tasks": hasTasks})
 	})

@@ -141,6 +141,19 @@ func (q *Queries) ListProjects(ctx context.Context, arg ListProjectsParams) ([]P
 	return items, nil
 }
 
+const lockProject = `-- name: LockProject :one
+SELECT id FROM projects WHERE id = $1 FOR UPDATE
+`
+
+// Holds the project while deciding to delete it: creating a task updates the same row (its
+// number sequence), so no task can slip in between the check and the delete.
+func (q *Queries) LockProject(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, lockProject, id)
+	var id_2 uuid.UUID
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
 const projectHasTasks = `-- name: ProjectHasTasks :one
 SELECT EXISTS (SELECT 1 FROM tasks WHERE project_id = $1)
 `
