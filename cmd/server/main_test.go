@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/tasker/tasker/internal/tokens"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +111,39 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not return after shutdown")
+	}
+}
+
+func TestSigningKeysComeFromConfigurationFirstSigns(t *testing.T) {
+	t.Parallel()
+	a, b := tokens.GenerateKey(), tokens.GenerateKey()
+	file := filepath.Join(t.TempDir(), "keys.pem")
+	if err := os.WriteFile(file, append(tokens.EncodePEM(a), tokens.EncodePEM(b)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "JWT_SIGNING_KEYS_FILE": file}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	keys, err := signingKeys(cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := tokens.NewKeySet(a, b)
+	if got := keys.JWKS(); len(got) != 2 || got[0] != want.JWKS()[0] || got[1] != want.JWKS()[1] {
+		t.Fatalf("key set from the file: %+v", got)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("configured keys logged a warning: %s", logs.String())
+	}
+
+	cfg.SigningKeysPEM = nil
+	dev, err := signingKeys(cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil || len(dev.JWKS()) != 1 || !strings.Contains(logs.String(), "no JWT_SIGNING_KEYS_FILE") {
+		t.Fatalf("without keys: %v, %d keys, log %q; want one generated key and a warning", err, len(dev.JWKS()), logs.String())
+	}
+	if _, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "JWT_SIGNING_KEYS_FILE": file + ".missing"})); err == nil {
+		t.Error("a missing key file was accepted")
 	}
 }
