@@ -41,6 +41,10 @@ func (s *Server) ListAPIKeys(ctx context.Context, req api.ListAPIKeysRequestObje
 func (s *Server) CreateAPIKey(ctx context.Context, req api.CreateAPIKeyRequestObject) (api.CreateAPIKeyResponseObject, error) {
 	p := principal(ctx)
 	body := req.Body
+	if p.Method != auth.ByAccessToken {
+		// A key that could mint keys would outlive its own revocation through its offspring.
+		return nil, problem.New(problem.Forbidden, "API keys are created by a signed-in user, not by another key.")
+	}
 	if !p.Role.AtLeast(auth.Role(body.Role)) {
 		return nil, problem.New(problem.Forbidden, "A key cannot have a role above your own (%s).", p.Role)
 	}

@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/handlers/apitest"
 	"github.com/tasker/tasker/internal/tenancy"
+	"github.com/tasker/tasker/internal/tokens"
 )
 
 func createKey(t *testing.T, env *apitest.Env, token string, body api.APIKeyCreate) *api.CreateAPIKeyResponse {
@@ -58,8 +61,13 @@ func TestAPIKeyIsShownOnceAndWorksAsBearer(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(rows) != 1 || len(rows[0].SecretHash) != 32 || strings.Contains(string(rows[0].SecretHash), k.Key[47:]) {
-			t.Errorf("stored key %+v", rows)
+		parsed, err := tokens.ParseOpaque(tokens.APIKey, k.Key)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(parsed.Secret)
+		if len(rows) != 1 || !bytes.Equal(rows[0].SecretHash, sum[:]) || rows[0].Prefix != k.Prefix {
+			t.Errorf("stored key %+v; want only the SHA-256 of the secret", rows)
 		}
 		return nil
 	})
@@ -86,13 +94,23 @@ func TestAPIKeyRolesAreBounded(t *testing.T) {
 	if admin == nil || viewer == nil {
 		t.Fatal("setup keys not created")
 	}
-	// An admin may not mint an owner.
-	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "escalate", Role: api.UserRoleOwner}); r.StatusCode() != http.StatusForbidden {
-		t.Errorf("admin key creating an owner key: %d, want 403", r.StatusCode())
+	// An admin may not mint an owner, only up to an admin.
+	env.AddUser(t, a, "admin@example.test", api.UserRoleAdmin)
+	human := env.Login(t, a.Slug, "admin@example.test", a.Password)
+	if r := createKey(t, env, human.AccessToken, api.APIKeyCreate{Name: "escalate", Role: api.UserRoleOwner}); r.StatusCode() != http.StatusForbidden {
+		t.Errorf("admin creating an owner key: %d, want 403", r.StatusCode())
 	}
-	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "peer", Role: api.UserRoleAdmin}); r.StatusCode() != http.StatusCreated {
-		t.Errorf("admin key creating an admin key: %d %s, want 201", r.StatusCode(), r.Body)
+	if r := createKey(t, env, human.AccessToken, api.APIKeyCreate{Name: "peer", Role: api.UserRoleAdmin}); r.StatusCode() != http.StatusCreated {
+		t.Errorf("admin creating an admin key: %d %s, want 201", r.StatusCode(), r.Body)
 	}
+	// Keys do not mint keys: the offspring would outlive the parent's revocation.
+	if r := createKey(t, env, admin.Key, api.APIKeyCreate{Name: "child", Role: api.UserRoleViewer}); r.StatusCode() != http.StatusForbidden {
+		t.Errorf("an admin key creating a key: %d, want 403", r.StatusCode())
+	}
+	// Nor do they end their creator's sessions.
+	sessions, _ := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(a.Tokens.AccessToken))
+	rv, _ := env.Client.RevokeSessionWithResponse(bg, sessions.JSON200.Items[0].Id, apitest.Bearer(admin.Key))
+	wantStatus(t, "an API key revoking a session", rv.StatusCode(), rv.Body, http.StatusForbidden)
 	// Viewers and members cannot manage keys at all (x-min-role: admin).
 	env.AddUser(t, a, "member@example.test", api.UserRoleMember)
 	member := env.Login(t, a.Slug, "member@example.test", a.Password)

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -73,11 +74,18 @@ func createTask(t *testing.T, env *apitest.Env, w workspace, body api.TaskCreate
 }
 
 // wantStatus fails unless a generated-client response has the status, and, for errors, a
-// problem document.
+// problem document with that status.
 func wantStatus(t *testing.T, what string, got int, body []byte, want int) {
 	t.Helper()
 	if got != want {
 		t.Errorf("%s: status %d, want %d; body %s", what, got, want, body)
+		return
+	}
+	if want >= 400 {
+		var p api.Problem
+		if err := json.Unmarshal(body, &p); err != nil || p.Status != want || p.Title == "" {
+			t.Errorf("%s: %d without a problem document: %s", what, got, body)
+		}
 	}
 }
 

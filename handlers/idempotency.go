@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"io"
@@ -15,17 +16,17 @@ import (
 
 // idempotency makes authenticated POST creates with an Idempotency-Key safe to retry: the first
 // successful response is stored for 24 hours and replayed to the same user sending the same
-// key with the same body; the same key with another body is 422, and a key whose first request
-// is still running is 409. Failed requests release the key, so a corrected retry can use it.
+// key to the same URL with the same body; another body is 422, and a key whose first request is
+// still running is 409. Failed requests release the key, so a corrected retry can use it.
 //
 // Secrets are never stored: a created API key is shown once and so cannot be replayed (the
-// header is ignored there), and a replayed user creation comes without its invite token.
+// header is ignored there); a replayed user creation comes without its invite token; and the
+// request fingerprint leaves passwords out, so the table offers no fast hash of one.
 func (s *Server) idempotency(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		p, authed := auth.FromContext(r.Context())
-		op := reqinfo.From(r.Context()).Route()
-		if r.Method != http.MethodPost || key == "" || !authed || op == "POST /v1/api-keys" {
+		if r.Method != http.MethodPost || key == "" || !authed || reqinfo.From(r.Context()).Route() == "POST /v1/api-keys" {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -36,11 +37,17 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		sum := sha256.Sum256(append([]byte(op+"\n"), body...))
-		who := db.ReserveIdempotencyKeyParams{TenantID: p.Tenant, UserID: p.User, Key: key, Operation: op, RequestHash: sum[:]}
+		op := r.Method + " " + r.URL.RequestURI()
+		claim := newID()
+		who := db.ReserveIdempotencyKeyParams{
+			TenantID: p.Tenant, UserID: p.User, Key: key, Operation: op, RequestHash: fingerprint(op, body), Claim: &claim,
+		}
 
 		var reserved bool
 		err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+			if err := q.PurgeExpiredIdempotencyKeys(ctx); err != nil {
+				return err
+			}
 			n, err := q.ReserveIdempotencyKey(ctx, who)
 			reserved = n == 1
 			return err
@@ -56,16 +63,18 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 
 		rec := &bufferedResponse{header: http.Header{}}
 		next.ServeHTTP(rec, r)
-		err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		// The create has committed or failed; record that even if the client has gone.
+		done := context.WithoutCancel(ctx)
+		err = s.db.InTx(done, scope(p), func(q *db.Queries) error {
 			if rec.status >= 200 && rec.status < 300 {
-				return q.CompleteIdempotencyKey(ctx, db.CompleteIdempotencyKeyParams{
-					UserID: p.User, Key: key, Status: ptr(int32(rec.status)), Response: withoutSecrets(rec.body.Bytes()),
+				return q.CompleteIdempotencyKey(done, db.CompleteIdempotencyKeyParams{
+					UserID: p.User, Key: key, Claim: &claim, Status: ptr(int32(rec.status)),
+					Response: withoutSecrets(rec.body.Bytes()), Headers: replayHeaders(rec.header),
 				})
 			}
-			return q.ReleaseIdempotencyKey(ctx, db.ReleaseIdempotencyKeyParams{UserID: p.User, Key: key})
+			return q.ReleaseIdempotencyKey(done, db.ReleaseIdempotencyKeyParams{UserID: p.User, Key: key, Claim: &claim})
 		})
 		if err != nil {
-			// The create itself committed; answer it, but say the key may not replay.
 			s.logger.ErrorContext(ctx, "store idempotent response", "request_id", reqinfo.RequestID(ctx), "error", err.Error())
 		}
 		rec.flushTo(w)
@@ -90,11 +99,56 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, p auth.Principal
 	case stored.Status == nil:
 		s.writeError(w, r, problem.New(problem.Conflict, "A request with this Idempotency-Key is still in progress."))
 	default:
+		var headers map[string]string
+		_ = json.Unmarshal(stored.Headers, &headers) // written by replayHeaders
+		for k, v := range headers {
+			w.Header().Set(k, v)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.WriteHeader(int(*stored.Status))
 		_, _ = w.Write(stored.Response)
 	}
+}
+
+// fingerprint identifies a request: its method and URL and its body without password fields.
+func fingerprint(op string, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(op + "\n"))
+	h.Write(without(body, "password"))
+	return h.Sum(nil)
+}
+
+// replayHeaders keeps the response headers a replay must repeat.
+func replayHeaders(h http.Header) []byte {
+	keep := map[string]string{}
+	for _, k := range []string{"ETag", "Location"} {
+		if v := h.Get(k); v != "" {
+			keep[k] = v
+		}
+	}
+	out, _ := json.Marshal(keep)
+	return out
+}
+
+// withoutSecrets drops secrets shown once from a response kept for replay.
+func withoutSecrets(body []byte) []byte { return without(body, "invite_token") }
+
+// without returns a JSON object body minus a top-level field; anything else comes back as is.
+func without(body []byte, field string) []byte {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return body
+	}
+	if _, ok := doc[field]; !ok {
+		return body
+	}
+	delete(doc, field)
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // bufferedResponse holds a response until its idempotency record is stored, so a retry can
@@ -129,29 +183,4 @@ func (b *bufferedResponse) flushTo(w http.ResponseWriter) {
 	}
 	w.WriteHeader(b.status)
 	_, _ = w.Write(b.body.Bytes())
-}
-
-// secretFields are top-level response fields that must not be kept for replay.
-var secretFields = []string{"invite_token"}
-
-func withoutSecrets(body []byte) []byte {
-	var doc map[string]json.RawMessage
-	if json.Unmarshal(body, &doc) != nil {
-		return body
-	}
-	found := false
-	for _, f := range secretFields {
-		if _, ok := doc[f]; ok {
-			delete(doc, f)
-			found = true
-		}
-	}
-	if !found {
-		return body
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return body
-	}
-	return out
 }

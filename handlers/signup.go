@@ -21,6 +21,9 @@ import (
 // any bypass.
 func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.SignupResponseObject, error) {
 	body := req.Body
+	if err := s.sessions.Throttle(ctx); err != nil {
+		return nil, err
+	}
 	// Hash before the transaction: argon2id is deliberately slow and must not hold a connection.
 	hash, err := password.Hash(body.Password, s.password)
 	if err != nil {

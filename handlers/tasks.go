@@ -337,7 +337,7 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 		params := db.CreateTaskParams{
 			TenantID: p.Tenant, ID: newID(), ProjectID: req.Id, Number: proj.TaskSeq, Title: b.Title,
 			Description: deref(b.Description), Status: string(api.Backlog), AssigneeID: b.AssigneeId,
-			Labels: []string{}, ParentID: b.ParentId, Position: float64(proj.TaskSeq), CreatedBy: p.User,
+			Labels: []string{}, ParentID: b.ParentId, CreatedBy: p.User,
 		}
 		if b.Status != nil {
 			params.Status = string(*b.Status)
@@ -353,6 +353,13 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 		}
 		if b.Position != nil {
 			params.Position = *b.Position
+		} else {
+			// Last in the manual order; the project row lock taken above keeps it unique.
+			last, err := q.LastTaskPosition(ctx, db.LastTaskPositionParams{TenantID: p.Tenant, ProjectID: req.Id})
+			if err != nil {
+				return err
+			}
+			params.Position = last + 1
 		}
 		if out, err = q.CreateTask(ctx, params); err != nil {
 			return err
@@ -425,6 +432,11 @@ func (s *Server) UpdateTask(ctx context.Context, req api.UpdateTaskRequestObject
 			params.SetParent, changed = true, append(changed, "parent_id")
 			if !b.ParentId.IsNull() {
 				parent := b.ParentId.MustGet()
+				// Parent changes in a project take turns, so two of them cannot each pass the
+				// cycle check and together make a cycle.
+				if _, err := q.LockProject(ctx, t.ProjectID); err != nil {
+					return err
+				}
 				if err := checkParent(ctx, q, p.Tenant, t.ProjectID, &t.ID, parent); err != nil {
 					return err
 				}

@@ -358,8 +358,18 @@ func TestCreateTaskIsIdempotent(t *testing.T) {
 	if first.JSON201 == nil || again.JSON201 == nil || first.JSON201.Id != again.JSON201.Id || again.HTTPResponse.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("retry with the same key and body: %s / %s", first.Body, again.Body)
 	}
+	if again.HTTPResponse.Header.Get("ETag") != first.HTTPResponse.Header.Get("ETag") || again.HTTPResponse.Header.Get("ETag") == "" {
+		t.Errorf("replayed ETag %q, first %q", again.HTTPResponse.Header.Get("ETag"), first.HTTPResponse.Header.Get("ETag"))
+	}
 	other := send("twice")
 	wantStatus(t, "same key, other body", other.StatusCode(), other.Body, http.StatusUnprocessableEntity)
+	// The same key and body sent to another project is another request, not a replay.
+	proj2, _ := env.Client.CreateProjectWithResponse(bg, nil, api.ProjectCreate{TeamId: w.team.Id, Name: "Second", Key: "SEC"}, w.as(api.UserRoleOwner))
+	elsewhere, _ := env.Client.CreateTaskWithResponse(bg, proj2.JSON201.Id, &api.CreateTaskParams{IdempotencyKey: &key}, api.TaskCreate{Title: "once"}, w.as(api.UserRoleMember))
+	if elsewhere.StatusCode() == http.StatusCreated && elsewhere.JSON201.ProjectId != proj2.JSON201.Id {
+		t.Fatalf("a key used on project A replayed A's task for project B: %s", elsewhere.Body)
+	}
+	wantStatus(t, "same key and body, other project", elsewhere.StatusCode(), elsewhere.Body, http.StatusUnprocessableEntity)
 	if n := len(listTasks(t, env, w, api.ListTasksParams{})); n != 1 {
 		t.Fatalf("%d tasks after three sends with one key; want 1", n)
 	}
@@ -377,3 +387,53 @@ func TestCreateTaskIsIdempotent(t *testing.T) {
 }
 
 var _ = context.Background
+
+func TestConcurrentParentChangesCannotMakeACycle(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	a := createTask(t, env, w, api.TaskCreate{Title: "A"})
+	b := createTask(t, env, w, api.TaskCreate{Title: "B"})
+	owner := w.as(api.UserRoleOwner)
+	for round := range 15 {
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		for i, pair := range [][2]api.Task{{a, b}, {b, a}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := env.Client.UpdateTaskWithResponse(bg, pair[0].Id.String(), nil, api.TaskUpdate{ParentId: nullableValue(pair[1].Id)}, owner)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				codes[i] = resp.StatusCode()
+			}()
+		}
+		wg.Wait()
+		if codes[0] == http.StatusOK && codes[1] == http.StatusOK {
+			t.Fatalf("round %d: both parent changes succeeded: A and B are each other's parent", round)
+		}
+		if codes[0] != http.StatusOK && codes[1] != http.StatusOK {
+			t.Fatalf("round %d: neither parent change succeeded: %v", round, codes)
+		}
+		for _, x := range []api.Task{a, b} {
+			_, _ = env.Client.UpdateTaskWithBodyWithResponse(bg, x.Id.String(), nil, "application/json", strings.NewReader(`{"parent_id":null}`), owner)
+		}
+	}
+}
+
+func TestNewTasksGoLastByDefault(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	createTask(t, env, w, api.TaskCreate{Title: "placed at 10", Position: ptr(10.0)})
+	createTask(t, env, w, api.TaskCreate{Title: "placed at 20", Position: ptr(20.0)})
+	last := createTask(t, env, w, api.TaskCreate{Title: "default"})
+	if last.Position != 21 {
+		t.Errorf("default position %v, want 21 (after the last task)", last.Position)
+	}
+	if got := titles(listTasks(t, env, w, api.ListTasksParams{})); !slices.Equal(got, []string{"placed at 10", "placed at 20", "default"}) {
+		t.Errorf("manual order %q", got)
+	}
+}

@@ -100,22 +100,18 @@ func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject
 func (s *Server) DeleteTeam(ctx context.Context, req api.DeleteTeamRequestObject) (api.DeleteTeamResponseObject, error) {
 	p := principal(ctx)
 	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		if _, err := q.LockTeam(ctx, req.Id); err != nil {
+			return notFound(err, resourceTeam)
+		}
 		busy, err := q.TeamHasProjects(ctx, req.Id)
 		if err != nil {
 			return err
 		}
 		if busy {
-			if _, err := q.GetTeam(ctx, req.Id); err != nil {
-				return notFound(err, resourceTeam)
-			}
 			return problem.New(problem.Conflict, "The team still owns projects; move or delete them first.")
 		}
-		n, err := q.DeleteTeam(ctx, req.Id)
-		if err != nil {
+		if _, err := q.DeleteTeam(ctx, req.Id); err != nil {
 			return err
-		}
-		if n == 0 {
-			return problem.New(problem.NotFound, "No such team.")
 		}
 		return s.record(ctx, q, p, "team.delete", resourceTeam, req.Id, nil)
 	})

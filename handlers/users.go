@@ -145,6 +145,15 @@ func (s *Server) DeactivateUser(ctx context.Context, req api.DeactivateUserReque
 func (s *Server) changeUser(ctx context.Context, p auth.Principal, id uuid.UUID, name *string, role *auth.Role, status *string) (db.User, error) {
 	var out db.User
 	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		// A role or status change may touch the last owner: lock every active owner first, in
+		// id order, before the target, so concurrent changes queue instead of deadlocking.
+		var owners []uuid.UUID
+		if role != nil || status != nil {
+			var err error
+			if owners, err = q.LockActiveOwners(ctx); err != nil {
+				return err
+			}
+		}
 		u, err := q.GetUserForUpdate(ctx, id)
 		if err != nil {
 			return notFound(err, "user")
@@ -163,10 +172,6 @@ func (s *Server) changeUser(ctx context.Context, p auth.Principal, id uuid.UUID,
 		losesOwner := u.Role == string(auth.Owner) && u.Status == string(api.UserStatusActive) &&
 			((role != nil && *role != auth.Owner) || (status != nil && *status != string(api.UserStatusActive)))
 		if losesOwner {
-			owners, err := q.LockActiveOwners(ctx)
-			if err != nil {
-				return err
-			}
 			if len(owners) <= 1 && slices.Contains(owners, u.ID) {
 				return problem.New(problem.Conflict, "The last owner cannot be demoted or deactivated.")
 			}
@@ -201,9 +206,32 @@ func (s *Server) changeUser(ctx context.Context, p auth.Principal, id uuid.UUID,
 // AcceptInvite sets an invited user's password and signs them in.
 func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestObject) (api.AcceptInviteResponseObject, error) {
 	bad := auth.Unauthenticated("invalid_grant", "The invitation is invalid, used or expired.")
+	if err := s.sessions.Throttle(ctx); err != nil {
+		return nil, err
+	}
 	inv, err := tokens.ParseOpaque(tokens.Invitation, req.Body.Token)
 	if err != nil {
 		return nil, bad
+	}
+	usable := func(secretHash []byte, usedAt *time.Time, expiresAt time.Time, status string) bool {
+		return inv.Matches(secretHash) && usedAt == nil && time.Now().Before(expiresAt) && status == string(api.UserStatusInvited)
+	}
+	// Check the invitation before paying for argon2id, so bad tokens cost nothing.
+	err = s.db.Read(ctx, tenancy.Scope{Tenant: inv.Tenant}, func(q *db.Queries) error {
+		row, err := q.GetInvitation(ctx, inv.ID)
+		if err != nil {
+			return err
+		}
+		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
+			return bad
+		}
+		return nil
+	})
+	if problem.Is(err, problem.NotFound) {
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
 	}
 	hash, err := password.Hash(req.Body.Password, s.password)
 	if err != nil {
@@ -215,8 +243,8 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		if err != nil {
 			return err
 		}
-		if !inv.Matches(row.SecretHash) || row.UsedAt != nil || time.Now().After(row.ExpiresAt) || row.Status != string(api.UserStatusInvited) {
-			return bad
+		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
+			return bad // used by a concurrent request meanwhile
 		}
 		if err := q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash}); err != nil {
 			return err

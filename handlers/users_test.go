@@ -3,6 +3,9 @@ package handlers_test
 import (
 	"net/http"
 	"slices"
+	"sync"
+
+	"github.com/google/uuid"
 	"strings"
 	"testing"
 
@@ -271,5 +274,56 @@ func TestProjectListFilters(t *testing.T) {
 	}
 	if got := keys(&api.ListProjectsParams{Status: ptr(api.ProjectStatusActive)}); !slices.Equal(got, []string{"PLAT"}) {
 		t.Errorf("active projects: %v", got)
+	}
+}
+
+func TestConcurrentOwnerDemotionsLeaveAnOwner(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	owner1, owner2 := w.users[api.UserRoleOwner].Id, w.users[api.UserRoleAdmin].Id
+	first := w.as(api.UserRoleOwner)
+	if r, _ := env.Client.UpdateUserWithResponse(bg, owner2, api.UserUpdate{Role: ptr(api.UserRoleOwner)}, first); r.StatusCode() != http.StatusOK {
+		t.Fatalf("promote: %s", r.Body)
+	}
+	second := apitest.Bearer(env.Login(t, w.Slug, "admin@example.test", "password for admin").AccessToken)
+	for round := range 8 {
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		for i, c := range []struct {
+			target uuid.UUID
+			as     api.RequestEditorFn
+		}{{owner2, first}, {owner1, second}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := env.Client.UpdateUserWithResponse(bg, c.target, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, c.as)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				codes[i] = resp.StatusCode()
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, c := range codes {
+			switch c {
+			case http.StatusOK:
+				ok++
+			case http.StatusConflict, http.StatusForbidden: // the last owner; or no longer an owner yourself
+			default:
+				t.Fatalf("round %d: status %d (want 200, 409 or 403, never a failure)", round, c)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d demotions succeeded; want exactly one (%v)", round, ok, codes)
+		}
+		// Promote the demoted one back for the next round.
+		for _, id := range []uuid.UUID{owner1, owner2} {
+			for _, as := range []api.RequestEditorFn{first, second} {
+				_, _ = env.Client.UpdateUserWithResponse(bg, id, api.UserUpdate{Role: ptr(api.UserRoleOwner)}, as)
+			}
+		}
 	}
 }

@@ -152,3 +152,7 @@ WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
   AND (sqlc.narg(after_due_date)::date IS NULL OR (coalesce(t.due_date, '9999-12-31'::date), t.id) > (sqlc.narg(after_due_date)::date, sqlc.narg(after_id)::uuid))
 ORDER BY coalesce(t.due_date, '9999-12-31'::date), t.id
 LIMIT sqlc.arg(lim);
+
+-- name: LastTaskPosition :one
+-- The end of the project's manual order, where a new task goes by default.
+SELECT coalesce(max(position), 0)::float8 FROM tasks WHERE tenant_id = sqlc.arg(tenant_id) AND project_id = sqlc.arg(project_id);

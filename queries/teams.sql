@@ -48,3 +48,8 @@ DELETE FROM team_members WHERE team_id = sqlc.arg(team_id) AND user_id = sqlc.ar
 
 -- name: IsTeamMember :one
 SELECT EXISTS (SELECT 1 FROM team_members WHERE team_id = sqlc.arg(team_id) AND user_id = sqlc.arg(user_id));
+
+-- name: LockTeam :one
+-- Holds the team while deciding to delete it; a project being created for it waits, and then
+-- finds it gone, or is seen by the check.
+SELECT id FROM teams WHERE id = sqlc.arg(id) FOR UPDATE;

@@ -65,3 +65,8 @@ UPDATE invitations SET used_at = now() WHERE id = sqlc.arg(id);
 -- name: ActivateInvitedUser :exec
 UPDATE users SET password_hash = sqlc.arg(password_hash), status = 'active', updated_at = now()
 WHERE id = sqlc.arg(id) AND status = 'invited';
+
+-- name: GetInvitation :one
+SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
+FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
+WHERE i.id = sqlc.arg(id);

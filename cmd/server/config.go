@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"log/slog"
-	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -132,18 +132,12 @@ func (c config) logValue() slog.Value {
 	)
 }
 
+// maskURL names the database without any credential, whichever form (URL or key=value) the
+// connection string takes.
 func maskURL(raw string) string {
-	u, err := url.Parse(raw)
+	cfg, err := pgconn.ParseConfig(raw)
 	if err != nil {
 		return "(unparseable)"
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s", cfg.Host, cfg.Port, cfg.Database, cfg.User)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/testdb"
 )
 
@@ -25,15 +26,19 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestConfigDefaultsAndErrors(t *testing.T) {
 	t.Parallel()
-	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://u:secret@h/db"}))
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://u:secret@h/db?password=other"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.ListenAddr != ":8080" || c.ShutdownTimeout != 20*time.Second || c.MaxBodyBytes != 1<<20 || c.Argon2 != password.DefaultParams {
 		t.Errorf("defaults: %+v", c)
 	}
-	if s := c.logValue().String(); strings.Contains(s, "secret") {
-		t.Errorf("logged config shows the password: %s", s)
+	if s := c.logValue().String(); strings.Contains(s, "secret") || strings.Contains(s, "other") || !strings.Contains(s, "dbname=db") {
+		t.Errorf("logged config shows the password or hides the database: %s", s)
+	}
+	dsn := config{DatabaseURL: "host=db user=app password=s3cret dbname=tasker"}
+	if s := dsn.logValue().String(); strings.Contains(s, "s3cret") || !strings.Contains(s, "dbname=tasker") {
+		t.Errorf("logged key=value config: %s", s)
 	}
 	_, err = loadConfig(env(map[string]string{"DB_MAX_CONNS": "many", "SHUTDOWN_TIMEOUT": "soon", "LOG_LEVEL": "loud"}))
 	for _, want := range []string{"DATABASE_URL", "DB_MAX_CONNS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL"} {
@@ -63,7 +68,8 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	cfg := config{
 		ListenAddr: "127.0.0.1:0", DatabaseURL: testdb.Get(t).AdminURL, DBMaxConns: 2,
 		ShutdownTimeout: 10 * time.Second, MaxBodyBytes: 1 << 20,
-		Argon2: password.Params{Memory: 1024, Time: 1, Threads: 1},
+		Argon2:   password.Params{Memory: 1024, Time: 1, Threads: 1},
+		Sessions: session.DefaultConfig,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

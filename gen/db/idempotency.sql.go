@@ -12,29 +12,33 @@ import (
 )
 
 const completeIdempotencyKey = `-- name: CompleteIdempotencyKey :exec
-UPDATE idempotency_keys SET status = $1, response = $2
-WHERE user_id = $3 AND key = $4
+UPDATE idempotency_keys SET status = $1, response = $2, headers = $3
+WHERE user_id = $4 AND key = $5 AND claim = $6
 `
 
 type CompleteIdempotencyKeyParams struct {
 	Status   *int32
 	Response []byte
+	Headers  []byte
 	UserID   uuid.UUID
 	Key      string
+	Claim    *uuid.UUID
 }
 
 func (q *Queries) CompleteIdempotencyKey(ctx context.Context, arg CompleteIdempotencyKeyParams) error {
 	_, err := q.db.Exec(ctx, completeIdempotencyKey,
 		arg.Status,
 		arg.Response,
+		arg.Headers,
 		arg.UserID,
 		arg.Key,
+		arg.Claim,
 	)
 	return err
 }
 
 const getIdempotencyRecord = `-- name: GetIdempotencyRecord :one
-SELECT operation, request_hash, status, response FROM idempotency_keys
+SELECT operation, request_hash, status, response, headers FROM idempotency_keys
 WHERE user_id = $1 AND key = $2
 `
 
@@ -48,6 +52,7 @@ type GetIdempotencyRecordRow struct {
 	RequestHash []byte
 	Status      *int32
 	Response    []byte
+	Headers     []byte
 }
 
 func (q *Queries) GetIdempotencyRecord(ctx context.Context, arg GetIdempotencyRecordParams) (GetIdempotencyRecordRow, error) {
@@ -58,32 +63,45 @@ func (q *Queries) GetIdempotencyRecord(ctx context.Context, arg GetIdempotencyRe
 		&i.RequestHash,
 		&i.Status,
 		&i.Response,
+		&i.Headers,
 	)
 	return i, err
 }
 
+const purgeExpiredIdempotencyKeys = `-- name: PurgeExpiredIdempotencyKeys :exec
+DELETE FROM idempotency_keys WHERE created_at <= now() - interval '24 hours'
+`
+
+// Keeps the table to a day of records per tenant; runs with each reservation.
+func (q *Queries) PurgeExpiredIdempotencyKeys(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, purgeExpiredIdempotencyKeys)
+	return err
+}
+
 const releaseIdempotencyKey = `-- name: ReleaseIdempotencyKey :exec
-DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status IS NULL
+DELETE FROM idempotency_keys
+WHERE user_id = $1 AND key = $2 AND claim = $3 AND status IS NULL
 `
 
 type ReleaseIdempotencyKeyParams struct {
 	UserID uuid.UUID
 	Key    string
+	Claim  *uuid.UUID
 }
 
 func (q *Queries) ReleaseIdempotencyKey(ctx context.Context, arg ReleaseIdempotencyKeyParams) error {
-	_, err := q.db.Exec(ctx, releaseIdempotencyKey, arg.UserID, arg.Key)
+	_, err := q.db.Exec(ctx, releaseIdempotencyKey, arg.UserID, arg.Key, arg.Claim)
 	return err
 }
 
 const reserveIdempotencyKey = `-- name: ReserveIdempotencyKey :execrows
-INSERT INTO idempotency_keys (tenant_id, user_id, key, operation, request_hash)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO idempotency_keys (tenant_id, user_id, key, operation, request_hash, claim)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (tenant_id, user_id, key) DO UPDATE
-SET operation = EXCLUDED.operation, request_hash = EXCLUDED.request_hash, status = NULL, response = NULL,
-    created_at = now()
+SET operation = EXCLUDED.operation, request_hash = EXCLUDED.request_hash, claim = EXCLUDED.claim,
+    status = NULL, response = NULL, headers = '{}', created_at = now()
 WHERE idempotency_keys.created_at <= now() - interval '24 hours'
-   OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at <= now() - interval '1 minute')
+   OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at <= now() - interval '10 minutes')
 `
 
 type ReserveIdempotencyKeyParams struct {
@@ -92,10 +110,11 @@ type ReserveIdempotencyKeyParams struct {
 	Key         string
 	Operation   string
 	RequestHash []byte
+	Claim       *uuid.UUID
 }
 
 // Claims a key for this request. A record older than 24 hours is taken over, and so is a claim
-// that never completed within a minute (its request died with its server). No row affected
+// that never completed within ten minutes (its request died with its server). No row affected
 // means a live record exists: the caller then reads it.
 func (q *Queries) ReserveIdempotencyKey(ctx context.Context, arg ReserveIdempotencyKeyParams) (int64, error) {
 	result, err := q.db.Exec(ctx, reserveIdempotencyKey,
@@ -104,6 +123,7 @@ func (q *Queries) ReserveIdempotencyKey(ctx context.Context, arg ReserveIdempote
 		arg.Key,
 		arg.Operation,
 		arg.RequestHash,
+		arg.Claim,
 	)
 	if err != nil {
 		return 0, err

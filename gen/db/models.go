@@ -46,6 +46,8 @@ type IdempotencyKey struct {
 	Status      *int32
 	Response    []byte
 	CreatedAt   time.Time
+	Claim       *uuid.UUID
+	Headers     []byte
 }
 
 type Invitation struct {

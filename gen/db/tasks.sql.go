@@ -196,6 +196,23 @@ func (q *Queries) GetTaskByKey(ctx context.Context, arg GetTaskByKeyParams) (Get
 	return i, err
 }
 
+const lastTaskPosition = `-- name: LastTaskPosition :one
+SELECT coalesce(max(position), 0)::float8 FROM tasks WHERE tenant_id = $1 AND project_id = $2
+`
+
+type LastTaskPositionParams struct {
+	TenantID  uuid.UUID
+	ProjectID uuid.UUID
+}
+
+// The end of the project's manual order, where a new task goes by default.
+func (q *Queries) LastTaskPosition(ctx context.Context, arg LastTaskPositionParams) (float64, error) {
+	row := q.db.QueryRow(ctx, lastTaskPosition, arg.TenantID, arg.ProjectID)
+	var column_1 float64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const listProjectTasks = `-- name: ListProjectTasks :many
 
 SELECT t.tenant_id, t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority, t.assignee_id, t.labels, t.due_date, t.parent_id, t.position, t.created_by, t.created_at, t.updated_at, t.version, p.key AS project_key

@@ -215,6 +215,19 @@ func (q *Queries) ListTeams(ctx context.Context, arg ListTeamsParams) ([]Team, e
 	return items, nil
 }
 
+const lockTeam = `-- name: LockTeam :one
+SELECT id FROM teams WHERE id = $1 FOR UPDATE
+`
+
+// Holds the team while deciding to delete it; a project being created for it waits, and then
+// finds it gone, or is seen by the check.
+func (q *Queries) LockTeam(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, lockTeam, id)
+	var id_2 uuid.UUID
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
 const putTeamMember = `-- name: PutTeamMember :one
 INSERT INTO team_members (tenant_id, team_id, user_id, role)
 VALUES ($1, $2, $3, $4)

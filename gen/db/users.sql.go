@@ -93,6 +93,37 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 	return i, err
 }
 
+const getInvitation = `-- name: GetInvitation :one
+SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
+FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
+WHERE i.id = $1
+`
+
+type GetInvitationRow struct {
+	ID         uuid.UUID
+	UserID     uuid.UUID
+	SecretHash []byte
+	ExpiresAt  time.Time
+	UsedAt     *time.Time
+	Status     string
+	Role       string
+}
+
+func (q *Queries) GetInvitation(ctx context.Context, id uuid.UUID) (GetInvitationRow, error) {
+	row := q.db.QueryRow(ctx, getInvitation, id)
+	var i GetInvitationRow
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.SecretHash,
+		&i.ExpiresAt,
+		&i.UsedAt,
+		&i.Status,
+		&i.Role,
+	)
+	return i, err
+}
+
 const getInvitationForUpdate = `-- name: GetInvitationForUpdate :one
 SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
 FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id

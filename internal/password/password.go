@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -31,6 +32,16 @@ const (
 	keyLen  = 32
 )
 
+// slots bounds the hashes computed at once: each holds Memory KiB, so a flood of logins queues
+// here instead of exhausting memory.
+var slots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+func idKey(pw, salt []byte, p Params, keyLen uint32) []byte {
+	slots <- struct{}{}
+	defer func() { <-slots }()
+	return argon2.IDKey(pw, salt, p.Time, p.Memory, p.Threads, keyLen)
+}
+
 // ErrMismatch is returned by Verify when the password is wrong.
 var ErrMismatch = errors.New("password does not match")
 
@@ -40,7 +51,7 @@ func Hash(pw string, p Params) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, keyLen)
+	key := idKey([]byte(pw), salt, p, keyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -70,7 +81,7 @@ func Verify(pw, encoded string) error {
 	if err != nil || len(want) == 0 {
 		return errors.New("password: bad key")
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	got := idKey([]byte(pw), salt, p, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrMismatch
 	}

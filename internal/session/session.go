@@ -118,7 +118,7 @@ func errBadLogin() error {
 func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, error) {
 	ip, _ := reqinfo.Client(ctx)
 	email = strings.ToLower(strings.TrimSpace(email))
-	if err := s.limit(s.perIP, "ip\x00"+ip); err != nil {
+	if err := s.Throttle(ctx); err != nil {
 		return Pair{}, err
 	}
 	if err := s.limit(s.perAccount, slug+"\x00"+email); err != nil {
@@ -181,6 +181,13 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 		return Pair{}, errBadLogin()
 	}
 	return pair, nil
+}
+
+// Throttle spends one of the client IP's credential attempts (shared by login, sign-up and
+// invitation acceptance, each of which costs an argon2id hash) and answers 429 when none is left.
+func (s *Service) Throttle(ctx context.Context) error {
+	ip, _ := reqinfo.Client(ctx)
+	return s.limit(s.perIP, "ip\x00"+ip)
 }
 
 func (s *Service) limit(l *ratelimit.Limiter, key string) error {

@@ -18,11 +18,11 @@ import (
 // runs all statements as one implicit transaction, so the transaction-local settings cover the
 // read that follows and are gone right after. $3 is the plan cache mode of that read.
 const setScopeSQL = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), " +
-	"set_config('plan_cache_mode', $3, true)"
+	"set_config('plan_cache_mode', $3, true), set_config('transaction_read_only', 'on', true)"
 
 // Read runs read-only queries for s, each in a single round trip together with the tenant
 // setting, with no BEGIN or COMMIT. Queries do not share a snapshot; use InTx when they must,
-// and for every write (Read refuses Exec).
+// and for every write: each read runs in a read-only transaction.
 func (d *DB) Read(ctx context.Context, s Scope, fn func(q *db.Queries) error) error {
 	return d.read(ctx, s, "auto", fn)
 }

@@ -2,8 +2,8 @@ package tenancy_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -86,9 +86,14 @@ func TestSchemaEnforcesTenancy(t *testing.T) {
 		if len(tb.policies) == 0 {
 			t.Errorf("%s has no RLS policy", tb.name)
 		}
+		column := "tenant_id"
+		if tb.name == "tenants" {
+			column = "id"
+		}
+		want := fmt.Sprintf("(%s = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)", column)
 		for _, p := range tb.policies {
-			if strings.Count(p, "current_setting('app.tenant_id'") != 2 {
-				t.Errorf("%s: policy %q does not check app.tenant_id in both USING and WITH CHECK", tb.name, p)
+			if p != want+" / "+want {
+				t.Errorf("%s: policy USING / WITH CHECK is %q; want exactly %q for both", tb.name, p, want)
 			}
 		}
 		if tb.hasTenant && !slices.Contains(tb.pk, "tenant_id") {

@@ -290,7 +290,14 @@ func TestReadIsScopedAndLeavesNothingOnTheConnection(t *testing.T) {
 		}
 		_, err = q.SetUserStatus(context.Background(), db.SetUserStatusParams{ID: a.user, Status: "deactivated"})
 		if err == nil {
-			t.Error("Read allowed a write")
+			t.Error("Read allowed a write through Exec")
+		}
+		// A write that returns rows goes through QueryRow: the read-only transaction stops it.
+		_, err = q.CreateUser(context.Background(), db.CreateUserParams{
+			TenantID: a.tenant, ID: uuid.Must(uuid.NewV7()), Email: "sneak@a.test", Name: "S", Role: "owner", Status: "active",
+		})
+		if err == nil {
+			t.Error("Read allowed INSERT ... RETURNING")
 		}
 		return nil
 	})
