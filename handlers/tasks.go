@@ -118,9 +118,9 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 		return nil, err
 	}
 	rows, next := page(rows, limitOf(prm.Limit), func(t listedTask) string { return cursor.Encode(cursorOf(sort, t.task)) })
-	out := api.ListTasks200JSONResponse{Items: make([]api.Task, len(rows)), NextCursor: nullableString(next)}
+	out := taskPage{Items: make([]taskWire, len(rows)), NextCursor: next}
 	for i, r := range rows {
-		out.Items[i] = taskToAPI(r.task, r.projectKey)
+		out.Items[i] = taskToWire(r)
 	}
 	return out, nil
 }
