@@ -70,9 +70,6 @@ WITH RECURSIVE ancestors(id, depth) AS (
 )
 SELECT EXISTS (SELECT 1 FROM ancestors WHERE ancestors.id = sqlc.arg(id)::uuid);
 
--- name: CountProjectTasks :one
-SELECT count(*) FROM tasks WHERE project_id = sqlc.arg(project_id);
-
 -- name: ListTasksByPosition :many
 -- Sorted by position ascending.
 SELECT sqlc.embed(t), p.key AS project_key

@@ -15,10 +15,6 @@ SELECT sqlc.embed(users), sqlc.embed(tenants)
 FROM users JOIN tenants ON tenants.id = users.tenant_id
 WHERE users.id = sqlc.arg(id);
 
--- name: SetUserStatus :execrows
--- Deactivation also ends sessions: refresh checks the status (see GetRefreshTokenForUpdate).
-UPDATE users SET status = sqlc.arg(status), updated_at = now() WHERE id = sqlc.arg(id);
-
 -- name: ListUsers :many
 SELECT * FROM users
 WHERE sqlc.narg(after_created_at)::timestamptz IS NULL

@@ -12,17 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const countProjectTasks = `-- name: CountProjectTasks :one
-SELECT count(*) FROM tasks WHERE project_id = $1
-`
-
-func (q *Queries) CountProjectTasks(ctx context.Context, projectID uuid.UUID) (int64, error) {
-	row := q.db.QueryRow(ctx, countProjectTasks, projectID)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const createTask = `-- name: CreateTask :one
 INSERT INTO tasks (tenant_id, id, project_id, number, title, description, status, priority, assignee_id,
                    labels, due_date, parent_id, position, created_by)

@@ -342,24 +342,6 @@ func (q *Queries) RevokeUserSessions(ctx context.Context, userID uuid.UUID) erro
 	return err
 }
 
-const setUserStatus = `-- name: SetUserStatus :execrows
-UPDATE users SET status = $1, updated_at = now() WHERE id = $2
-`
-
-type SetUserStatusParams struct {
-	Status string
-	ID     uuid.UUID
-}
-
-// Deactivation also ends sessions: refresh checks the status (see GetRefreshTokenForUpdate).
-func (q *Queries) SetUserStatus(ctx context.Context, arg SetUserStatusParams) (int64, error) {
-	result, err := q.db.Exec(ctx, setUserStatus, arg.Status, arg.ID)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const updateUser = `-- name: UpdateUser :one
 UPDATE users SET
     name       = CASE WHEN $1::boolean THEN $2::text ELSE name END,
