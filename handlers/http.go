@@ -62,6 +62,11 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		ResponseErrorHandlerFunc: srv.writeError,
 	})
 	apiMux := http.NewServeMux()
+	// The spec router and the mux can disagree at the edges (a trailing slash): whatever the
+	// mux does not know is still a problem document.
+	apiMux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, reqinfo.RequestID(r.Context()), problem.New(problem.NotFound, "No operation at %s %s.", r.Method, r.URL.Path))
+	}))
 	api.HandlerWithOptions(strict, api.StdHTTPServerOptions{
 		BaseRouter: apiMux,
 		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
@@ -37,7 +38,9 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		op := r.Method + " " + r.URL.RequestURI()
+		// The operation is the path: the same key on another project is another request. The
+		// query string is left out, since no create takes one.
+		op := r.Method + " " + r.URL.Path
 		claim := newID()
 		who := db.ReserveIdempotencyKeyParams{
 			TenantID: p.Tenant, UserID: p.User, Key: key, Operation: op, RequestHash: fingerprint(op, body), Claim: &claim,
@@ -63,19 +66,30 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 
 		rec := &bufferedResponse{header: http.Header{}}
 		next.ServeHTTP(rec, r)
-		// The create has committed or failed; record that even if the client has gone.
-		done := context.WithoutCancel(ctx)
+		// The create has committed or failed; record that even if the client has gone, but not
+		// for longer than a request may reasonably wait.
+		done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var stored int64
 		err = s.db.InTx(done, scope(p), func(q *db.Queries) error {
+			var err error
 			if rec.status >= 200 && rec.status < 300 {
-				return q.CompleteIdempotencyKey(done, db.CompleteIdempotencyKeyParams{
+				stored, err = q.CompleteIdempotencyKey(done, db.CompleteIdempotencyKeyParams{
 					UserID: p.User, Key: key, Claim: &claim, Status: ptr(int32(rec.status)),
 					Response: withoutSecrets(rec.body.Bytes()), Headers: replayHeaders(rec.header),
 				})
+				return err
 			}
-			return q.ReleaseIdempotencyKey(done, db.ReleaseIdempotencyKeyParams{UserID: p.User, Key: key, Claim: &claim})
+			_, err = q.ReleaseIdempotencyKey(done, db.ReleaseIdempotencyKeyParams{UserID: p.User, Key: key, Claim: &claim})
+			return err
 		})
-		if err != nil {
+		switch {
+		case err != nil:
 			s.logger.ErrorContext(ctx, "store idempotent response", "request_id", reqinfo.RequestID(ctx), "error", err.Error())
+		case rec.status >= 200 && rec.status < 300 && stored == 0:
+			// Another request took the key over while this one ran (past the takeover window):
+			// a retry may have created the resource a second time.
+			s.logger.WarnContext(ctx, "idempotency key taken over before completion", "request_id", reqinfo.RequestID(ctx), "key", key)
 		}
 		rec.flushTo(w)
 	})
@@ -111,11 +125,25 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, p auth.Principal
 	}
 }
 
-// fingerprint identifies a request: its method and URL and its body without password fields.
+// fingerprint identifies a request: its method, path and JSON body in canonical form (so key
+// order and spacing do not matter). A password is represented only by whether there is one: a
+// fast hash of it, kept for a day, would be an offline guessing target. So a retry that changes
+// nothing but the password replays the first result.
 func fingerprint(op string, body []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte(op + "\n"))
-	h.Write(without(body, "password"))
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		h.Write(body)
+		return h.Sum(nil)
+	}
+	if obj, ok := doc.(map[string]any); ok {
+		if _, has := obj["password"]; has {
+			obj["password"] = true
+		}
+	}
+	canonical, _ := json.Marshal(doc) // map keys come out sorted
+	h.Write(canonical)
 	return h.Sum(nil)
 }
 

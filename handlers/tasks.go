@@ -354,7 +354,7 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 		if b.Position != nil {
 			params.Position = *b.Position
 		} else {
-			// Last in the manual order; the project row lock taken above keeps it unique.
+			// Last in the manual order (creates take turns on the project row lock above).
 			last, err := q.LastTaskPosition(ctx, db.LastTaskPositionParams{TenantID: p.Tenant, ProjectID: req.Id})
 			if err != nil {
 				return err

@@ -121,7 +121,7 @@ func (s *Server) DeleteTeam(ctx context.Context, req api.DeleteTeamRequestObject
 	return api.DeleteTeam204Response{}, nil
 }
 
-// ListTeamMembers lists a team's members, leads first.
+// ListTeamMembers lists a team's members in the order they joined.
 func (s *Server) ListTeamMembers(ctx context.Context, req api.ListTeamMembersRequestObject) (api.ListTeamMembersResponseObject, error) {
 	afterT, afterID, err := timeCursorAt("team-members", req.Params.Cursor)
 	if err != nil {

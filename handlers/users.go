@@ -65,6 +65,11 @@ func (s *Server) GetUser(ctx context.Context, req api.GetUserRequestObject) (api
 func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject) (api.CreateUserResponseObject, error) {
 	p := principal(ctx)
 	body := req.Body
+	if p.Method != auth.ByAccessToken {
+		// A key that could create a user it knows the password or invitation of could sign in
+		// as that user and outlive its own revocation.
+		return nil, problem.New(problem.Forbidden, "Users are created by a signed-in admin, not with an API key.")
+	}
 	if err := authz.GrantRole(p, auth.Role(body.Role)); err != nil {
 		return nil, err
 	}

@@ -18,10 +18,10 @@ DELETE FROM idempotency_keys WHERE created_at <= now() - interval '24 hours';
 SELECT operation, request_hash, status, response, headers FROM idempotency_keys
 WHERE user_id = sqlc.arg(user_id) AND key = sqlc.arg(key);
 
--- name: CompleteIdempotencyKey :exec
+-- name: CompleteIdempotencyKey :execrows
 UPDATE idempotency_keys SET status = sqlc.arg(status), response = sqlc.arg(response), headers = sqlc.arg(headers)
 WHERE user_id = sqlc.arg(user_id) AND key = sqlc.arg(key) AND claim = sqlc.arg(claim);
 
--- name: ReleaseIdempotencyKey :exec
+-- name: ReleaseIdempotencyKey :execrows
 DELETE FROM idempotency_keys
 WHERE user_id = sqlc.arg(user_id) AND key = sqlc.arg(key) AND claim = sqlc.arg(claim) AND status IS NULL;

@@ -23,11 +23,13 @@ ORDER BY created_at, id
 LIMIT sqlc.arg(lim);
 
 -- name: GetUserForUpdate :one
-SELECT * FROM users WHERE id = sqlc.arg(id) FOR UPDATE;
+-- NO KEY UPDATE: the change never touches the key, so foreign-key checks (a login's session, a
+-- task's assignee) need not wait for it.
+SELECT * FROM users WHERE id = sqlc.arg(id) FOR NO KEY UPDATE;
 
 -- name: LockActiveOwners :many
 -- Locks every active owner, so two admins cannot demote the last two owners at once.
-SELECT id FROM users WHERE role = 'owner' AND status = 'active' ORDER BY id FOR UPDATE;
+SELECT id FROM users WHERE role = 'owner' AND status = 'active' ORDER BY id FOR NO KEY UPDATE;
 
 -- name: UpdateUser :one
 UPDATE users SET

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const completeIdempotencyKey = `-- name: CompleteIdempotencyKey :exec
+const completeIdempotencyKey = `-- name: CompleteIdempotencyKey :execrows
 UPDATE idempotency_keys SET status = $1, response = $2, headers = $3
 WHERE user_id = $4 AND key = $5 AND claim = $6
 `
@@ -25,8 +25,8 @@ type CompleteIdempotencyKeyParams struct {
 	Claim    *uuid.UUID
 }
 
-func (q *Queries) CompleteIdempotencyKey(ctx context.Context, arg CompleteIdempotencyKeyParams) error {
-	_, err := q.db.Exec(ctx, completeIdempotencyKey,
+func (q *Queries) CompleteIdempotencyKey(ctx context.Context, arg CompleteIdempotencyKeyParams) (int64, error) {
+	result, err := q.db.Exec(ctx, completeIdempotencyKey,
 		arg.Status,
 		arg.Response,
 		arg.Headers,
@@ -34,7 +34,10 @@ func (q *Queries) CompleteIdempotencyKey(ctx context.Context, arg CompleteIdempo
 		arg.Key,
 		arg.Claim,
 	)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const getIdempotencyRecord = `-- name: GetIdempotencyRecord :one
@@ -78,7 +81,7 @@ func (q *Queries) PurgeExpiredIdempotencyKeys(ctx context.Context) error {
 	return err
 }
 
-const releaseIdempotencyKey = `-- name: ReleaseIdempotencyKey :exec
+const releaseIdempotencyKey = `-- name: ReleaseIdempotencyKey :execrows
 DELETE FROM idempotency_keys
 WHERE user_id = $1 AND key = $2 AND claim = $3 AND status IS NULL
 `
@@ -89,9 +92,12 @@ type ReleaseIdempotencyKeyParams struct {
 	Claim  *uuid.UUID
 }
 
-func (q *Queries) ReleaseIdempotencyKey(ctx context.Context, arg ReleaseIdempotencyKeyParams) error {
-	_, err := q.db.Exec(ctx, releaseIdempotencyKey, arg.UserID, arg.Key, arg.Claim)
-	return err
+func (q *Queries) ReleaseIdempotencyKey(ctx context.Context, arg ReleaseIdempotencyKeyParams) (int64, error) {
+	result, err := q.db.Exec(ctx, releaseIdempotencyKey, arg.UserID, arg.Key, arg.Claim)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const reserveIdempotencyKey = `-- name: ReserveIdempotencyKey :execrows

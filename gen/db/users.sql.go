@@ -234,9 +234,11 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 }
 
 const getUserForUpdate = `-- name: GetUserForUpdate :one
-SELECT tenant_id, id, email, name, role, status, password_hash, created_at, updated_at FROM users WHERE id = $1 FOR UPDATE
+SELECT tenant_id, id, email, name, role, status, password_hash, created_at, updated_at FROM users WHERE id = $1 FOR NO KEY UPDATE
 `
 
+// NO KEY UPDATE: the change never touches the key, so foreign-key checks (a login's session, a
+// task's assignee) need not wait for it.
 func (q *Queries) GetUserForUpdate(ctx context.Context, id uuid.UUID) (User, error) {
 	row := q.db.QueryRow(ctx, getUserForUpdate, id)
 	var i User
@@ -299,7 +301,7 @@ func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]User, e
 }
 
 const lockActiveOwners = `-- name: LockActiveOwners :many
-SELECT id FROM users WHERE role = 'owner' AND status = 'active' ORDER BY id FOR UPDATE
+SELECT id FROM users WHERE role = 'owner' AND status = 'active' ORDER BY id FOR NO KEY UPDATE
 `
 
 // Locks every active owner, so two admins cannot demote the last two owners at once.

@@ -295,8 +295,9 @@ func TestReadIsScopedAndLeavesNothingOnTheConnection(t *testing.T) {
 		_, err = q.CreateUser(context.Background(), db.CreateUserParams{
 			TenantID: a.tenant, ID: uuid.Must(uuid.NewV7()), Email: "sneak@a.test", Name: "S", Role: "owner", Status: "active",
 		})
-		if err == nil {
-			t.Error("Read allowed INSERT ... RETURNING")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "25006" { // read_only_sql_transaction
+			t.Errorf("INSERT ... RETURNING in Read: %v; want refused as a read-only transaction", err)
 		}
 		return nil
 	})
