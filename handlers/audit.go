@@ -19,7 +19,7 @@ func (s *Server) ListAuditEvents(ctx context.Context, req api.ListAuditEventsReq
 			return nil, err
 		}
 		if c.K != "audit" {
-			return nil, badCursor()
+			return nil, cursor.Invalid()
 		}
 		params.BeforeCreatedAt, params.BeforeID = &c.T, &c.ID
 	}

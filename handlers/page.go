@@ -6,7 +6,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker/tasker/internal/cursor"
-	"github.com/tasker/tasker/internal/problem"
 )
 
 // defaultLimit is the page size when the client names none; the spec caps it at 200.
@@ -30,14 +29,9 @@ func timeCursorAt(k string, c *string) (*time.Time, *uuid.UUID, error) {
 		return nil, nil, err
 	}
 	if tc.K != k {
-		return nil, nil, badCursor()
+		return nil, nil, cursor.Invalid()
 	}
 	return &tc.T, &tc.ID, nil
-}
-
-func badCursor() error {
-	return problem.Fields("The cursor is not valid for this list.",
-		problem.FieldError{Field: "cursor", In: "query", Message: "not a cursor from this list"})
 }
 
 // page trims a result fetched with limit+1 rows and returns the next cursor, or nil at the end.

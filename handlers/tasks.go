@@ -63,7 +63,7 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 			return nil, err
 		}
 		if c.K != string(sort) {
-			return nil, badCursor()
+			return nil, cursor.Invalid()
 		}
 	}
 	f := taskFilter{label: prm.Label, parent: prm.ParentId, q: prm.Q}

@@ -25,10 +25,15 @@ func Decode(s string, v any) error {
 		err = json.Unmarshal(b, v)
 	}
 	if err != nil {
-		return problem.Fields("The cursor is not valid for this list.",
-			problem.FieldError{Field: "cursor", In: "query", Message: "not a cursor from this list"})
+		return Invalid()
 	}
 	return nil
+}
+
+// Invalid is the 400 for a cursor that is not one of this list's, naming the field.
+func Invalid() error {
+	return problem.Fields("The cursor is not valid for this list.",
+		problem.FieldError{Field: "cursor", In: "query", Message: "not a cursor from this list"})
 }
 
 // Limit is the page size: the requested one, or def.

@@ -41,16 +41,27 @@ func (d *DB) read(ctx context.Context, s Scope, planMode string, fn func(q *db.Q
 		return errors.New("tenancy: read without a tenant")
 	}
 	reqinfo.SetTenant(ctx, s.Tenant)
+	user := ""
+	if s.User != uuid.Nil {
+		user = s.User.String()
+	}
+	return d.readAs(ctx, s.Tenant.String(), user, planMode, fn)
+}
+
+// Global reads with no tenant set: every tenant-owned table is empty to it, and only the
+// global tables (tenant_directory) answer. It serves lookups that start from a public name
+// before any tenant is known. Like Read, each query is one read-only round trip.
+func (d *DB) Global(ctx context.Context, fn func(q *db.Queries) error) error {
+	return d.readAs(ctx, "", "", "auto", fn)
+}
+
+func (d *DB) readAs(ctx context.Context, tenant, user, planMode string, fn func(q *db.Queries) error) error {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire: %w", err)
 	}
 	defer conn.Release()
-	user := ""
-	if s.User != uuid.Nil {
-		user = s.User.String()
-	}
-	return Translate(fn(db.New(&scopedReader{conn: conn, tenant: s.Tenant.String(), user: user, planMode: planMode})))
+	return Translate(fn(db.New(&scopedReader{conn: conn, tenant: tenant, user: user, planMode: planMode})))
 }
 
 // scopedReader is a db.DBTX that sends each query in a batch behind setScopeSQL.

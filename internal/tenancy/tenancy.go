@@ -76,21 +76,6 @@ func beginQuery(s Scope) string {
 		s.Tenant.String(), user)
 }
 
-// Global runs fn in a transaction with no tenant set: every tenant-owned table is empty to it,
-// and only the global tables (tenant_directory) answer. It serves lookups that start from a
-// public name before any tenant is known.
-func (d *DB) Global(ctx context.Context, fn func(q *db.Queries) error) error {
-	tx, err := d.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(db.New(tx)); err != nil {
-		return Translate(err)
-	}
-	return Translate(tx.Commit(ctx))
-}
-
 // Translate maps database errors onto the problem taxonomy: no rows is NotFound, a unique
 // violation is Conflict, a foreign-key or check violation is Invalid. Errors that already are
 // problems, and anything else, pass through unchanged.
