@@ -41,13 +41,6 @@ func (s *Server) ListAPIKeys(ctx context.Context, req api.ListAPIKeysRequestObje
 func (s *Server) CreateAPIKey(ctx context.Context, req api.CreateAPIKeyRequestObject) (api.CreateAPIKeyResponseObject, error) {
 	p := principal(ctx)
 	body := req.Body
-	if p.Method != auth.ByAccessToken {
-		// A key that could mint keys would outlive its own revocation through its offspring.
-		return nil, problem.New(problem.Forbidden, "API keys are created by a signed-in user, not by another key.")
-	}
-	if !p.Role.AtLeast(auth.Role(body.Role)) {
-		return nil, problem.New(problem.Forbidden, "A key cannot have a role above your own (%s).", p.Role)
-	}
 	if body.ExpiresAt != nil && !body.ExpiresAt.After(time.Now()) {
 		return nil, problem.Fields("The key would already be expired.",
 			problem.FieldError{Field: "expires_at", In: "body", Message: "must be in the future"})
@@ -55,7 +48,10 @@ func (s *Server) CreateAPIKey(ctx context.Context, req api.CreateAPIKeyRequestOb
 	key := tokens.NewOpaque(tokens.APIKey, p.Tenant, newID())
 	ip, _ := reqinfo.Client(ctx)
 	var row db.ApiKey
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
+		if !p.Role.AtLeast(auth.Role(body.Role)) {
+			return problem.New(problem.Forbidden, "A key cannot have a role above your own (%s).", p.Role)
+		}
 		var err error
 		row, err = q.CreateAPIKey(ctx, db.CreateAPIKeyParams{
 			TenantID: p.Tenant, ID: key.ID, CreatedBy: p.User, Name: body.Name, Role: string(body.Role),
@@ -84,7 +80,7 @@ func (s *Server) CreateAPIKey(ctx context.Context, req api.CreateAPIKeyRequestOb
 func (s *Server) DeleteAPIKey(ctx context.Context, req api.DeleteAPIKeyRequestObject) (api.DeleteAPIKeyResponseObject, error) {
 	p := principal(ctx)
 	ip, _ := reqinfo.Client(ctx)
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		n, err := q.RevokeAPIKey(ctx, req.Id)
 		if err != nil {
 			return err

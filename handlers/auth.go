@@ -65,11 +65,8 @@ func (s *Server) ListSessions(ctx context.Context, req api.ListSessionsRequestOb
 // RevokeSession ends one of the caller's sessions; another user's session id is 404.
 func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequestObject) (api.RevokeSessionResponseObject, error) {
 	p := principal(ctx)
-	if p.Method != auth.ByAccessToken {
-		return nil, problem.New(problem.Forbidden, "Sessions are ended by their user signed in, not with an API key.")
-	}
 	ip, _ := reqinfo.Client(ctx)
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		n, err := q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: req.Id, UserID: p.User, Reason: ptr("revoked")})
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -70,7 +71,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	api.HandlerWithOptions(strict, api.StdHTTPServerOptions{
 		BaseRouter: apiMux,
 		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
-			srv.writeError(w, r, problem.Wrap(problem.Invalid, err, "A parameter is malformed."))
+			srv.writeError(w, r, paramProblem(spec, r, err))
 		},
 	})
 
@@ -87,7 +88,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux.Handle("GET /docs/", middleware.Route("GET /docs", docs))
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 
-	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(mux), nil
+	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(middleware.CanonicalPaths(mux)), nil
 }
 
 func yamlFile(data []byte) http.Handler {
@@ -110,4 +111,34 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logger.InfoContext(ctx, "request rejected", "request_id", id, "status", pe.Kind.Status(), "error", err.Error())
 	}
 	problem.Write(w, r, id, err)
+}
+
+// paramProblem names the parameter the generated binding code could not read. The validator
+// has checked every parameter against the spec before, so this is rare: a value the schema
+// admits that Go cannot hold.
+func paramProblem(spec *contract.Spec, r *http.Request, err error) error {
+	name := ""
+	var (
+		format   *api.InvalidParamFormatError
+		unmarsh  *api.UnmarshalingParamError
+		required *api.RequiredParamError
+		header   *api.RequiredHeaderError
+		tooMany  *api.TooManyValuesForParamError
+	)
+	switch {
+	case errors.As(err, &format):
+		name = format.ParamName
+	case errors.As(err, &unmarsh):
+		name = unmarsh.ParamName
+	case errors.As(err, &required):
+		name = required.ParamName
+	case errors.As(err, &header):
+		name = header.ParamName
+	case errors.As(err, &tooMany):
+		name = tooMany.ParamName
+	default:
+		return problem.Wrap(problem.Invalid, err, "A parameter is malformed.")
+	}
+	pe := problem.Fields("Invalid value for "+name+".", problem.FieldError{Field: name, In: spec.ParamIn(r, name), Message: "is malformed"})
+	return fmt.Errorf("%w: %w", pe, err)
 }

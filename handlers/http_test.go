@@ -69,8 +69,8 @@ func TestWrongMethodIsProblemMethodNotAllowed(t *testing.T) {
 		}
 	}
 	resp, body := get(t, env, http.MethodPost, "/healthz")
-	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET" {
-		t.Errorf("POST /healthz: %d %s; want 405 with Allow: GET", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /healthz: %d %s; want 405 with Allow: GET, HEAD", resp.StatusCode, body)
 	}
 }
 

@@ -47,7 +47,9 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		}
 
 		var reserved bool
-		err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		// The caller's standing is checked before anything is reserved or replayed: a caller
+		// who has lost the right to the operation gets 403, never a stored response.
+		err = s.write(ctx, p, func(q *db.Queries, _ auth.Principal) error {
 			if err := q.PurgeExpiredIdempotencyKeys(ctx); err != nil {
 				return err
 			}

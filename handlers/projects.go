@@ -5,6 +5,7 @@ import (
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
 )
 
@@ -55,7 +56,7 @@ func (s *Server) CreateProject(ctx context.Context, req api.CreateProjectRequest
 	p := principal(ctx)
 	b := req.Body
 	var out db.Project
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		if _, err := q.GetTeam(ctx, b.TeamId); err != nil {
 			return notFound(err, resourceTeam)
 		}
@@ -94,7 +95,7 @@ func (s *Server) UpdateProject(ctx context.Context, req api.UpdateProjectRequest
 		params.SetStatus, params.Status, changes["status"] = true, string(*b.Status), string(*b.Status)
 	}
 	var out db.Project
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		if b.TeamId != nil {
 			if _, err := q.GetTeam(ctx, *b.TeamId); err != nil {
 				return notFound(err, resourceTeam)
@@ -117,7 +118,7 @@ func (s *Server) UpdateProject(ctx context.Context, req api.UpdateProjectRequest
 func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequestObject) (api.DeleteProjectResponseObject, error) {
 	p := principal(ctx)
 	force := req.Params.Force != nil && *req.Params.Force
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		if _, err := q.LockProject(ctx, req.Id); err != nil {
 			return notFound(err, resourceProject)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/tasker/tasker/internal/reqinfo"
 
 	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/session"
@@ -54,4 +55,16 @@ func nullableString(s *string) nullable.Nullable[string] {
 		return nullable.NewNullNullable[string]()
 	}
 	return nullable.NewNullableWithValue(*s)
+}
+
+// write runs fn in one transaction for the caller, after re-reading the caller's standing in it
+// (auth.Current): fn gets the principal as it is now, so no write trusts a token's claims.
+func (s *Server) write(ctx context.Context, p auth.Principal, fn func(q *db.Queries, p auth.Principal) error) error {
+	return s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+		cur, err := auth.Current(ctx, q, p)
+		if err != nil {
+			return err
+		}
+		return fn(q, cur)
+	})
 }

@@ -315,7 +315,7 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 	b := req.Body
 	var out db.Task
 	var key string
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		proj, err := q.NextTaskNumber(ctx, req.Id)
 		if err != nil {
 			return notFound(err, resourceProject)
@@ -382,7 +382,7 @@ func (s *Server) UpdateTask(ctx context.Context, req api.UpdateTaskRequestObject
 	}
 	b := req.Body
 	var out loadedTask
-	err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err = s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		t, err := loadTask(ctx, q, p.Tenant, req.Id)
 		if err != nil {
 			return err
@@ -469,7 +469,7 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
-	err = s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err = s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		t, err := loadTask(ctx, q, p.Tenant, req.Id)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) GetTeam(ctx context.Context, req api.GetTeamRequestObject) (api
 func (s *Server) CreateTeam(ctx context.Context, req api.CreateTeamRequestObject) (api.CreateTeamResponseObject, error) {
 	p := principal(ctx)
 	var t db.Team
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		var err error
 		t, err = q.CreateTeam(ctx, db.CreateTeamParams{
 			TenantID: p.Tenant, ID: newID(), Name: req.Body.Name, Key: req.Body.Key, Description: deref(req.Body.Description),
@@ -83,7 +84,7 @@ func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject
 		params.SetDescription, params.Description, changes["description"] = true, *b.Description, true
 	}
 	var t db.Team
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		var err error
 		if t, err = q.UpdateTeam(ctx, params); err != nil {
 			return notFound(err, resourceTeam)
@@ -99,7 +100,7 @@ func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject
 // DeleteTeam deletes a team that owns no projects.
 func (s *Server) DeleteTeam(ctx context.Context, req api.DeleteTeamRequestObject) (api.DeleteTeamResponseObject, error) {
 	p := principal(ctx)
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		if _, err := q.LockTeam(ctx, req.Id); err != nil {
 			return notFound(err, resourceTeam)
 		}
@@ -152,7 +153,7 @@ func (s *Server) ListTeamMembers(ctx context.Context, req api.ListTeamMembersReq
 func (s *Server) PutTeamMember(ctx context.Context, req api.PutTeamMemberRequestObject) (api.PutTeamMemberResponseObject, error) {
 	p := principal(ctx)
 	var out api.TeamMember
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		if _, err := q.GetTeam(ctx, req.Id); err != nil {
 			return notFound(err, resourceTeam)
 		}
@@ -176,7 +177,7 @@ func (s *Server) PutTeamMember(ctx context.Context, req api.PutTeamMemberRequest
 // DeleteTeamMember removes a user from a team.
 func (s *Server) DeleteTeamMember(ctx context.Context, req api.DeleteTeamMemberRequestObject) (api.DeleteTeamMemberResponseObject, error) {
 	p := principal(ctx)
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		n, err := q.DeleteTeamMember(ctx, db.DeleteTeamMemberParams{TeamID: req.Id, UserID: req.UserId})
 		if err != nil {
 			return err

@@ -65,14 +65,6 @@ func (s *Server) GetUser(ctx context.Context, req api.GetUserRequestObject) (api
 func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject) (api.CreateUserResponseObject, error) {
 	p := principal(ctx)
 	body := req.Body
-	if p.Method != auth.ByAccessToken {
-		// A key that could create a user it knows the password or invitation of could sign in
-		// as that user and outlive its own revocation.
-		return nil, problem.New(problem.Forbidden, "Users are created by a signed-in admin, not with an API key.")
-	}
-	if err := authz.GrantRole(p, auth.Role(body.Role)); err != nil {
-		return nil, err
-	}
 	params := db.CreateUserParams{
 		TenantID: p.Tenant, ID: newID(), Email: normalizeEmail(string(body.Email)), Name: body.Name,
 		Role: string(body.Role), Status: string(api.UserStatusActive),
@@ -90,8 +82,12 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 		params.Status = string(api.UserStatusInvited)
 	}
 	var u db.User
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		var err error
+		// The role is checked again against the caller's current one.
+		if err := authz.GrantRole(p, auth.Role(body.Role)); err != nil {
+			return err
+		}
 		if u, err = q.CreateUser(ctx, params); err != nil {
 			return err
 		}
@@ -149,7 +145,7 @@ func (s *Server) DeactivateUser(ctx context.Context, req api.DeactivateUserReque
 // deactivation, and the audit record.
 func (s *Server) changeUser(ctx context.Context, p auth.Principal, id uuid.UUID, name *string, role *auth.Role, status *string) (db.User, error) {
 	var out db.User
-	err := s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
+	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
 		// A role or status change may touch the last owner: lock every active owner first, in
 		// id order, before the target, so concurrent changes queue instead of deadlocking.
 		var owners []uuid.UUID
@@ -166,13 +162,20 @@ func (s *Server) changeUser(ctx context.Context, p auth.Principal, id uuid.UUID,
 		if err := authz.ManageUser(p, auth.Role(u.Role)); err != nil {
 			return err
 		}
+		changesStanding := (role != nil && string(*role) != u.Role) || (status != nil && *status != u.Status)
+		if changesStanding {
+			if err := authz.ChangeStanding(p, u.ID); err != nil {
+				return err
+			}
+		}
 		if role != nil {
 			if err := authz.GrantRole(p, *role); err != nil {
 				return err
 			}
 		}
-		if status != nil && *status == string(api.UserStatusActive) && u.Status == string(api.UserStatusInvited) {
-			return problem.New(problem.Conflict, "An invited user becomes active by accepting the invitation.")
+		if status != nil && *status == string(api.UserStatusActive) && u.Status != *status && u.PasswordHash == nil {
+			// Invited, or deactivated before accepting: active, they could never sign in.
+			return problem.New(problem.Conflict, "A user who has not accepted their invitation becomes active only by accepting it.")
 		}
 		losesOwner := u.Role == string(auth.Owner) && u.Status == string(api.UserStatusActive) &&
 			((role != nil && *role != auth.Owner) || (status != nil && *status != string(api.UserStatusActive)))

@@ -71,15 +71,23 @@ func TestUserRolesAndTheLastOwner(t *testing.T) {
 		t.Errorf("admin promotes a viewer to member: %s", r.Body)
 	}
 
+	// Nobody changes their own standing, the last owner included.
 	r, _ = env.Client.UpdateUserWithResponse(bg, ownerID, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, owner)
-	wantStatus(t, "the last owner demotes themselves", r.StatusCode(), r.Body, http.StatusConflict)
+	wantStatus(t, "the last owner demotes themselves", r.StatusCode(), r.Body, http.StatusForbidden)
 	d, _ := env.Client.DeactivateUserWithResponse(bg, ownerID, owner)
-	wantStatus(t, "the last owner is deactivated", d.StatusCode(), d.Body, http.StatusConflict)
-	// With a second owner, the first may step down.
-	r, _ = env.Client.UpdateUserWithResponse(bg, w.users[api.UserRoleAdmin].Id, api.UserUpdate{Role: ptr(api.UserRoleOwner)}, owner)
+	wantStatus(t, "the last owner deactivates themselves", d.StatusCode(), d.Body, http.StatusForbidden)
+	// With a second owner, one owner may demote the other.
+	second := w.users[api.UserRoleAdmin].Id
+	r, _ = env.Client.UpdateUserWithResponse(bg, second, api.UserUpdate{Role: ptr(api.UserRoleOwner)}, owner)
 	wantStatus(t, "owner promotes the admin", r.StatusCode(), r.Body, http.StatusOK)
-	r, _ = env.Client.UpdateUserWithResponse(bg, ownerID, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, owner)
-	wantStatus(t, "an owner steps down while another remains", r.StatusCode(), r.Body, http.StatusOK)
+	secondOwner := env.Login(t, w.Slug, "admin@example.test", "password for admin").AccessToken
+	r, _ = env.Client.UpdateUserWithResponse(bg, ownerID, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, apitest.Bearer(secondOwner))
+	wantStatus(t, "an owner demotes the other owner", r.StatusCode(), r.Body, http.StatusOK)
+	// The demoted owner's token still says owner; the database says admin.
+	r, _ = env.Client.UpdateUserWithResponse(bg, second, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, owner)
+	wantStatus(t, "the demoted owner changes the remaining owner", r.StatusCode(), r.Body, http.StatusForbidden)
+	r, _ = env.Client.UpdateUserWithResponse(bg, second, api.UserUpdate{Status: ptr(api.UserUpdateStatusDeactivated)}, apitest.Bearer(secondOwner))
+	wantStatus(t, "the last owner deactivates themselves", r.StatusCode(), r.Body, http.StatusForbidden)
 }
 
 func TestDeactivationEndsSessionsAndKeysButKeepsTheUser(t *testing.T) {

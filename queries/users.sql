@@ -68,3 +68,19 @@ WHERE id = sqlc.arg(id) AND status = 'invited';
 SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
 FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
 WHERE i.id = sqlc.arg(id);
+
+-- name: GetActor :one
+-- The caller's standing now, read inside every write: an access token's role and validity are a
+-- cache of these rows, not the truth. session_live and key_live are true when no session or key
+-- is named.
+SELECT u.role, u.status,
+       (sqlc.narg(session_id)::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM sessions s
+            WHERE s.id = sqlc.narg(session_id)::uuid AND s.user_id = u.id
+              AND s.revoked_at IS NULL AND s.expires_at > now()))::boolean AS session_live,
+       (sqlc.narg(api_key_id)::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM api_keys k
+            WHERE k.id = sqlc.narg(api_key_id)::uuid AND k.created_by = u.id
+              AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())))::boolean AS key_live
+FROM users u
+WHERE u.id = sqlc.arg(user_id);

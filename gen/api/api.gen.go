@@ -490,7 +490,10 @@ type Problem struct {
 	// Detail What went wrong with this request.
 	Detail *string `json:"detail,omitempty"`
 
-	// Errors The fields that failed validation.
+	// ErrorCount How many fields failed validation, also those beyond the 20 listed.
+	ErrorCount *int `json:"error_count,omitempty"`
+
+	// Errors The fields that failed validation, at most 20 of them.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
 	// Instance The request path.
@@ -1139,6 +1142,7 @@ type ClientInterface interface {
 	//
 	// The key acts with the given role, which may not exceed the creator's. The secret is in
 	// this response only; it is stored as a hash. Use it as `Authorization: Bearer <key>`.
+	// Keys are created by a signed-in user, never by another key.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1149,6 +1153,7 @@ type ClientInterface interface {
 	//
 	// The key acts with the given role, which may not exceed the creator's. The secret is in
 	// this response only; it is stored as a hash. Use it as `Authorization: Bearer <key>`.
+	// Keys are created by a signed-in user, never by another key.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1251,6 +1256,8 @@ type ClientInterface interface {
 	ListSessions(ctx context.Context, params *ListSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeSession Revoke one of the caller's sessions
+	//
+	// Only a signed-in user ends sessions; API keys cannot.
 	//
 	// Corresponds with DELETE /v1/auth/sessions/{id} (the `RevokeSession` operationId).
 	RevokeSession(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1466,7 +1473,8 @@ type ClientInterface interface {
 	//
 	// With a password the user can sign in at once. Without one the user is `invited`, and
 	// the response carries a one-time `invite_token` to send them (what a mailer would send),
-	// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own.
+	// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own. Users
+	// are created by a signed-in admin, never with an API key.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1477,7 +1485,8 @@ type ClientInterface interface {
 	//
 	// With a password the user can sign in at once. Without one the user is `invited`, and
 	// the response carries a one-time `invite_token` to send them (what a mailer would send),
-	// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own.
+	// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own. Users
+	// are created by a signed-in admin, never with an API key.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1487,7 +1496,7 @@ type ClientInterface interface {
 	// DeactivateUser Deactivate a user
 	//
 	// The user can no longer sign in; their sessions end and their API keys are revoked. The
-	// row stays, so history keeps its author.
+	// row stays, so history keeps its author. Nobody deactivates themselves.
 	//
 	// Corresponds with DELETE /v1/users/{id} (the `DeactivateUser` operationId).
 	DeactivateUser(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1501,7 +1510,9 @@ type ClientInterface interface {
 	//
 	// Only the fields present change. Admins cannot grant a role above their own nor change
 	// an owner; the last active owner cannot be demoted or deactivated. Deactivating ends the
-	// user's sessions and revokes their API keys.
+	// user's sessions and revokes their API keys. Nobody changes their own role or status,
+	// and an API key may change names only (403 otherwise). A user who never accepted their
+	// invitation cannot be made active (409).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1512,7 +1523,9 @@ type ClientInterface interface {
 	//
 	// Only the fields present change. Admins cannot grant a role above their own nor change
 	// an owner; the last active owner cannot be demoted or deactivated. Deactivating ends the
-	// user's sessions and revokes their API keys.
+	// user's sessions and revokes their API keys. Nobody changes their own role or status,
+	// and an API key may change names only (403 otherwise). A user who never accepted their
+	// invitation cannot be made active (409).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1591,6 +1604,7 @@ func (c *Client) ListAPIKeys(ctx context.Context, params *ListAPIKeysParams, req
 //
 // The key acts with the given role, which may not exceed the creator's. The secret is in
 // this response only; it is stored as a hash. Use it as `Authorization: Bearer <key>`.
+// Keys are created by a signed-in user, never by another key.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1611,6 +1625,7 @@ func (c *Client) CreateAPIKeyWithBody(ctx context.Context, contentType string, b
 //
 // The key acts with the given role, which may not exceed the creator's. The secret is in
 // this response only; it is stored as a hash. Use it as `Authorization: Bearer <key>`.
+// Keys are created by a signed-in user, never by another key.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1833,6 +1848,8 @@ func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams, r
 }
 
 // RevokeSession Revoke one of the caller's sessions
+//
+// Only a signed-in user ends sessions; API keys cannot.
 //
 // Corresponds with DELETE /v1/auth/sessions/{id} (the `RevokeSession` operationId).
 func (c *Client) RevokeSession(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2348,7 +2365,8 @@ func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEdit
 //
 // With a password the user can sign in at once. Without one the user is `invited`, and
 // the response carries a one-time `invite_token` to send them (what a mailer would send),
-// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own.
+// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own. Users
+// are created by a signed-in admin, never with an API key.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2369,7 +2387,8 @@ func (c *Client) CreateUserWithBody(ctx context.Context, params *CreateUserParam
 //
 // With a password the user can sign in at once. Without one the user is `invited`, and
 // the response carries a one-time `invite_token` to send them (what a mailer would send),
-// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own.
+// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own. Users
+// are created by a signed-in admin, never with an API key.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2389,7 +2408,7 @@ func (c *Client) CreateUser(ctx context.Context, params *CreateUserParams, body 
 // DeactivateUser Deactivate a user
 //
 // The user can no longer sign in; their sessions end and their API keys are revoked. The
-// row stays, so history keeps its author.
+// row stays, so history keeps its author. Nobody deactivates themselves.
 //
 // Corresponds with DELETE /v1/users/{id} (the `DeactivateUser` operationId).
 func (c *Client) DeactivateUser(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2423,7 +2442,9 @@ func (c *Client) GetUser(ctx context.Context, id ID, reqEditors ...RequestEditor
 //
 // Only the fields present change. Admins cannot grant a role above their own nor change
 // an owner; the last active owner cannot be demoted or deactivated. Deactivating ends the
-// user's sessions and revokes their API keys.
+// user's sessions and revokes their API keys. Nobody changes their own role or status,
+// and an API key may change names only (403 otherwise). A user who never accepted their
+// invitation cannot be made active (409).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2444,7 +2465,9 @@ func (c *Client) UpdateUserWithBody(ctx context.Context, id ID, contentType stri
 //
 // Only the fields present change. Admins cannot grant a role above their own nor change
 // an owner; the last active owner cannot be demoted or deactivated. Deactivating ends the
-// user's sessions and revokes their API keys.
+// user's sessions and revokes their API keys. Nobody changes their own role or status,
+// and an API key may change names only (403 otherwise). A user who never accepted their
+// invitation cannot be made active (409).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4497,6 +4520,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// The key acts with the given role, which may not exceed the creator's. The secret is in
 	// this response only; it is stored as a hash. Use it as `Authorization: Bearer <key>`.
+	// Keys are created by a signed-in user, never by another key.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4507,6 +4531,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// The key acts with the given role, which may not exceed the creator's. The secret is in
 	// this response only; it is stored as a hash. Use it as `Authorization: Bearer <key>`.
+	// Keys are created by a signed-in user, never by another key.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4615,6 +4640,8 @@ type ClientWithResponsesInterface interface {
 	ListSessionsWithResponse(ctx context.Context, params *ListSessionsParams, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error)
 
 	// RevokeSessionWithResponse Revoke one of the caller's sessions
+	//
+	// Only a signed-in user ends sessions; API keys cannot.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4858,7 +4885,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// With a password the user can sign in at once. Without one the user is `invited`, and
 	// the response carries a one-time `invite_token` to send them (what a mailer would send),
-	// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own.
+	// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own. Users
+	// are created by a signed-in admin, never with an API key.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4869,7 +4897,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// With a password the user can sign in at once. Without one the user is `invited`, and
 	// the response carries a one-time `invite_token` to send them (what a mailer would send),
-	// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own.
+	// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own. Users
+	// are created by a signed-in admin, never with an API key.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4879,7 +4908,7 @@ type ClientWithResponsesInterface interface {
 	// DeactivateUserWithResponse Deactivate a user
 	//
 	// The user can no longer sign in; their sessions end and their API keys are revoked. The
-	// row stays, so history keeps its author.
+	// row stays, so history keeps its author. Nobody deactivates themselves.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4897,7 +4926,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Only the fields present change. Admins cannot grant a role above their own nor change
 	// an owner; the last active owner cannot be demoted or deactivated. Deactivating ends the
-	// user's sessions and revokes their API keys.
+	// user's sessions and revokes their API keys. Nobody changes their own role or status,
+	// and an API key may change names only (403 otherwise). A user who never accepted their
+	// invitation cannot be made active (409).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4908,7 +4939,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Only the fields present change. Admins cannot grant a role above their own nor change
 	// an owner; the last active owner cannot be demoted or deactivated. Deactivating ends the
-	// user's sessions and revokes their API keys.
+	// user's sessions and revokes their API keys. Nobody changes their own role or status,
+	// and an API key may change names only (403 otherwise). A user who never accepted their
+	// invitation cannot be made active (409).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6768,6 +6801,7 @@ func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, param
 //
 // The key acts with the given role, which may not exceed the creator's. The secret is in
 // this response only; it is stored as a hash. Use it as `Authorization: Bearer <key>`.
+// Keys are created by a signed-in user, never by another key.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6784,6 +6818,7 @@ func (c *ClientWithResponses) CreateAPIKeyWithBodyWithResponse(ctx context.Conte
 //
 // The key acts with the given role, which may not exceed the creator's. The secret is in
 // this response only; it is stored as a hash. Use it as `Authorization: Bearer <key>`.
+// Keys are created by a signed-in user, never by another key.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6964,6 +6999,8 @@ func (c *ClientWithResponses) ListSessionsWithResponse(ctx context.Context, para
 }
 
 // RevokeSessionWithResponse Revoke one of the caller's sessions
+//
+// Only a signed-in user ends sessions; API keys cannot.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7387,7 +7424,8 @@ func (c *ClientWithResponses) ListUsersWithResponse(ctx context.Context, params 
 //
 // With a password the user can sign in at once. Without one the user is `invited`, and
 // the response carries a one-time `invite_token` to send them (what a mailer would send),
-// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own.
+// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own. Users
+// are created by a signed-in admin, never with an API key.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7404,7 +7442,8 @@ func (c *ClientWithResponses) CreateUserWithBodyWithResponse(ctx context.Context
 //
 // With a password the user can sign in at once. Without one the user is `invited`, and
 // the response carries a one-time `invite_token` to send them (what a mailer would send),
-// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own.
+// redeemed at /v1/auth/accept-invite. Admins cannot grant a role above their own. Users
+// are created by a signed-in admin, never with an API key.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7420,7 +7459,7 @@ func (c *ClientWithResponses) CreateUserWithResponse(ctx context.Context, params
 // DeactivateUserWithResponse Deactivate a user
 //
 // The user can no longer sign in; their sessions end and their API keys are revoked. The
-// row stays, so history keeps its author.
+// row stays, so history keeps its author. Nobody deactivates themselves.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7450,7 +7489,9 @@ func (c *ClientWithResponses) GetUserWithResponse(ctx context.Context, id ID, re
 //
 // Only the fields present change. Admins cannot grant a role above their own nor change
 // an owner; the last active owner cannot be demoted or deactivated. Deactivating ends the
-// user's sessions and revokes their API keys.
+// user's sessions and revokes their API keys. Nobody changes their own role or status,
+// and an API key may change names only (403 otherwise). A user who never accepted their
+// invitation cannot be made active (409).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7467,7 +7508,9 @@ func (c *ClientWithResponses) UpdateUserWithBodyWithResponse(ctx context.Context
 //
 // Only the fields present change. Admins cannot grant a role above their own nor change
 // an owner; the last active owner cannot be demoted or deactivated. Deactivating ends the
-// user's sessions and revokes their API keys.
+// user's sessions and revokes their API keys. Nobody changes their own role or status,
+// and an API key may change names only (403 otherwise). A user who never accepted their
+// invitation cannot be made active (409).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -93,6 +93,48 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 	return i, err
 }
 
+const getActor = `-- name: GetActor :one
+SELECT u.role, u.status,
+       ($1::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM sessions s
+            WHERE s.id = $1::uuid AND s.user_id = u.id
+              AND s.revoked_at IS NULL AND s.expires_at > now()))::boolean AS session_live,
+       ($2::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM api_keys k
+            WHERE k.id = $2::uuid AND k.created_by = u.id
+              AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())))::boolean AS key_live
+FROM users u
+WHERE u.id = $3
+`
+
+type GetActorParams struct {
+	SessionID *uuid.UUID
+	ApiKeyID  *uuid.UUID
+	UserID    uuid.UUID
+}
+
+type GetActorRow struct {
+	Role        string
+	Status      string
+	SessionLive bool
+	KeyLive     bool
+}
+
+// The caller's standing now, read inside every write: an access token's role and validity are a
+// cache of these rows, not the truth. session_live and key_live are true when no session or key
+// is named.
+func (q *Queries) GetActor(ctx context.Context, arg GetActorParams) (GetActorRow, error) {
+	row := q.db.QueryRow(ctx, getActor, arg.SessionID, arg.ApiKeyID, arg.UserID)
+	var i GetActorRow
+	err := row.Scan(
+		&i.Role,
+		&i.Status,
+		&i.SessionLive,
+		&i.KeyLive,
+	)
+	return i, err
+}
+
 const getInvitation = `-- name: GetInvitation :one
 SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
 FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id

@@ -39,6 +39,9 @@ func Unauthenticated(code, detail string) *problem.Error {
 // MinRoleExtension is the OpenAPI operation extension naming the lowest role allowed to call it.
 const MinRoleExtension = "x-min-role"
 
+// APIKeysExtension set to false on an operation refuses API keys: only a signed-in user may call it.
+const APIKeysExtension = "x-api-keys"
+
 // Authenticate is the contract package's hook: for an operation with a security requirement it
 // verifies the bearer credential and the operation's minimum role, and returns the request with
 // the principal in its context. Public operations pass through untouched.
@@ -69,10 +72,19 @@ func (a *Authenticator) Authenticate(r *http.Request, route *routers.Route) (*ht
 	if err != nil {
 		return nil, err
 	}
-	if min, ok := route.Operation.Extensions[MinRoleExtension].(string); ok && !p.Role.AtLeast(Role(min)) {
-		return nil, problem.New(problem.Forbidden, "This operation needs the %s role or higher.", min)
+	if p.Method == ByAPIKey && route.Operation.Extensions[APIKeysExtension] == false {
+		// Each such operation would let a key outlive its own revocation: minting keys, creating
+		// users it knows the credentials of, ending sessions.
+		return nil, problem.New(problem.Forbidden, "This operation needs a signed-in user; API keys cannot call it.")
 	}
-	return r.WithContext(WithPrincipal(r.Context(), p)), nil
+	ctx := WithPrincipal(r.Context(), p)
+	if min, ok := route.Operation.Extensions[MinRoleExtension].(string); ok {
+		if !p.Role.AtLeast(Role(min)) {
+			return nil, problem.New(problem.Forbidden, "This operation needs the %s role or higher.", min)
+		}
+		ctx = withMinRole(ctx, Role(min))
+	}
+	return r.WithContext(ctx), nil
 }
 
 func (a *Authenticator) accessToken(tok string) (Principal, error) {

@@ -5,6 +5,8 @@
 package authz
 
 import (
+	"github.com/google/uuid"
+
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
 )
@@ -25,6 +27,19 @@ func ManageUser(p auth.Principal, target auth.Role) error {
 	}
 	if target == auth.Owner && p.Role != auth.Owner {
 		return problem.New(problem.Forbidden, "Only an owner can change an owner.")
+	}
+	return nil
+}
+
+// ChangeStanding allows p to change the role or status of the user target. Nobody changes their
+// own: a demoted or deactivated admin must not undo it with a token issued before. API keys
+// cannot: a key that could promote or reactivate users could outlive its own revocation.
+func ChangeStanding(p auth.Principal, target uuid.UUID) error {
+	if p.User == target {
+		return problem.New(problem.Forbidden, "You cannot change your own role or status.")
+	}
+	if p.Method == auth.ByAPIKey {
+		return problem.New(problem.Forbidden, "Roles and statuses are changed by a signed-in admin, not with an API key.")
 	}
 	return nil
 }

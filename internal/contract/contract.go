@@ -74,6 +74,19 @@ var allMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.
 // FindRoute returns the operation r addresses and its path parameters. When the path exists
 // with other methods only, allowed lists them (so the caller can answer 405 with Allow).
 func (s *Spec) FindRoute(r *http.Request) (route *routers.Route, params map[string]string, allowed []string, err error) {
+	if len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/") {
+		// The router forgives a trailing slash the handlers do not: no operation has one, so
+		// such a path is 404 for everybody, signed in or not.
+		return nil, nil, nil, routers.ErrPathNotFound
+	}
+	if r.Method == http.MethodHead {
+		// HEAD is GET without the body (RFC 9110 section 9.3.2); the server drops the body.
+		get := r.Clone(r.Context())
+		get.Method = http.MethodGet
+		if route, params, err = s.router.FindRoute(get); err == nil {
+			return route, params, nil, nil
+		}
+	}
 	route, params, err = s.router.FindRoute(r)
 	if err == nil {
 		return route, params, nil, nil
@@ -86,6 +99,9 @@ func (s *Spec) FindRoute(r *http.Request) (route *routers.Route, params map[stri
 		probe.Method = m
 		if _, _, perr := s.router.FindRoute(probe); perr == nil {
 			allowed = append(allowed, m)
+			if m == http.MethodGet {
+				allowed = append(allowed, http.MethodHead)
+			}
 		}
 	}
 	return nil, nil, allowed, err
@@ -94,4 +110,21 @@ func (s *Spec) FindRoute(r *http.Request) (route *routers.Route, params map[stri
 // RouteName is the label used in logs and metrics for a route, such as "GET /v1/tasks/{id}".
 func RouteName(route *routers.Route) string {
 	return strings.ToUpper(route.Method) + " " + route.Path
+}
+
+// ParamIn is where the operation r addresses takes its parameter name ("query", "path",
+// "header"), or "query" when the spec names no such parameter.
+func (s *Spec) ParamIn(r *http.Request, name string) string {
+	route, _, _, err := s.FindRoute(r)
+	if err != nil {
+		return openapi3.ParameterInQuery
+	}
+	for _, ps := range []openapi3.Parameters{route.PathItem.Parameters, route.Operation.Parameters} {
+		for _, ref := range ps {
+			if ref.Value != nil && ref.Value.Name == name {
+				return ref.Value.In
+			}
+		}
+	}
+	return openapi3.ParameterInQuery
 }

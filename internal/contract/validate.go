@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -78,6 +79,11 @@ func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.H
 				r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 			}
 
+			if fields := textProblems(r, route, params, skipBody); len(fields) > 0 {
+				problem.Write(w, r, reqinfo.RequestID(ctx), fieldsProblem(fields))
+				return
+			}
+
 			input := &openapi3filter.RequestValidationInput{
 				Request:    r,
 				PathParams: params,
@@ -110,15 +116,15 @@ func RequestProblem(err error) *problem.Error {
 	mediaType := false
 	var walk func(error, *openapi3filter.RequestError)
 	walk = func(err error, parent *openapi3filter.RequestError) {
-		var multi openapi3.MultiError
-		if errors.As(err, &multi) {
+		// Type switches, not errors.As: a RequestError unwraps to the MultiError it holds, and
+		// errors.As would find that and lose the parameter the RequestError names.
+		if multi, ok := err.(openapi3.MultiError); ok {
 			for _, e := range multi {
 				walk(e, parent)
 			}
 			return
 		}
-		var re *openapi3filter.RequestError
-		if errors.As(err, &re) && re != parent {
+		if re, ok := err.(*openapi3filter.RequestError); ok && re != parent {
 			if re.RequestBody != nil && strings.HasPrefix(re.Reason, "header Content-Type has unexpected value") {
 				mediaType = true
 				return
@@ -144,16 +150,70 @@ func RequestProblem(err error) *problem.Error {
 	if mediaType {
 		return problem.New(problem.UnsupportedMediaType, "The body must be sent as application/json.")
 	}
+	return fieldsProblem(fields)
+}
+
+// MaxFieldErrors caps the fields one problem lists; the problem still counts them all, so a
+// huge hostile body cannot make a huge answer.
+const MaxFieldErrors = 20
+
+// fieldsProblem is the 400 problem for fields that failed: sorted, deduplicated, at most
+// MaxFieldErrors of them listed.
+func fieldsProblem(fields []problem.FieldError) *problem.Error {
 	sort.SliceStable(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
 	fields = dedupe(fields)
 	if len(fields) == 0 {
 		return problem.New(problem.Invalid, "The request does not match the API contract.")
 	}
+	total := len(fields)
+	fields = fields[:min(total, MaxFieldErrors)]
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = f.Field
 	}
-	return problem.Fields("Invalid value for "+strings.Join(names, ", ")+".", fields...)
+	detail := "Invalid value for " + strings.Join(names, ", ")
+	if total > len(fields) {
+		detail += fmt.Sprintf(" and %d more fields", total-len(fields))
+	}
+	pe := problem.Fields(detail+".", fields...)
+	pe.FieldCount = total
+	return pe
+}
+
+// textProblems refuses malformed query strings and text that cannot be stored, in the query,
+// the path, the operation's header parameters and a JSON body.
+func textProblems(r *http.Request, route *routers.Route, params map[string]string, skipBody bool) []problem.FieldError {
+	fields := queryProblems(r.URL.RawQuery)
+	for name, v := range params {
+		if !storable(v) {
+			fields = append(fields, problem.FieldError{In: "path", Field: name, Message: badText})
+		}
+	}
+	for _, ps := range []openapi3.Parameters{route.PathItem.Parameters, route.Operation.Parameters} {
+		for _, ref := range ps {
+			if ref.Value == nil || ref.Value.In != openapi3.ParameterInHeader {
+				continue
+			}
+			for _, v := range r.Header.Values(ref.Value.Name) {
+				if !storable(v) {
+					fields = append(fields, problem.FieldError{In: "header", Field: ref.Value.Name, Message: badText})
+				}
+			}
+		}
+	}
+	if !skipBody && r.GetBody != nil && isJSON(r.Header.Get("Content-Type")) {
+		if body, err := r.GetBody(); err == nil {
+			raw, _ := io.ReadAll(body)
+			fields = append(fields, bodyProblems(raw)...)
+		}
+	}
+	return fields
+}
+
+func isJSON(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 func fieldOf(re *openapi3filter.RequestError, se *openapi3.SchemaError) problem.FieldError {
@@ -179,12 +239,9 @@ func fieldOf(re *openapi3filter.RequestError, se *openapi3.SchemaError) problem.
 		path = withLast(path, m[1])
 		reason = "is not a known field"
 	}
-	if len(path) > 0 {
-		if f.In == "body" {
-			f.Field = strings.Join(path, ".")
-		} else {
-			f.Field += "." + strings.Join(path, ".")
-		}
+	// A parameter is named as it is sent (status, not status.0); body fields by their path.
+	if len(path) > 0 && f.In == "body" {
+		f.Field = strings.Join(path, ".")
 	}
 	if reason == "" {
 		reason = "does not match the schema's " + se.SchemaField

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -188,4 +190,22 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// CanonicalPaths answers a request whose path is not in canonical form (`//v1/users`,
+// `/./v1/me`, `/v1/tasks/../users`) with a 404 problem. Without it the mux would redirect such
+// paths with an HTML 307, and a cleaned path is not the resource the client named.
+func CanonicalPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if p == "" || clean != p {
+			problem.Write(w, r, reqinfo.RequestID(r.Context()), problem.New(problem.NotFound, "No operation at %s %s: the path is not in canonical form.", r.Method, p))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -14,6 +14,8 @@ type Body struct {
 	Instance  string       `json:"instance,omitempty"`
 	RequestID string       `json:"request_id,omitempty"`
 	Errors    []FieldError `json:"errors,omitempty"`
+	// ErrorCount is how many fields failed; Errors lists at most the first 20.
+	ErrorCount int `json:"error_count,omitempty"`
 }
 
 // BodyOf renders err for the client. Internal errors keep their cause out of the body.
@@ -27,6 +29,9 @@ func BodyOf(err error, instance, requestID string) Body {
 		Instance:  instance,
 		RequestID: requestID,
 		Errors:    pe.Fields,
+	}
+	if len(pe.Fields) > 0 {
+		b.ErrorCount = max(pe.FieldCount, len(pe.Fields))
 	}
 	if pe.Kind == Internal {
 		b.Detail = "The server failed to handle the request; quote the request id when reporting it."

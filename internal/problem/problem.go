@@ -79,7 +79,9 @@ type Error struct {
 	Kind   Kind
 	Detail string
 	Fields []FieldError
-	Header http.Header
+	// FieldCount is how many fields failed when Fields lists only some of them.
+	FieldCount int
+	Header     http.Header
 	// cause is logged, never sent.
 	cause error
 }

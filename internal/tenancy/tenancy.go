@@ -99,6 +99,9 @@ func Translate(err error) error {
 			return problem.Wrap(problem.Invalid, err, "A referenced resource does not exist.")
 		case "23514", "23502", "22001": // check, not null, string too long
 			return problem.Wrap(problem.Invalid, err, "A value is out of its allowed range.")
+		case "22021", "22P05": // invalid byte sequence (NUL, bad UTF-8), untranslatable character
+			// The request validator refuses such text first; this is the backstop.
+			return problem.Wrap(problem.Invalid, err, "A text value holds characters that cannot be stored (NUL or invalid UTF-8).")
 		}
 	}
 	return err

@@ -310,3 +310,20 @@ func TestReadIsScopedAndLeavesNothingOnTheConnection(t *testing.T) {
 		t.Fatalf("after Read, an unscoped query sees %d users (%v); want 0", n, err)
 	}
 }
+
+// The request validator refuses NUL and invalid UTF-8 first; if text like that ever reaches a
+// query, it is the client's 400, not a 500.
+func TestTextThatCannotBeStoredIsInvalid(t *testing.T) {
+	t.Parallel()
+	d := tenancy.New(testdb.Get(t).AppPool(t))
+	a := seedTenant(t, d, uniqueSlug("a"))
+	for _, name := range []string{"nul\x00name", "bad\xffutf8"} {
+		err := d.InTx(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(q *db.Queries) error {
+			_, err := q.CreateTeam(context.Background(), db.CreateTeamParams{TenantID: a.tenant, ID: uuid.Must(uuid.NewV7()), Name: name, Key: "TXT"})
+			return err
+		})
+		if !problem.Is(err, problem.Invalid) {
+			t.Errorf("a team named %q: got %v, want Invalid", name, err)
+		}
+	}
+}
