@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -550,5 +551,44 @@ func TestSessionsEndWhenIdleOrTooOld(t *testing.T) {
 				t.Errorf("an ended session is still listed: %s", list.Body)
 			}
 		})
+	}
+}
+
+func TestAccessTokensNeedNumericTimeClaims(t *testing.T) {
+	t.Parallel()
+	key := tokens.GenerateKey()
+	keys, err := tokens.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := apitest.NewWithOptions(t, apitest.Options{Keys: keys})
+	a := env.Signup(t)
+	sessions, err := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(a.Tokens.AccessToken))
+	if err != nil || sessions.JSON200 == nil || len(sessions.JSON200.Items) != 1 {
+		t.Fatalf("sessions: %v %s", err, sessions.Body)
+	}
+	// sign signs the claims JSON with the server's own key, as its issuer would.
+	sign := func(times string) string {
+		enc := base64.RawURLEncoding
+		head := enc.EncodeToString([]byte(`{"alg":"EdDSA","kid":"` + keys.JWKS()[0].Kid + `","typ":"` + tokens.AccessType + `"}`))
+		body := enc.EncodeToString([]byte(fmt.Sprintf(`{"iss":%q,"sub":%q,"aud":[%q],"jti":"x","tid":%q,"role":"owner","sid":%q%s}`,
+			apitest.Issuer, a.Owner.Id, apitest.Audience, a.Tenant.Id, sessions.JSON200.Items[0].Id, times)))
+		sig, err := jwt.SigningMethodEdDSA.Sign(head+"."+body, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return head + "." + body + "." + enc.EncodeToString(sig)
+	}
+	now := time.Now().Unix()
+	if m := me(t, env, sign(fmt.Sprintf(`,"exp":%d,"nbf":%d,"iat":%d`, now+600, now-5, now-5))); m.JSON200 == nil {
+		t.Fatalf("the control token is refused: %d %s", m.StatusCode(), m.Body)
+	}
+	cases := map[string]string{
+		"no iat":          fmt.Sprintf(`,"exp":%d,"nbf":%d`, now+600, now-5),
+		"exp as a string": fmt.Sprintf(`,"exp":"%d","nbf":%d,"iat":%d`, now+600, now-5, now-5),
+	}
+	for name, times := range cases {
+		m := me(t, env, sign(times))
+		wantUnauthorized(t, name, m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
 	}
 }

@@ -61,6 +61,9 @@ type Options struct {
 	Sessions *session.Config
 	// Now replaces the clock of the token issuer.
 	Now func() time.Time
+	// Keys replaces the freshly generated signing key, so a test holding the private key can
+	// sign tokens the issuer would never issue.
+	Keys *tokens.KeySet
 }
 
 // TestSessions are the session settings tests run with: the production lifetimes, fast
@@ -96,9 +99,12 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	if opts.Sessions != nil {
 		sessions = *opts.Sessions
 	}
-	keys, err := tokens.NewKeySet(tokens.GenerateKey())
-	if err != nil {
-		t.Fatal(err)
+	keys := opts.Keys
+	if keys == nil {
+		var err error
+		if keys, err = tokens.NewKeySet(tokens.GenerateKey()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	issuer := tokens.NewIssuer(tokens.IssuerConfig{Keys: keys, Issuer: Issuer, Audience: Audience, TTL: 15 * time.Minute, Now: opts.Now})
 	reg := prometheus.NewRegistry()
