@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -590,5 +591,60 @@ func TestAccessTokensNeedNumericTimeClaims(t *testing.T) {
 	for name, times := range cases {
 		m := me(t, env, sign(times))
 		wantUnauthorized(t, name, m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	}
+}
+
+func TestUserAgentsThatAreNotStorableTextStillSignIn(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	long := strings.Repeat("a", 510) + "€" + strings.Repeat("b", 87) // bytes 511-513 are the euro sign
+	cases := map[string]struct{ sent, stored string }{
+		"cut inside a character": {long, strings.Repeat("a", 510)},
+		"invalid UTF-8":          {"Mozilla/5.0 \xff\xfe (X11)", "Mozilla/5.0 \uFFFD\uFFFD (X11)"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ua := withHeader("User-Agent", c.sent)
+			req := validSignup(slug("ua"))
+			su, err := env.Client.SignupWithResponse(bg, req, ua)
+			if err != nil || su.JSON201 == nil {
+				t.Fatalf("%s: signup: %v %d %s", name, err, su.StatusCode(), su.Body)
+			}
+			tenant, owner := su.JSON201.Tenant.Id, apitest.Bearer(su.JSON201.Tokens.AccessToken)
+			li, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: req.TenantSlug, Email: string(req.Email), Password: req.Password}, ua)
+			if err != nil || li.JSON200 == nil {
+				t.Fatalf("%s: login: %v %d %s", name, err, li.StatusCode(), li.Body)
+			}
+			inv, err := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "invitee@example.test", Name: "Invitee", Role: api.UserRoleMember}, owner)
+			if err != nil || inv.JSON201 == nil || inv.JSON201.InviteToken == nil {
+				t.Fatalf("%s: invite: %v %s", name, err, inv.Body)
+			}
+			acc, err := env.Client.AcceptInviteWithResponse(bg, api.AcceptInviteRequest{Token: *inv.JSON201.InviteToken, Password: "chosen password"}, ua)
+			if err != nil || acc.JSON200 == nil {
+				t.Fatalf("%s: accept invite: %v %d %s", name, err, acc.StatusCode(), acc.Body)
+			}
+			// Read the column itself: JSON encoding would hide invalid bytes behind U+FFFD.
+			var stored []string
+			err = env.DB.Tx(bg, tenancy.Scope{Tenant: tenant}, func(tx pgx.Tx) error {
+				rows, err := tx.Query(bg, "SELECT user_agent FROM sessions ORDER BY created_at")
+				if err != nil {
+					return err
+				}
+				stored, err = pgx.CollectRows(rows, pgx.RowTo[string])
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stored) != 3 {
+				t.Fatalf("%s: %d sessions, want 3 (signup, login, accept)", name, len(stored))
+			}
+			for _, got := range stored {
+				if got != c.stored || !utf8.ValidString(got) {
+					t.Errorf("%s: stored user agent %q, want %q", name, got, c.stored)
+				}
+			}
+		})
 	}
 }
