@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
@@ -29,6 +31,12 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		p, authed := auth.FromContext(r.Context())
 		if r.Method != http.MethodPost || key == "" || !authed || reqinfo.From(r.Context()).Route() == "POST /v1/api-keys" {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0 {
+			// Stored and compared as sent, so refused rather than repaired (distinct keys would
+			// collide); PostgreSQL text cannot hold it anyway.
+			s.writeError(w, r, problem.New(problem.Invalid, "The Idempotency-Key must be UTF-8 text."))
 			return
 		}
 		ctx := r.Context()
