@@ -648,3 +648,38 @@ func TestUserAgentsThatAreNotStorableTextStillSignIn(t *testing.T) {
 		})
 	}
 }
+
+func TestFailedLoginHasNoActorAndNamesTheAccount(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	for _, email := range []string{a.Email, "nobody@example.test"} {
+		l, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: a.Slug, Email: email, Password: "wrong password!"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, "wrong password for "+email, l.StatusCode(), l.Body, http.StatusUnauthorized)
+	}
+	list, err := env.Client.ListAuditEventsWithResponse(bg, &api.ListAuditEventsParams{Action: ptr("auth.login_failed")}, apitest.Bearer(a.Tokens.AccessToken))
+	if err != nil || list.JSON200 == nil {
+		t.Fatalf("audit events: %v %s", err, list.Body)
+	}
+	got := map[string]api.AuditEvent{}
+	for _, e := range list.JSON200.Items {
+		got[e.Data["email"].(string)] = e
+	}
+	if len(got) != 2 {
+		t.Fatalf("failed logins in the audit log: %+v; want one per email", list.JSON200.Items)
+	}
+	for email, e := range got {
+		if e.ActorUserId != nil || e.ActorKeyId != nil {
+			t.Errorf("%s: failed login has actor user %v key %v; want none", email, e.ActorUserId, e.ActorKeyId)
+		}
+	}
+	if e := got[a.Email]; e.ResourceType != "user" || e.ResourceId == nil || *e.ResourceId != a.Owner.Id {
+		t.Errorf("failed login of the owner: resource %s %v; want user %s", e.ResourceType, e.ResourceId, a.Owner.Id)
+	}
+	if e := got["nobody@example.test"]; e.ResourceId != nil {
+		t.Errorf("failed login of an unknown email names resource %v; want none", *e.ResourceId)
+	}
+}

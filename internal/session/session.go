@@ -158,10 +158,16 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	ok := found && verr == nil && user.Status == "active"
 
 	var pair Pair
-	err = s.db.InTx(ctx, tenancy.Scope{Tenant: tenant, User: user.ID}, func(q *db.Queries) error {
+	scope := tenancy.Scope{Tenant: tenant}
+	if ok {
+		scope.User = user.ID
+	}
+	err = s.db.InTx(ctx, scope, func(q *db.Queries) error {
 		if !ok {
+			// Nobody acted: whoever tried is unknown. The account tried, if it exists, is the
+			// resource (uuid.Nil, recorded as none, for an unknown email).
 			return audit.Record(ctx, q, audit.Event{
-				Tenant: tenant, ActorUser: user.ID, Action: audit.LoginFailed, ResourceType: audit.ResourceUser,
+				Tenant: tenant, Action: audit.LoginFailed, ResourceType: audit.ResourceUser,
 				ResourceID: user.ID, IP: ip, Data: map[string]any{"email": email},
 			})
 		}
