@@ -683,3 +683,45 @@ func TestFailedLoginHasNoActorAndNamesTheAccount(t *testing.T) {
 		t.Errorf("failed login of an unknown email names resource %v; want none", *e.ResourceId)
 	}
 }
+
+func TestWrongPasswordsFromOneAddressDoNotLockTheOwnerOut(t *testing.T) {
+	t.Parallel()
+	cfg := apitest.TestSessions
+	cfg.LoginPerAccount = 10
+	env := apitest.NewWithOptions(t, apitest.Options{Sessions: &cfg})
+	a := env.Signup(t)
+	// from returns a login function speaking from the loopback address ip.
+	from := func(ip string) func(pw string) *api.LoginResponse {
+		client := env.ClientFrom(ip)
+		return func(pw string) *api.LoginResponse {
+			t.Helper()
+			resp, err := client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: a.Slug, Email: a.Email, Password: pw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+	}
+	want := func(what string, r *api.LoginResponse, status int) {
+		t.Helper()
+		wantStatus(t, what, r.StatusCode(), r.Body, status)
+		if status == http.StatusTooManyRequests && r.HTTPResponse.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: 429 without Retry-After", what)
+		}
+	}
+	attacker, owner, fresh := from("127.0.0.2"), from("127.0.0.3"), from("127.0.0.4")
+	const wrong = "wrong password!"
+
+	for i := range cfg.LoginPerAccount {
+		want(fmt.Sprintf("wrong password %d from the attacker", i+1), attacker(wrong), http.StatusUnauthorized)
+	}
+	want("the owner's password from a clean address", owner(a.Password), http.StatusOK)
+	want("the attacker, even with the right password", attacker(a.Password), http.StatusTooManyRequests)
+	want("the attacker again", attacker(wrong), http.StatusTooManyRequests)
+
+	// The account is over its limit: a new address gets one guess, then it is refused too.
+	want("a first guess from a fresh address", fresh(wrong), http.StatusUnauthorized)
+	want("a second guess from that address", fresh(wrong), http.StatusTooManyRequests)
+	want("the right password from that address", fresh(a.Password), http.StatusTooManyRequests)
+	want("the owner's password from the clean address, still", owner(a.Password), http.StatusOK)
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -50,6 +51,9 @@ type Env struct {
 	Pool   *pgxpool.Pool
 	Logs   *SyncBuffer
 	Issuer *tokens.Issuer
+
+	t    testing.TB
+	spec *contract.Spec
 }
 
 // Options adjust the server under test.
@@ -133,7 +137,28 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: tenancy.New(pool), Pool: pool, Logs: logs, Issuer: issuer}
+	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: tenancy.New(pool), Pool: pool, Logs: logs, Issuer: issuer, t: t, spec: spec}
+}
+
+// ClientFrom is a generated client, validating like Client, whose connections come from the
+// local address ip (any of 127.0.0.0/8 works on loopback). The server takes the peer address as
+// the client IP, so this is how a test speaks from several addresses.
+func (e *Env) ClientFrom(ip string) *api.ClientWithResponses {
+	e.t.Helper()
+	local := net.ParseIP(ip)
+	if local == nil {
+		e.t.Fatalf("ClientFrom(%q): not an IP address", ip)
+	}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: local}}
+	tr := &http.Transport{DialContext: dialer.DialContext}
+	e.t.Cleanup(tr.CloseIdleConnections)
+	client, err := api.NewClientWithResponses(e.URL, api.WithHTTPClient(&http.Client{
+		Transport: &validatingTransport{t: e.t, spec: e.spec, next: tr},
+	}))
+	if err != nil {
+		e.t.Fatalf("client: %v", err)
+	}
+	return client
 }
 
 // validatingTransport checks each response against the spec. Error responses to requests outside
