@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -551,4 +553,175 @@ func TestSessionsEndWhenIdleOrTooOld(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAccessTokensNeedNumericTimeClaims(t *testing.T) {
+	t.Parallel()
+	key := tokens.GenerateKey()
+	keys, err := tokens.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := apitest.NewWithOptions(t, apitest.Options{Keys: keys})
+	a := env.Signup(t)
+	sessions, err := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(a.Tokens.AccessToken))
+	if err != nil || sessions.JSON200 == nil || len(sessions.JSON200.Items) != 1 {
+		t.Fatalf("sessions: %v %s", err, sessions.Body)
+	}
+	// sign signs the claims JSON with the server's own key, as its issuer would.
+	sign := func(times string) string {
+		enc := base64.RawURLEncoding
+		head := enc.EncodeToString([]byte(`{"alg":"EdDSA","kid":"` + keys.JWKS()[0].Kid + `","typ":"` + tokens.AccessType + `"}`))
+		body := enc.EncodeToString([]byte(fmt.Sprintf(`{"iss":%q,"sub":%q,"aud":[%q],"jti":"x","tid":%q,"role":"owner","sid":%q%s}`,
+			apitest.Issuer, a.Owner.Id, apitest.Audience, a.Tenant.Id, sessions.JSON200.Items[0].Id, times)))
+		sig, err := jwt.SigningMethodEdDSA.Sign(head+"."+body, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return head + "." + body + "." + enc.EncodeToString(sig)
+	}
+	now := time.Now().Unix()
+	if m := me(t, env, sign(fmt.Sprintf(`,"exp":%d,"nbf":%d,"iat":%d`, now+600, now-5, now-5))); m.JSON200 == nil {
+		t.Fatalf("the control token is refused: %d %s", m.StatusCode(), m.Body)
+	}
+	cases := map[string]string{
+		"no iat":          fmt.Sprintf(`,"exp":%d,"nbf":%d`, now+600, now-5),
+		"exp as a string": fmt.Sprintf(`,"exp":"%d","nbf":%d,"iat":%d`, now+600, now-5, now-5),
+	}
+	for name, times := range cases {
+		m := me(t, env, sign(times))
+		wantUnauthorized(t, name, m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	}
+}
+
+func TestUserAgentsThatAreNotStorableTextStillSignIn(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	long := strings.Repeat("a", 510) + "€" + strings.Repeat("b", 87) // bytes 511-513 are the euro sign
+	cases := map[string]struct{ sent, stored string }{
+		"cut inside a character": {long, strings.Repeat("a", 510)},
+		"invalid UTF-8":          {"Mozilla/5.0 \xff\xfe (X11)", "Mozilla/5.0 \uFFFD\uFFFD (X11)"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ua := withHeader("User-Agent", c.sent)
+			req := validSignup(slug("ua"))
+			su, err := env.Client.SignupWithResponse(bg, req, ua)
+			if err != nil || su.JSON201 == nil {
+				t.Fatalf("%s: signup: %v %d %s", name, err, su.StatusCode(), su.Body)
+			}
+			tenant, owner := su.JSON201.Tenant.Id, apitest.Bearer(su.JSON201.Tokens.AccessToken)
+			li, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: req.TenantSlug, Email: string(req.Email), Password: req.Password}, ua)
+			if err != nil || li.JSON200 == nil {
+				t.Fatalf("%s: login: %v %d %s", name, err, li.StatusCode(), li.Body)
+			}
+			inv, err := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "invitee@example.test", Name: "Invitee", Role: api.UserRoleMember}, owner)
+			if err != nil || inv.JSON201 == nil || inv.JSON201.InviteToken == nil {
+				t.Fatalf("%s: invite: %v %s", name, err, inv.Body)
+			}
+			acc, err := env.Client.AcceptInviteWithResponse(bg, api.AcceptInviteRequest{Token: *inv.JSON201.InviteToken, Password: "chosen password"}, ua)
+			if err != nil || acc.JSON200 == nil {
+				t.Fatalf("%s: accept invite: %v %d %s", name, err, acc.StatusCode(), acc.Body)
+			}
+			// Read the column itself: JSON encoding would hide invalid bytes behind U+FFFD.
+			var stored []string
+			err = env.DB.Tx(bg, tenancy.Scope{Tenant: tenant}, func(tx pgx.Tx) error {
+				rows, err := tx.Query(bg, "SELECT user_agent FROM sessions ORDER BY created_at")
+				if err != nil {
+					return err
+				}
+				stored, err = pgx.CollectRows(rows, pgx.RowTo[string])
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stored) != 3 {
+				t.Fatalf("%s: %d sessions, want 3 (signup, login, accept)", name, len(stored))
+			}
+			for _, got := range stored {
+				if got != c.stored || !utf8.ValidString(got) {
+					t.Errorf("%s: stored user agent %q, want %q", name, got, c.stored)
+				}
+			}
+		})
+	}
+}
+
+func TestFailedLoginHasNoActorAndNamesTheAccount(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	for _, email := range []string{a.Email, "nobody@example.test"} {
+		l, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: a.Slug, Email: email, Password: "wrong password!"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, "wrong password for "+email, l.StatusCode(), l.Body, http.StatusUnauthorized)
+	}
+	list, err := env.Client.ListAuditEventsWithResponse(bg, &api.ListAuditEventsParams{Action: ptr("auth.login_failed")}, apitest.Bearer(a.Tokens.AccessToken))
+	if err != nil || list.JSON200 == nil {
+		t.Fatalf("audit events: %v %s", err, list.Body)
+	}
+	got := map[string]api.AuditEvent{}
+	for _, e := range list.JSON200.Items {
+		got[e.Data["email"].(string)] = e
+	}
+	if len(got) != 2 {
+		t.Fatalf("failed logins in the audit log: %+v; want one per email", list.JSON200.Items)
+	}
+	for email, e := range got {
+		if e.ActorUserId != nil || e.ActorKeyId != nil {
+			t.Errorf("%s: failed login has actor user %v key %v; want none", email, e.ActorUserId, e.ActorKeyId)
+		}
+	}
+	if e := got[a.Email]; e.ResourceType != "user" || e.ResourceId == nil || *e.ResourceId != a.Owner.Id {
+		t.Errorf("failed login of the owner: resource %s %v; want user %s", e.ResourceType, e.ResourceId, a.Owner.Id)
+	}
+	if e := got["nobody@example.test"]; e.ResourceId != nil {
+		t.Errorf("failed login of an unknown email names resource %v; want none", *e.ResourceId)
+	}
+}
+
+func TestWrongPasswordsFromOneAddressDoNotLockTheOwnerOut(t *testing.T) {
+	t.Parallel()
+	cfg := apitest.TestSessions
+	cfg.LoginPerAccount = 10
+	env := apitest.NewWithOptions(t, apitest.Options{Sessions: &cfg})
+	a := env.Signup(t)
+	// from returns a login function speaking from the loopback address ip.
+	from := func(ip string) func(pw string) *api.LoginResponse {
+		client := env.ClientFrom(ip)
+		return func(pw string) *api.LoginResponse {
+			t.Helper()
+			resp, err := client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: a.Slug, Email: a.Email, Password: pw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+	}
+	want := func(what string, r *api.LoginResponse, status int) {
+		t.Helper()
+		wantStatus(t, what, r.StatusCode(), r.Body, status)
+		if status == http.StatusTooManyRequests && r.HTTPResponse.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: 429 without Retry-After", what)
+		}
+	}
+	attacker, owner, fresh := from("127.0.0.2"), from("127.0.0.3"), from("127.0.0.4")
+	const wrong = "wrong password!"
+
+	for i := range cfg.LoginPerAccount {
+		want(fmt.Sprintf("wrong password %d from the attacker", i+1), attacker(wrong), http.StatusUnauthorized)
+	}
+	want("the owner's password from a clean address", owner(a.Password), http.StatusOK)
+	want("the attacker, even with the right password", attacker(a.Password), http.StatusTooManyRequests)
+	want("the attacker again", attacker(wrong), http.StatusTooManyRequests)
+
+	// The account is over its limit: a new address gets one guess, then it is refused too.
+	want("a first guess from a fresh address", fresh(wrong), http.StatusUnauthorized)
+	want("a second guess from that address", fresh(wrong), http.StatusTooManyRequests)
+	want("the right password from that address", fresh(a.Password), http.StatusTooManyRequests)
+	want("the owner's password from the clean address, still", owner(a.Password), http.StatusOK)
 }

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -379,5 +380,25 @@ func TestPathsTheMuxDoesNotKnowAreProblems(t *testing.T) {
 		if resp.StatusCode < 400 {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
+	}
+}
+
+func TestIdempotencyKeyThatIsNotUTF8IsBadRequest(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	owner := apitest.Bearer(a.Tokens.AccessToken)
+	// The key is stored and compared as it is, so it is refused rather than repaired: repairing
+	// would make distinct keys collide.
+	for _, key := range []string{"k\xff\xfe", "k\xe2\x82"} {
+		r, err := env.Client.CreateTeamWithResponse(bg, nil, api.TeamCreate{Name: "Engineering", Key: "ENG"}, owner, withHeader("Idempotency-Key", key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, fmt.Sprintf("Idempotency-Key %q", key), r.StatusCode(), r.Body, http.StatusBadRequest)
+	}
+	ok, err := env.Client.CreateTeamWithResponse(bg, nil, api.TeamCreate{Name: "Engineering", Key: "ENG"}, owner, withHeader("Idempotency-Key", "clé-€"))
+	if err != nil || ok.JSON201 == nil {
+		t.Fatalf("a UTF-8 key: %v %d %s", err, ok.StatusCode(), ok.Body)
 	}
 }

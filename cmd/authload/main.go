@@ -5,7 +5,8 @@
 //	authload -url http://127.0.0.1:8080 -mode refresh -sessions 16 -duration 10s
 //	authload -url http://127.0.0.1:8080 -mode login -sessions 4 -duration 10s
 //
-// The server must allow the login rate (LOGIN_RATE_PER_IP, LOGIN_RATE_PER_ACCOUNT).
+// The server must allow the login rate (LOGIN_RATE_PER_IP; LOGIN_RATE_PER_ACCOUNT counts only
+// failed logins).
 package main
 
 import (

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -50,6 +51,9 @@ type Env struct {
 	Pool   *pgxpool.Pool
 	Logs   *SyncBuffer
 	Issuer *tokens.Issuer
+
+	t    testing.TB
+	spec *contract.Spec
 }
 
 // Options adjust the server under test.
@@ -61,6 +65,9 @@ type Options struct {
 	Sessions *session.Config
 	// Now replaces the clock of the token issuer.
 	Now func() time.Time
+	// Keys replaces the freshly generated signing key, so a test holding the private key can
+	// sign tokens the issuer would never issue.
+	Keys *tokens.KeySet
 }
 
 // TestSessions are the session settings tests run with: the production lifetimes, fast
@@ -96,9 +103,12 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	if opts.Sessions != nil {
 		sessions = *opts.Sessions
 	}
-	keys, err := tokens.NewKeySet(tokens.GenerateKey())
-	if err != nil {
-		t.Fatal(err)
+	keys := opts.Keys
+	if keys == nil {
+		var err error
+		if keys, err = tokens.NewKeySet(tokens.GenerateKey()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	issuer := tokens.NewIssuer(tokens.IssuerConfig{Keys: keys, Issuer: Issuer, Audience: Audience, TTL: 15 * time.Minute, Now: opts.Now})
 	reg := prometheus.NewRegistry()
@@ -127,7 +137,28 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: tenancy.New(pool), Pool: pool, Logs: logs, Issuer: issuer}
+	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: tenancy.New(pool), Pool: pool, Logs: logs, Issuer: issuer, t: t, spec: spec}
+}
+
+// ClientFrom is a generated client, validating like Client, whose connections come from the
+// local address ip (any of 127.0.0.0/8 works on loopback). The server takes the peer address as
+// the client IP, so this is how a test speaks from several addresses.
+func (e *Env) ClientFrom(ip string) *api.ClientWithResponses {
+	e.t.Helper()
+	local := net.ParseIP(ip)
+	if local == nil {
+		e.t.Fatalf("ClientFrom(%q): not an IP address", ip)
+	}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: local}}
+	tr := &http.Transport{DialContext: dialer.DialContext}
+	e.t.Cleanup(tr.CloseIdleConnections)
+	client, err := api.NewClientWithResponses(e.URL, api.WithHTTPClient(&http.Client{
+		Transport: &validatingTransport{t: e.t, spec: e.spec, next: tr},
+	}))
+	if err != nil {
+		e.t.Fatalf("client: %v", err)
+	}
+	return client
 }
 
 // validatingTransport checks each response against the spec. Error responses to requests outside

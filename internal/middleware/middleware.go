@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,9 @@ import (
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
 )
+
+// maxUserAgent is the longest user agent kept, in bytes (the sessions column allows 512).
+const maxUserAgent = 512
 
 // RequestIDHeader is echoed on every response.
 const RequestIDHeader = "X-Request-Id"
@@ -77,7 +81,7 @@ func Observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			if !saneRequestID.MatchString(id) {
 				id = uuid.NewString()
 			}
-			info := &reqinfo.Info{RequestID: id, ClientIP: clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
+			info := &reqinfo.Info{RequestID: id, ClientIP: clientIP(r), UserAgent: storableText(r.UserAgent(), maxUserAgent)}
 			r = r.WithContext(reqinfo.With(r.Context(), info))
 			w.Header().Set(RequestIDHeader, id)
 			sw := &statusWriter{ResponseWriter: w}
@@ -185,11 +189,23 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
+// storableText is a header value as a PostgreSQL text column can hold it: valid UTF-8 (each
+// invalid byte becomes U+FFFD), without NUL, and at most max bytes, cut between characters.
+func storableText(s string, max int) string {
+	if len(s) <= max && utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
 		return s
 	}
-	return s[:n]
+	var b strings.Builder
+	for _, r := range s { // an invalid byte comes out as utf8.RuneError, one byte at a time
+		if r == 0 {
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // CanonicalPaths answers a request whose path is not in canonical form (`//v1/users`,

@@ -6,6 +6,7 @@
 package ratelimit
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -19,18 +20,13 @@ type Limiter struct {
 	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[string]*rate.Limiter
 	swept   time.Time
-}
-
-type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
 }
 
 // New returns a limiter allowing perMinute events a minute per key, in bursts of up to burst.
 func New(perMinute float64, burst int) *Limiter {
-	return &Limiter{rate: rate.Limit(perMinute / 60), burst: burst, now: time.Now, buckets: map[string]*bucket{}}
+	return &Limiter{rate: rate.Limit(perMinute / 60), burst: burst, now: time.Now, buckets: map[string]*rate.Limiter{}}
 }
 
 // Allow takes one event for key. When the bucket is empty it returns false and how long until
@@ -39,14 +35,7 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sweep(now)
-	b, ok := l.buckets[key]
-	if !ok {
-		b = &bucket{lim: rate.NewLimiter(l.rate, l.burst)}
-		l.buckets[key] = b
-	}
-	b.seen = now
-	r := b.lim.ReserveN(now, 1)
+	r := l.bucket(key, now).ReserveN(now, 1)
 	if delay := r.DelayFrom(now); delay > 0 {
 		r.CancelAt(now)
 		return false, delay
@@ -54,16 +43,59 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-// sweep forgets buckets idle long enough to have refilled, so memory stays bounded by the keys
-// seen in the last few minutes.
+// Spend takes one event for key whether or not one is left, for events counted after they
+// happened (such as failed logins). An empty bucket goes into debt, so every event spent costs
+// its time, however many got past a check before they were counted.
+func (l *Limiter) Spend(key string) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bucket(key, now).ReserveN(now, 1)
+}
+
+// Until is how long until key's bucket holds n events, n capped at the burst: 0 if it holds
+// them now. It changes nothing; a key never seen (or forgotten) has a full bucket.
+func (l *Limiter) Until(key string, n int) time.Duration {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return 0
+	}
+	missing := float64(min(n, l.burst)) - b.TokensAt(now)
+	switch {
+	case missing <= 0:
+		return 0
+	case l.rate <= 0:
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(math.Ceil(missing / float64(l.rate) * float64(time.Second)))
+}
+
+// Burst is the most events a key may have at once.
+func (l *Limiter) Burst() int { return l.burst }
+
+// bucket returns key's bucket, creating it full; l.mu must be held.
+func (l *Limiter) bucket(key string, now time.Time) *rate.Limiter {
+	l.sweep(now)
+	b, ok := l.buckets[key]
+	if !ok {
+		b = rate.NewLimiter(l.rate, l.burst)
+		l.buckets[key] = b
+	}
+	return b
+}
+
+// sweep forgets buckets that have refilled: a full bucket is the same as none. Memory stays
+// bounded by the keys with events in the last few minutes (longer for keys in debt).
 func (l *Limiter) sweep(now time.Time) {
 	if now.Sub(l.swept) < time.Minute {
 		return
 	}
 	l.swept = now
-	full := time.Duration(float64(l.burst)/float64(l.rate)*float64(time.Second)) + time.Minute
 	for k, b := range l.buckets {
-		if now.Sub(b.seen) > full {
+		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
 	}

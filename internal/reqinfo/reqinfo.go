@@ -13,7 +13,8 @@ import (
 // Info is shared by pointer through the request's context.
 type Info struct {
 	RequestID string
-	// ClientIP is the peer address of the connection; UserAgent is as the client sent it.
+	// ClientIP is the peer address of the connection. UserAgent is as the client sent it, made
+	// storable: valid UTF-8 without NUL, at most 512 bytes, cut between characters.
 	ClientIP  string
 	UserAgent string
 

@@ -36,7 +36,8 @@ type Config struct {
 	// IdleTimeout ends a session that has not refreshed for this long.
 	IdleTimeout time.Duration
 	Password    password.Params
-	// LoginPerIP and LoginPerAccount are attempts a minute (bursts of the same size).
+	// LoginPerIP is credential attempts a minute per client IP; LoginPerAccount is failed logins
+	// a minute per account, and per account and client IP (bursts of the same size). See Login.
 	LoginPerIP, LoginPerAccount int
 }
 
@@ -48,13 +49,15 @@ var DefaultConfig = Config{
 
 // Service runs logins and refreshes.
 type Service struct {
-	db         *tenancy.DB
-	issuer     *tokens.Issuer
-	cfg        Config
-	dummyHash  string
-	perIP      *ratelimit.Limiter
-	perAccount *ratelimit.Limiter
-	now        func() time.Time
+	db        *tenancy.DB
+	issuer    *tokens.Issuer
+	cfg       Config
+	dummyHash string
+	perIP     *ratelimit.Limiter
+	// accountFailures counts failed logins per account (tenant slug and email);
+	// accountIPFailures counts them per account and client IP.
+	accountFailures, accountIPFailures *ratelimit.Limiter
+	now                                func() time.Time
 }
 
 // New returns a Service.
@@ -67,9 +70,10 @@ func New(d *tenancy.DB, issuer *tokens.Issuer, cfg Config) (*Service, error) {
 	}
 	return &Service{
 		db: d, issuer: issuer, cfg: cfg, dummyHash: dummy,
-		perIP:      ratelimit.New(float64(cfg.LoginPerIP), cfg.LoginPerIP),
-		perAccount: ratelimit.New(float64(cfg.LoginPerAccount), cfg.LoginPerAccount),
-		now:        time.Now,
+		perIP:             ratelimit.New(float64(cfg.LoginPerIP), cfg.LoginPerIP),
+		accountFailures:   ratelimit.New(float64(cfg.LoginPerAccount), cfg.LoginPerAccount),
+		accountIPFailures: ratelimit.New(float64(cfg.LoginPerAccount), cfg.LoginPerAccount),
+		now:               time.Now,
 	}, nil
 }
 
@@ -115,14 +119,24 @@ func errBadLogin() error {
 
 // Login checks a password and starts a session. Unknown tenant, unknown email, inactive user
 // and wrong password all cost one argon2id verification and give the same error.
+//
+// Guessing is limited by failures, never by successes, so an attacker cannot lock the owner out
+// (see checkFailures); each failure counts against the account and against the account from
+// this client IP. Every attempt also spends the IP's credential budget (Throttle).
 func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, error) {
 	ip, _ := reqinfo.Client(ctx)
 	email = strings.ToLower(strings.TrimSpace(email))
 	if err := s.Throttle(ctx); err != nil {
 		return Pair{}, err
 	}
-	if err := s.limit(s.perAccount, slug+"\x00"+email); err != nil {
+	account := slug + "\x00" + email
+	fromIP := account + "\x00" + ip
+	if err := s.checkFailures(account, fromIP); err != nil {
 		return Pair{}, err
+	}
+	failed := func() {
+		s.accountFailures.Spend(account)
+		s.accountIPFailures.Spend(fromIP)
 	}
 
 	var tenant uuid.UUID
@@ -133,6 +147,7 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	})
 	if problem.Is(err, problem.NotFound) {
 		_ = password.Verify(pw, s.dummyHash)
+		failed()
 		return Pair{}, errBadLogin()
 	}
 	if err != nil {
@@ -156,12 +171,21 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	// The slow part runs outside any transaction, holding no connection.
 	verr := password.Verify(pw, hash)
 	ok := found && verr == nil && user.Status == "active"
+	if !ok {
+		failed()
+	}
 
 	var pair Pair
-	err = s.db.InTx(ctx, tenancy.Scope{Tenant: tenant, User: user.ID}, func(q *db.Queries) error {
+	scope := tenancy.Scope{Tenant: tenant}
+	if ok {
+		scope.User = user.ID
+	}
+	err = s.db.InTx(ctx, scope, func(q *db.Queries) error {
 		if !ok {
+			// Nobody acted: whoever tried is unknown. The account tried, if it exists, is the
+			// resource (uuid.Nil, recorded as none, for an unknown email).
 			return audit.Record(ctx, q, audit.Event{
-				Tenant: tenant, ActorUser: user.ID, Action: audit.LoginFailed, ResourceType: audit.ResourceUser,
+				Tenant: tenant, Action: audit.LoginFailed, ResourceType: audit.ResourceUser,
 				ResourceID: user.ID, IP: ip, Data: map[string]any{"email": email},
 			})
 		}
@@ -190,11 +214,33 @@ func (s *Service) Throttle(ctx context.Context) error {
 	return s.limit(s.perIP, "ip\x00"+ip)
 }
 
+// checkFailures refuses a login, before any password is checked, when this client IP has used
+// up its failures on the account, or when the account as a whole has and this IP has failed on
+// it lately (its bucket is not full). So one address guessing is stopped, many addresses get one
+// guess each per refill of a token while the account is under attack, and the owner on an
+// address that has not been failing still signs in.
+func (s *Service) checkFailures(account, fromIP string) error {
+	if wait := s.accountIPFailures.Until(fromIP, 1); wait > 0 {
+		return tooManyAttempts(wait)
+	}
+	if wait := s.accountFailures.Until(account, 1); wait > 0 {
+		if clean := s.accountIPFailures.Until(fromIP, s.accountIPFailures.Burst()); clean > 0 {
+			return tooManyAttempts(min(wait, clean))
+		}
+	}
+	return nil
+}
+
 func (s *Service) limit(l *ratelimit.Limiter, key string) error {
 	allowed, wait := l.Allow(key)
 	if allowed {
 		return nil
 	}
+	return tooManyAttempts(wait)
+}
+
+// tooManyAttempts is the 429 problem telling the client to retry after wait.
+func tooManyAttempts(wait time.Duration) error {
 	secs := int(math.Ceil(wait.Seconds()))
 	pe := problem.New(problem.RateLimited, "Too many login attempts; retry in %d seconds.", secs)
 	pe.Header = http.Header{"Retry-After": {strconv.Itoa(secs)}}

@@ -1,8 +1,11 @@
 package tokens
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,7 +97,8 @@ func (is *Issuer) Issue(s Subject) (string, error) {
 var ErrInvalidToken = errors.New("invalid access token")
 
 // Verify checks an access token's signature with the key its kid names, pinning the algorithm
-// to EdDSA, the typ, issuer and audience, and requiring exp, nbf and iat to hold.
+// to EdDSA, the typ, issuer and audience, and requiring exp, nbf and iat to be present, to be
+// JSON numbers (RFC 7519 NumericDate) and to hold.
 func (is *Issuer) Verify(token string) (*Claims, error) {
 	now := is.now()
 	if c := is.verified.get(token); c != nil {
@@ -116,7 +120,7 @@ func (is *Issuer) Verify(token string) (*Claims, error) {
 		jwt.WithTimeFunc(is.now),
 		jwt.WithStrictDecoding(),
 	)
-	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+	parsed, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); typ != AccessType {
 			return nil, fmt.Errorf("typ %q is not %s", typ, AccessType)
 		}
@@ -130,12 +134,44 @@ func (is *Issuer) Verify(token string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	if err := numericTimes(parser, parsed); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
 	if _, err := uuid.Parse(claims.Subject); err != nil || claims.TenantID == uuid.Nil || claims.SessionID == uuid.Nil || claims.Role == "" {
 		return nil, fmt.Errorf("%w: missing sub, tid, sid or role", ErrInvalidToken)
 	}
 	is.verified.put(token, &claims)
 	cp := claims
 	return &cp, nil
+}
+
+// timeClaims are the claims Verify requires as JSON numbers.
+var timeClaims = [...]string{"exp", "nbf", "iat"}
+
+// numericTimes checks that the signed payload holds exp, nbf and iat as JSON numbers. The parser
+// cannot: WithIssuedAt checks iat only when present, and jwt.NumericDate also decodes a string
+// such as "1999999999".
+func numericTimes(p *jwt.Parser, t *jwt.Token) error {
+	parts := strings.Split(t.Raw, ".")
+	if len(parts) != 3 {
+		return errors.New("malformed token")
+	}
+	raw, err := p.DecodeSegment(parts[1])
+	if err != nil {
+		return fmt.Errorf("decode payload: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil {
+		return fmt.Errorf("decode payload: %w", err)
+	}
+	for _, name := range timeClaims {
+		if _, ok := fields[name].(json.Number); !ok {
+			return fmt.Errorf("%s is missing or not a number", name)
+		}
+	}
+	return nil
 }
 
 // verifiedCacheSize bounds the tokens remembered as verified (about 0.5 KB each).

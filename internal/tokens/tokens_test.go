@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -306,5 +307,51 @@ func TestVerifiedCacheStaysBounded(t *testing.T) {
 	}
 	if n := len(is.verified.m); n > 50 {
 		t.Fatalf("cache holds %d tokens, bound is 50", n)
+	}
+}
+
+// forgeRaw signs a claims object given as JSON text with key, so a test can send claims of any
+// JSON type (Claims would always encode its times as numbers).
+func forgeRaw(t *testing.T, key ed25519.PrivateKey, kid, claims string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	head := enc.EncodeToString([]byte(`{"alg":"EdDSA","kid":"` + kid + `","typ":"` + AccessType + `"}`))
+	body := enc.EncodeToString([]byte(claims))
+	sig, err := jwt.SigningMethodEdDSA.Sign(head+"."+body, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head + "." + body + "." + enc.EncodeToString(sig)
+}
+
+func TestVerifyRequiresNumericExpNbfAndIat(t *testing.T) {
+	t.Parallel()
+	key := GenerateKey()
+	is := newIssuer(t, key)
+	kid := is.keys.signer().ID
+	s := subject()
+	exp, nbf, iat := t0.Add(10*time.Minute).Unix(), t0.Add(-time.Minute).Unix(), t0.Add(-time.Minute).Unix()
+	claims := func(times string) string {
+		return fmt.Sprintf(`{"iss":"https://tasker.test","sub":%q,"aud":["tasker-api"],"jti":"x","tid":%q,"role":"owner","sid":%q%s}`,
+			s.User, s.Tenant, s.Session, times)
+	}
+	good := forgeRaw(t, key, kid, claims(fmt.Sprintf(`,"exp":%d,"nbf":%d,"iat":%d`, exp, nbf, iat)))
+	if _, err := is.Verify(good); err != nil {
+		t.Fatalf("the control token is rejected: %v", err)
+	}
+	cases := map[string]string{
+		"no iat":           fmt.Sprintf(`,"exp":%d,"nbf":%d`, exp, nbf),
+		"exp as a string":  fmt.Sprintf(`,"exp":"%d","nbf":%d,"iat":%d`, exp, nbf, iat),
+		"nbf as a string":  fmt.Sprintf(`,"exp":%d,"nbf":"%d","iat":%d`, exp, nbf, iat),
+		"iat as a string":  fmt.Sprintf(`,"exp":%d,"nbf":%d,"iat":"%d"`, exp, nbf, iat),
+		"iat null":         fmt.Sprintf(`,"exp":%d,"nbf":%d,"iat":null`, exp, nbf),
+		"exp null":         fmt.Sprintf(`,"exp":null,"nbf":%d,"iat":%d`, nbf, iat),
+		"no nbf":           fmt.Sprintf(`,"exp":%d,"iat":%d`, exp, iat),
+		"exp as an object": fmt.Sprintf(`,"exp":{"n":%d},"nbf":%d,"iat":%d`, exp, nbf, iat),
+	}
+	for name, times := range cases {
+		if c, err := is.Verify(forgeRaw(t, key, kid, claims(times))); err == nil || !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: Verify = %+v, %v; want ErrInvalidToken", name, c, err)
+		}
 	}
 }
