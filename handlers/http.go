@@ -35,6 +35,9 @@ type Config struct {
 	Issuer *tokens.Issuer
 	// Sessions sets session lifetimes and login limits; its Password is taken from Password.
 	Sessions session.Config
+	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) whose browser clients may
+	// call the API. Empty means none: no CORS headers are ever sent.
+	CORSAllowedOrigins []string
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -87,7 +90,16 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux.Handle("GET /docs/", middleware.Route("GET /docs", docs))
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 
-	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(mux), nil
+	var h http.Handler = mux
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		// Outside the validator, so preflights (which carry no credentials) are answered here.
+		withCORS, err := middleware.CORS(cfg.CORSAllowedOrigins)
+		if err != nil {
+			return nil, err
+		}
+		h = withCORS(h)
+	}
+	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(h), nil
 }
 
 func yamlFile(data []byte) http.Handler {

@@ -61,6 +61,8 @@ type Options struct {
 	Sessions *session.Config
 	// Now replaces the clock of the token issuer.
 	Now func() time.Time
+	// CORSAllowedOrigins are the origins allowed cross-origin requests (none by default).
+	CORSAllowedOrigins []string
 }
 
 // TestSessions are the session settings tests run with: the production lifetimes, fast
@@ -104,13 +106,14 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(database.NewPoolCollector(pool))
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
-		DB:           tenancy.New(pool),
-		Logger:       slog.New(slog.NewJSONHandler(logOut, nil)),
-		Registry:     reg,
-		Password:     FastPassword,
-		MaxBodyBytes: opts.MaxBodyBytes,
-		Issuer:       issuer,
-		Sessions:     sessions,
+		DB:                 tenancy.New(pool),
+		Logger:             slog.New(slog.NewJSONHandler(logOut, nil)),
+		Registry:           reg,
+		Password:           FastPassword,
+		MaxBodyBytes:       opts.MaxBodyBytes,
+		Issuer:             issuer,
+		Sessions:           sessions,
+		CORSAllowedOrigins: opts.CORSAllowedOrigins,
 	})
 	if err != nil {
 		t.Fatalf("build handler: %v", err)
