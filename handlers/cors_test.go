@@ -75,6 +75,9 @@ func TestCORSPreflightFromAllowedOriginIsAnsweredWithoutAuthentication(t *testin
 	if !slices.Contains(headerList(resp.Header, "Vary"), "origin") {
 		t.Errorf("Vary %v lacks Origin", resp.Header.Values("Vary"))
 	}
+	if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("preflight: X-Content-Type-Options %q, want nosniff like every response", got)
+	}
 	// Every method the API uses passes; others do not.
 	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		r := request(t, env, http.MethodOptions, "/v1/me", preflight(allowedOrigin, m, "authorization"))

@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/swaggest/swgui/v5emb"
 
 	tasker "github.com/tasker/tasker"
 	"github.com/tasker/tasker/gen/api"
@@ -58,7 +57,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions}
 	authn := auth.NewAuthenticator(cfg.Issuer, cfg.DB)
 
-	strict := api.NewStrictHandlerWithOptions(srv, nil, api.StrictHTTPServerOptions{
+	strict := api.NewStrictHandlerWithOptions(srv, []api.StrictMiddlewareFunc{publicCaching}, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			srv.writeError(w, r, problem.Wrap(problem.Invalid, err, "The body is not valid JSON for this operation."))
 		},
@@ -82,11 +81,14 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Authenticate: authn.Authenticate,
 	})(srv.idempotency(apiMux)))
-	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", yamlFile(tasker.OpenAPISpec)))
-	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", yamlFile(tasker.AsyncAPISpec)))
+	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", middleware.CacheControl("no-cache", yamlFile(tasker.OpenAPISpec))))
+	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", middleware.CacheControl("no-cache", yamlFile(tasker.AsyncAPISpec))))
 	mux.Handle("GET /metrics", middleware.Route("GET /metrics",
 		promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
-	docs := v5emb.New("Tasker API", "/openapi.yaml", "/docs/")
+	docs, err := docsHandler()
+	if err != nil {
+		return nil, err
+	}
 	mux.Handle("GET /docs/", middleware.Route("GET /docs", docs))
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 
@@ -99,7 +101,21 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		}
 		h = withCORS(h)
 	}
+	h = middleware.SecurityHeaders(h)
 	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(h), nil
+}
+
+// publicCaching lets caches keep the public keys (getJWKS) for five minutes; every other
+// operation stays no-store. A verifier that meets a kid its copy lacks refetches the set.
+// The generated code passes the operation's Go name.
+func publicCaching(f api.StrictHandlerFunc, operationID string) api.StrictHandlerFunc {
+	if operationID != "GetJWKS" {
+		return f
+	}
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, req any) (any, error) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		return f(ctx, w, r, req)
+	}
 }
 
 func yamlFile(data []byte) http.Handler {
