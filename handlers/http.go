@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/swaggest/swgui/v5emb"
 
 	tasker "github.com/tasker/tasker"
 	"github.com/tasker/tasker/gen/api"
@@ -36,6 +35,9 @@ type Config struct {
 	Issuer *tokens.Issuer
 	// Sessions sets session lifetimes and login limits; its Password is taken from Password.
 	Sessions session.Config
+	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) whose browser clients may
+	// call the API. Empty means none: no CORS headers are ever sent.
+	CORSAllowedOrigins []string
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -56,7 +58,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions}
 	authn := auth.NewAuthenticator(cfg.Issuer, cfg.DB)
 
-	strict := api.NewStrictHandlerWithOptions(srv, nil, api.StrictHTTPServerOptions{
+	strict := api.NewStrictHandlerWithOptions(srv, []api.StrictMiddlewareFunc{publicCaching}, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			srv.writeError(w, r, problem.Wrap(problem.Invalid, err, "The body is not valid JSON for this operation."))
 		},
@@ -80,15 +82,41 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Authenticate: authn.Authenticate,
 	})(srv.idempotency(apiMux)))
-	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", yamlFile(tasker.OpenAPISpec)))
-	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", yamlFile(tasker.AsyncAPISpec)))
+	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", middleware.CacheControl("no-cache", yamlFile(tasker.OpenAPISpec))))
+	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", middleware.CacheControl("no-cache", yamlFile(tasker.AsyncAPISpec))))
 	mux.Handle("GET /metrics", middleware.Route("GET /metrics",
 		promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
-	docs := v5emb.New("Tasker API", "/openapi.yaml", "/docs/")
+	docs, err := docsHandler()
+	if err != nil {
+		return nil, err
+	}
 	mux.Handle("GET /docs/", middleware.Route("GET /docs", docs))
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 
-	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(middleware.CanonicalPaths(mux)), nil
+	var h http.Handler = middleware.CanonicalPaths(mux)
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		// Outside the validator, so preflights (which carry no credentials) are answered here.
+		withCORS, err := middleware.CORS(cfg.CORSAllowedOrigins)
+		if err != nil {
+			return nil, err
+		}
+		h = withCORS(h)
+	}
+	h = middleware.SecurityHeaders(h)
+	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(h), nil
+}
+
+// publicCaching lets caches keep the public keys (getJWKS) for five minutes; every other
+// operation stays no-store. A verifier that meets a kid its copy lacks refetches the set.
+// The generated code passes the operation's Go name.
+func publicCaching(f api.StrictHandlerFunc, operationID string) api.StrictHandlerFunc {
+	if operationID != "GetJWKS" {
+		return f
+	}
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, req any) (any, error) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		return f(ctx, w, r, req)
+	}
 }
 
 func yamlFile(data []byte) http.Handler {

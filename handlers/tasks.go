@@ -298,7 +298,7 @@ func checkParent(ctx context.Context, q *db.Queries, tenant, project uuid.UUID, 
 		return field("must be a task of the same project")
 	}
 	if child != nil {
-		cycle, err := q.TaskCreatesCycle(ctx, db.TaskCreatesCycleParams{ParentID: parent, ID: *child})
+		cycle, err := q.TaskCreatesCycle(ctx, db.TaskCreatesCycleParams{ParentID: parent, TenantID: tenant, ID: *child})
 		if err != nil {
 			return err
 		}

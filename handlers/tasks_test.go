@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,11 +12,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/oapi-codegen/nullable"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 func TestTasksAreNumberedPerProjectAndReadableByKey(t *testing.T) {
@@ -436,4 +439,71 @@ func TestNewTasksGoLastByDefault(t *testing.T) {
 	if got := titles(listTasks(t, env, w, api.ListTasksParams{})); !slices.Equal(got, []string{"placed at 10", "placed at 20", "default"}) {
 		t.Errorf("manual order %q", got)
 	}
+}
+
+// TestDeepParentCycleIsRejected builds a chain deeper than any fixed walk limit and makes its
+// root the child of its deepest task: the cycle check must see the whole chain.
+func TestDeepParentCycleIsRejected(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	owner := w.as(api.UserRoleOwner)
+	root := createTask(t, env, w, api.TaskCreate{Title: "root"})
+
+	const depth = 1500
+	ids := make([]uuid.UUID, depth)
+	parents := make([]uuid.UUID, depth)
+	numbers := make([]int64, depth)
+	prev := root.Id
+	for i := range ids {
+		ids[i], parents[i], numbers[i] = uuid.Must(uuid.NewV7()), prev, int64(1000+i)
+		prev = ids[i]
+	}
+	err := env.DB.Tx(bg, tenancy.Scope{Tenant: w.Tenant.Id}, func(tx pgx.Tx) error {
+		// One statement: foreign keys are checked at its end, so the order of rows does not matter.
+		_, err := tx.Exec(bg, `
+			INSERT INTO tasks (tenant_id, id, project_id, number, title, parent_id, position, created_by)
+			SELECT $1, c.id, $2, c.number, 'link ' || c.number, c.parent_id, c.number, $3
+			FROM unnest($4::uuid[], $5::uuid[], $6::bigint[]) AS c(id, parent_id, number)`,
+			w.Tenant.Id, w.project.Id, w.Owner.Id, ids, parents, numbers)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("insert the chain: %v", err)
+	}
+
+	deepest := ids[depth-1]
+	resp, err := env.Client.UpdateTaskWithResponse(bg, root.Id.String(), nil, api.TaskUpdate{ParentId: nullableValue(deepest)}, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "root under its deepest descendant", resp.StatusCode(), resp.Body, http.StatusBadRequest)
+	var p api.Problem
+	if err := json.Unmarshal(resp.Body, &p); err != nil || p.Errors == nil || len(*p.Errors) != 1 || (*p.Errors)[0].Field != "parent_id" {
+		t.Errorf("problem %s; want one error naming parent_id", resp.Body)
+	}
+	got, err := env.Client.GetTaskWithResponse(bg, root.Id.String(), owner)
+	if err != nil || got.JSON200 == nil {
+		t.Fatalf("get root: %v %s", err, got.Body)
+	}
+	if !got.JSON200.ParentId.IsNull() || got.JSON200.Version != root.Version {
+		t.Errorf("root after the rejected change: parent %v, version %d; want no parent, version %d", got.JSON200.ParentId, got.JSON200.Version, root.Version)
+	}
+
+	// The walk ends even on data that already holds a cycle (written past the API).
+	x, y := createTask(t, env, w, api.TaskCreate{Title: "X"}), createTask(t, env, w, api.TaskCreate{Title: "Y"})
+	err = env.DB.Tx(bg, tenancy.Scope{Tenant: w.Tenant.Id}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(bg, `UPDATE tasks SET parent_id = CASE id WHEN $1 THEN $2::uuid ELSE $1::uuid END WHERE id IN ($1, $2)`, x.Id, y.Id)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("make a cycle: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	under, err := env.Client.UpdateTaskWithResponse(ctx, root.Id.String(), nil, api.TaskUpdate{ParentId: nullableValue(x.Id)}, owner)
+	if err != nil {
+		t.Fatalf("parent inside an existing cycle: %v", err)
+	}
+	wantStatus(t, "root under a task of an existing cycle", under.StatusCode(), under.Body, http.StatusOK)
 }

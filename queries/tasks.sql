@@ -61,12 +61,15 @@ DELETE FROM tasks
 WHERE id = sqlc.arg(id) AND (sqlc.narg(expected_version)::integer IS NULL OR version = sqlc.narg(expected_version)::integer);
 
 -- name: TaskCreatesCycle :one
--- Whether making parent the parent of id would put id among its own ancestors.
-WITH RECURSIVE ancestors(id, depth) AS (
-    SELECT sqlc.arg(parent_id)::uuid, 0
-    UNION ALL
-    SELECT t.parent_id, a.depth + 1 FROM tasks t JOIN ancestors a ON t.id = a.id
-    WHERE t.parent_id IS NOT NULL AND a.depth < 1000
+-- Whether making parent the parent of id would put id among its own ancestors. The walk goes up
+-- from parent one primary-key lookup per level, with no depth limit; UNION (not UNION ALL) drops
+-- ancestors already seen, so it ends even if the data already holds a cycle. EXISTS stops at the
+-- first match.
+WITH RECURSIVE ancestors(id) AS (
+    SELECT sqlc.arg(parent_id)::uuid
+    UNION
+    SELECT t.parent_id FROM tasks t JOIN ancestors a ON t.tenant_id = sqlc.arg(tenant_id)::uuid AND t.id = a.id
+    WHERE t.parent_id IS NOT NULL
 )
 SELECT EXISTS (SELECT 1 FROM ancestors WHERE ancestors.id = sqlc.arg(id)::uuid);
 

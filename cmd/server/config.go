@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tasker/tasker/internal/middleware"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/session"
 )
@@ -29,6 +30,8 @@ type config struct {
 	JWTAudience    string
 	AccessTTL      time.Duration
 	Sessions       session.Config
+	// CORSAllowedOrigins are the exact origins browser clients may call from; none by default.
+	CORSAllowedOrigins []string
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -96,6 +99,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.SigningKeysPEM = data
 	}
+	if v := getenv("CORS_ALLOWED_ORIGINS"); v != "" {
+		origins, err := middleware.ParseOrigins(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err))
+		}
+		c.CORSAllowedOrigins = origins
+	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", v))
@@ -129,6 +139,7 @@ func (c config) logValue() slog.Value {
 		slog.String("session_idle_timeout", c.Sessions.IdleTimeout.String()),
 		slog.Int("login_rate_per_ip", c.Sessions.LoginPerIP),
 		slog.Int("login_rate_per_account", c.Sessions.LoginPerAccount),
+		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
 	)
 }
 

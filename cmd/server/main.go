@@ -83,7 +83,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		Issuer: tokens.NewIssuer(tokens.IssuerConfig{
 			Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTTL,
 		}),
-		Sessions: cfg.Sessions,
+		Sessions:           cfg.Sessions,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,26 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	for _, want := range []string{"DATABASE_URL", "DB_MAX_CONNS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad config error %v does not name %s", err, want)
+		}
+	}
+}
+
+func TestCORSOriginsAreExactOrigins(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y"}))
+	if err != nil || c.CORSAllowedOrigins != nil {
+		t.Fatalf("default CORS origins %v (%v); want none", c.CORSAllowedOrigins, err)
+	}
+	c, err = loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y",
+		"CORS_ALLOWED_ORIGINS": " https://app.example.test, http://localhost:5173 ,"}))
+	if err != nil || !slices.Equal(c.CORSAllowedOrigins, []string{"https://app.example.test", "http://localhost:5173"}) {
+		t.Fatalf("CORS origins %v (%v)", c.CORSAllowedOrigins, err)
+	}
+	for _, bad := range []string{"*", "https://*.example.test", "null", "https://app.example.test/", "app.example.test",
+		"ftp://app.example.test", "https://app.example.test/path", "https://u@app.example.test"} {
+		_, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CORS_ALLOWED_ORIGINS": bad}))
+		if err == nil || !strings.Contains(err.Error(), "CORS_ALLOWED_ORIGINS") {
+			t.Errorf("CORS_ALLOWED_ORIGINS=%q: error %v; want it rejected", bad, err)
 		}
 	}
 }

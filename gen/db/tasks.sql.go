@@ -759,11 +759,11 @@ func (q *Queries) NextTaskNumber(ctx context.Context, id uuid.UUID) (NextTaskNum
 }
 
 const taskCreatesCycle = `-- name: TaskCreatesCycle :one
-WITH RECURSIVE ancestors(id, depth) AS (
-    SELECT $2::uuid, 0
-    UNION ALL
-    SELECT t.parent_id, a.depth + 1 FROM tasks t JOIN ancestors a ON t.id = a.id
-    WHERE t.parent_id IS NOT NULL AND a.depth < 1000
+WITH RECURSIVE ancestors(id) AS (
+    SELECT $2::uuid
+    UNION
+    SELECT t.parent_id FROM tasks t JOIN ancestors a ON t.tenant_id = $3::uuid AND t.id = a.id
+    WHERE t.parent_id IS NOT NULL
 )
 SELECT EXISTS (SELECT 1 FROM ancestors WHERE ancestors.id = $1::uuid)
 `
@@ -771,11 +771,15 @@ SELECT EXISTS (SELECT 1 FROM ancestors WHERE ancestors.id = $1::uuid)
 type TaskCreatesCycleParams struct {
 	ID       uuid.UUID
 	ParentID uuid.UUID
+	TenantID uuid.UUID
 }
 
-// Whether making parent the parent of id would put id among its own ancestors.
+// Whether making parent the parent of id would put id among its own ancestors. The walk goes up
+// from parent one primary-key lookup per level, with no depth limit; UNION (not UNION ALL) drops
+// ancestors already seen, so it ends even if the data already holds a cycle. EXISTS stops at the
+// first match.
 func (q *Queries) TaskCreatesCycle(ctx context.Context, arg TaskCreatesCycleParams) (bool, error) {
-	row := q.db.QueryRow(ctx, taskCreatesCycle, arg.ID, arg.ParentID)
+	row := q.db.QueryRow(ctx, taskCreatesCycle, arg.ID, arg.ParentID, arg.TenantID)
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err

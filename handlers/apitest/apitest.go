@@ -68,6 +68,8 @@ type Options struct {
 	// Keys replaces the freshly generated signing key, so a test holding the private key can
 	// sign tokens the issuer would never issue.
 	Keys *tokens.KeySet
+	// CORSAllowedOrigins are the origins allowed cross-origin requests (none by default).
+	CORSAllowedOrigins []string
 }
 
 // TestSessions are the session settings tests run with: the production lifetimes, fast
@@ -114,13 +116,14 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(database.NewPoolCollector(pool))
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
-		DB:           tenancy.New(pool),
-		Logger:       slog.New(slog.NewJSONHandler(logOut, nil)),
-		Registry:     reg,
-		Password:     FastPassword,
-		MaxBodyBytes: opts.MaxBodyBytes,
-		Issuer:       issuer,
-		Sessions:     sessions,
+		DB:                 tenancy.New(pool),
+		Logger:             slog.New(slog.NewJSONHandler(logOut, nil)),
+		Registry:           reg,
+		Password:           FastPassword,
+		MaxBodyBytes:       opts.MaxBodyBytes,
+		Issuer:             issuer,
+		Sessions:           sessions,
+		CORSAllowedOrigins: opts.CORSAllowedOrigins,
 	})
 	if err != nil {
 		t.Fatalf("build handler: %v", err)
