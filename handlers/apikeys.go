@@ -9,7 +9,7 @@ import (
 	"github.com/tasker/tasker/internal/audit"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
-	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
 )
 
@@ -46,25 +46,20 @@ func (s *Server) CreateAPIKey(ctx context.Context, req api.CreateAPIKeyRequestOb
 			problem.FieldError{Field: "expires_at", In: "body", Message: "must be in the future"})
 	}
 	key := tokens.NewOpaque(tokens.APIKey, p.Tenant, newID())
-	ip, _ := reqinfo.Client(ctx)
-	var row db.ApiKey
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
+	row, err := writeV(ctx, s, p, func(tx *tenancy.Tx, p auth.Principal) (db.ApiKey, error) {
 		if !p.Role.AtLeast(auth.Role(body.Role)) {
-			return problem.New(problem.Forbidden, "A key cannot have a role above your own (%s).", p.Role)
+			return db.ApiKey{}, problem.New(problem.Forbidden, "A key cannot have a role above your own (%s).", p.Role)
 		}
-		var err error
-		row, err = q.CreateAPIKey(ctx, db.CreateAPIKeyParams{
+		row, err := tx.Q.CreateAPIKey(ctx, db.CreateAPIKeyParams{
 			TenantID: p.Tenant, ID: key.ID, CreatedBy: p.User, Name: body.Name, Role: string(body.Role),
 			SecretHash: key.Hash(), Prefix: key.Prefix(), ExpiresAt: body.ExpiresAt,
 		})
 		if err != nil {
-			return err
+			return db.ApiKey{}, err
 		}
-		return audit.Record(ctx, q, audit.Event{
-			Tenant: p.Tenant, ActorUser: p.User, ActorKey: p.APIKey, Action: audit.APIKeyCreated,
-			ResourceType: audit.ResourceAPIKey, ResourceID: key.ID, IP: ip,
-			Data: map[string]any{"name": body.Name, "role": string(body.Role)},
-		})
+		tx.Record(tenancy.Entry{Action: audit.APIKeyCreated, ResourceType: audit.ResourceAPIKey, ResourceID: key.ID,
+			Data: map[string]any{"name": body.Name, "role": string(body.Role)}})
+		return row, nil
 	})
 	if err != nil {
 		return nil, err
@@ -78,20 +73,16 @@ func (s *Server) CreateAPIKey(ctx context.Context, req api.CreateAPIKeyRequestOb
 
 // DeleteAPIKey revokes a key; it stops working at once.
 func (s *Server) DeleteAPIKey(ctx context.Context, req api.DeleteAPIKeyRequestObject) (api.DeleteAPIKeyResponseObject, error) {
-	p := principal(ctx)
-	ip, _ := reqinfo.Client(ctx)
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		n, err := q.RevokeAPIKey(ctx, req.Id)
+	err := s.write(ctx, principal(ctx), func(tx *tenancy.Tx, _ auth.Principal) error {
+		n, err := tx.Q.RevokeAPIKey(ctx, req.Id)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			return problem.New(problem.NotFound, "No such API key.")
 		}
-		return audit.Record(ctx, q, audit.Event{
-			Tenant: p.Tenant, ActorUser: p.User, ActorKey: p.APIKey, Action: audit.APIKeyRevoked,
-			ResourceType: audit.ResourceAPIKey, ResourceID: req.Id, IP: ip,
-		})
+		tx.Record(tenancy.Entry{Action: audit.APIKeyRevoked, ResourceType: audit.ResourceAPIKey, ResourceID: req.Id})
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -57,7 +57,8 @@ func TestAPIKeyIsShownOnceAndWorksAsBearer(t *testing.T) {
 		t.Error("last_used_at was not recorded after use")
 	}
 	// Only the hash is stored.
-	err = env.DB.InTx(bg, tenancy.Scope{Tenant: a.Tenant.Id}, func(q *db.Queries) error {
+	err = env.DB.Write(bg, tenancy.Scope{Tenant: a.Tenant.Id}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		rows, err := q.ListAPIKeys(bg, db.ListAPIKeysParams{Lim: 10})
 		if err != nil {
 			return err

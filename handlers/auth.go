@@ -8,7 +8,7 @@ import (
 	"github.com/tasker/tasker/internal/audit"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
-	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 // Login signs a user in with a password.
@@ -65,19 +65,16 @@ func (s *Server) ListSessions(ctx context.Context, req api.ListSessionsRequestOb
 // RevokeSession ends one of the caller's sessions; another user's session id is 404.
 func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequestObject) (api.RevokeSessionResponseObject, error) {
 	p := principal(ctx)
-	ip, _ := reqinfo.Client(ctx)
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		n, err := q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: req.Id, UserID: p.User, Reason: ptr("revoked")})
+	err := s.write(ctx, p, func(tx *tenancy.Tx, p auth.Principal) error {
+		n, err := tx.Q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: req.Id, UserID: p.User, Reason: ptr("revoked")})
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			return problem.New(problem.NotFound, "No such session.")
 		}
-		return audit.Record(ctx, q, audit.Event{
-			Tenant: p.Tenant, ActorUser: p.User, ActorKey: p.APIKey, Action: audit.SessionRevoked, ResourceType: audit.ResourceSession,
-			ResourceID: req.Id, IP: ip,
-		})
+		tx.Record(tenancy.Entry{Action: audit.SessionRevoked, ResourceType: audit.ResourceSession, ResourceID: req.Id})
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -61,7 +61,8 @@ func refresh(t *testing.T, env *apitest.Env, token string) *api.RefreshResponse 
 func auditActions(t *testing.T, env *apitest.Env, tenant uuid.UUID) []string {
 	t.Helper()
 	var actions []string
-	err := env.DB.InTx(bg, tenancy.Scope{Tenant: tenant}, func(q *db.Queries) error {
+	err := env.DB.Write(bg, tenancy.Scope{Tenant: tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		rows, err := q.ListAuditEvents(bg, db.ListAuditEventsParams{Lim: 100})
 		for _, r := range rows {
 			actions = append(actions, r.Action)

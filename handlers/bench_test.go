@@ -4,8 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"

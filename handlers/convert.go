@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"fmt"
 	"github.com/google/uuid"
-	"github.com/oapi-codegen/nullable"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/tasker/tasker/internal/session"
 
@@ -55,28 +53,3 @@ func projectToAPI(p db.Project) api.Project {
 		Status: api.ProjectStatus(p.Status), CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 }
-
-func taskToAPI(t db.Task, projectKey string) api.Task {
-	out := api.Task{
-		Id: t.ID, ProjectId: t.ProjectID, Number: t.Number, Key: taskKey(projectKey, t.Number),
-		Title: t.Title, Description: t.Description, Status: api.TaskStatus(t.Status), Priority: api.Priority(t.Priority),
-		Labels: t.Labels, Position: t.Position, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
-		Version:    int(t.Version),
-		AssigneeId: nullableOf(t.AssigneeID), ParentId: nullableOf(t.ParentID),
-		DueDate: nullable.NewNullNullable[openapi_types.Date](),
-	}
-	if t.DueDate != nil {
-		out.DueDate = nullable.NewNullableWithValue(openapi_types.Date{Time: *t.DueDate})
-	}
-	return out
-}
-
-func nullableOf[T any](v *T) nullable.Nullable[T] {
-	if v == nil {
-		return nullable.NewNullNullable[T]()
-	}
-	return nullable.NewNullableWithValue(*v)
-}
-
-// etag is a task's version as an HTTP entity tag.
-func etag(version int32) string { return fmt.Sprintf(`"%d"`, version) }

@@ -13,6 +13,7 @@ import (
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 // idempotency makes authenticated POST creates with an Idempotency-Key safe to retry: the first
@@ -49,11 +50,11 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		var reserved bool
 		// The caller's standing is checked before anything is reserved or replayed: a caller
 		// who has lost the right to the operation gets 403, never a stored response.
-		err = s.write(ctx, p, func(q *db.Queries, _ auth.Principal) error {
-			if err := q.PurgeExpiredIdempotencyKeys(ctx); err != nil {
+		err = s.write(ctx, p, func(tx *tenancy.Tx, _ auth.Principal) error {
+			if err := tx.Q.PurgeExpiredIdempotencyKeys(ctx); err != nil {
 				return err
 			}
-			n, err := q.ReserveIdempotencyKey(ctx, who)
+			n, err := tx.Q.ReserveIdempotencyKey(ctx, who)
 			reserved = n == 1
 			return err
 		})
@@ -73,7 +74,8 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		var stored int64
-		err = s.db.InTx(done, scope(p), func(q *db.Queries) error {
+		err = s.db.Write(done, scope(p), func(tx *tenancy.Tx) error {
+			q := tx.Q
 			var err error
 			if rec.status >= 200 && rec.status < 300 {
 				stored, err = q.CompleteIdempotencyKey(done, db.CompleteIdempotencyKeyParams{

@@ -7,6 +7,7 @@ import (
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 const resourceProject = "project"
@@ -53,32 +54,31 @@ func (s *Server) GetProject(ctx context.Context, req api.GetProjectRequestObject
 
 // CreateProject creates a project owned by a team of the tenant.
 func (s *Server) CreateProject(ctx context.Context, req api.CreateProjectRequestObject) (api.CreateProjectResponseObject, error) {
-	p := principal(ctx)
 	b := req.Body
-	var out db.Project
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		if _, err := q.GetTeam(ctx, b.TeamId); err != nil {
-			return notFound(err, resourceTeam)
+	out, err := writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) (api.Project, error) {
+		if _, err := tx.Q.GetTeam(ctx, b.TeamId); err != nil {
+			return api.Project{}, notFound(err, resourceTeam)
 		}
-		var err error
-		out, err = q.CreateProject(ctx, db.CreateProjectParams{
+		row, err := tx.Q.CreateProject(ctx, db.CreateProjectParams{
 			TenantID: p.Tenant, ID: newID(), TeamID: b.TeamId, Name: b.Name, Key: b.Key, Description: deref(b.Description),
 		})
 		if err != nil {
-			return err
+			return api.Project{}, err
 		}
-		return s.record(ctx, q, p, "project.create", resourceProject, out.ID, map[string]any{"key": out.Key, "team_id": out.TeamID.String()})
+		out := projectToAPI(row)
+		tx.Changed(tenancy.Entry{Action: "project.create", ResourceType: resourceProject, ResourceID: row.ID,
+			Data: map[string]any{"key": row.Key, "team_id": row.TeamID.String()}}, row.ID, out)
+		return out, nil
 	})
 	if err != nil {
 		return nil, keyTaken(err, "project", b.Key)
 	}
-	return api.CreateProject201JSONResponse(projectToAPI(out)), nil
+	return api.CreateProject201JSONResponse(out), nil
 }
 
 // UpdateProject changes the fields present in the body. The key never changes: task keys
 // (ENG-42) are built from it and may be quoted anywhere.
 func (s *Server) UpdateProject(ctx context.Context, req api.UpdateProjectRequestObject) (api.UpdateProjectResponseObject, error) {
-	p := principal(ctx)
 	b := req.Body
 	params := db.UpdateProjectParams{ID: req.Id}
 	changes := map[string]any{}
@@ -94,23 +94,24 @@ func (s *Server) UpdateProject(ctx context.Context, req api.UpdateProjectRequest
 	if b.Status != nil {
 		params.SetStatus, params.Status, changes["status"] = true, string(*b.Status), string(*b.Status)
 	}
-	var out db.Project
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
+	out, err := writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, _ auth.Principal) (api.Project, error) {
 		if b.TeamId != nil {
-			if _, err := q.GetTeam(ctx, *b.TeamId); err != nil {
-				return notFound(err, resourceTeam)
+			if _, err := tx.Q.GetTeam(ctx, *b.TeamId); err != nil {
+				return api.Project{}, notFound(err, resourceTeam)
 			}
 		}
-		var err error
-		if out, err = q.UpdateProject(ctx, params); err != nil {
-			return notFound(err, resourceProject)
+		row, err := tx.Q.UpdateProject(ctx, params)
+		if err != nil {
+			return api.Project{}, notFound(err, resourceProject)
 		}
-		return s.record(ctx, q, p, "project.update", resourceProject, out.ID, changes)
+		out := projectToAPI(row)
+		tx.Changed(tenancy.Entry{Action: "project.update", ResourceType: resourceProject, ResourceID: row.ID, Data: changes}, row.ID, out)
+		return out, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateProject200JSONResponse(projectToAPI(out)), nil
+	return api.UpdateProject200JSONResponse(out), nil
 }
 
 // DeleteProject deletes a project; one with tasks only with force, taking its tasks along in
@@ -118,21 +119,24 @@ func (s *Server) UpdateProject(ctx context.Context, req api.UpdateProjectRequest
 func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequestObject) (api.DeleteProjectResponseObject, error) {
 	p := principal(ctx)
 	force := req.Params.Force != nil && *req.Params.Force
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		if _, err := q.LockProject(ctx, req.Id); err != nil {
+	err := s.write(ctx, p, func(tx *tenancy.Tx, _ auth.Principal) error {
+		proj, err := tx.Q.LockProject(ctx, req.Id)
+		if err != nil {
 			return notFound(err, resourceProject)
 		}
-		hasTasks, err := q.ProjectHasTasks(ctx, req.Id)
+		hasTasks, err := tx.Q.ProjectHasTasks(ctx, req.Id)
 		if err != nil {
 			return err
 		}
 		if hasTasks && !force {
 			return problem.New(problem.Conflict, "The project has tasks; delete with force=true to remove them too.")
 		}
-		if _, err := q.DeleteProject(ctx, req.Id); err != nil {
+		if _, err := tx.Q.DeleteProject(ctx, req.Id); err != nil {
 			return err
 		}
-		return s.record(ctx, q, p, "project.delete", resourceProject, req.Id, map[string]any{"force": force, "had_tasks": hasTasks})
+		tx.Changed(tenancy.Entry{Action: "project.delete", ResourceType: resourceProject, ResourceID: req.Id,
+			Data: map[string]any{"force": force, "had_tasks": hasTasks}}, req.Id, projectToAPI(proj))
+		return nil
 	})
 	if err != nil {
 		return nil, err

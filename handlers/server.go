@@ -9,10 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
-	"github.com/tasker/tasker/internal/reqinfo"
 
 	"github.com/tasker/tasker/gen/api"
-	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/session"
@@ -42,12 +40,12 @@ func principal(ctx context.Context) auth.Principal {
 }
 
 // scope is the tenant transaction scope of the caller.
-func scope(p auth.Principal) tenancy.Scope { return tenancy.Scope{Tenant: p.Tenant, User: p.User} }
+func scope(p auth.Principal) tenancy.Scope {
+	return tenancy.Scope{Tenant: p.Tenant, User: p.User, Key: p.APIKey}
+}
 
 // newID returns a time-ordered UUIDv7, which keeps B-tree inserts local.
 func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
-
-func clientOf(ctx context.Context) (ip, userAgent string) { return reqinfo.Client(ctx) }
 
 // nullableString is the next_cursor of a page: null on the last page.
 func nullableString(s *string) nullable.Nullable[string] {
@@ -57,14 +55,22 @@ func nullableString(s *string) nullable.Nullable[string] {
 	return nullable.NewNullableWithValue(*s)
 }
 
-// write runs fn in one transaction for the caller, after re-reading the caller's standing in it
-// (auth.Current): fn gets the principal as it is now, so no write trusts a token's claims.
-func (s *Server) write(ctx context.Context, p auth.Principal, fn func(q *db.Queries, p auth.Principal) error) error {
-	return s.db.InTx(ctx, scope(p), func(q *db.Queries) error {
-		cur, err := auth.Current(ctx, q, p)
+// write runs fn in one write transaction for the caller (tenancy.Write), after re-reading the
+// caller's standing in it (auth.Current): fn gets the principal as it is now, so no write
+// trusts a token's claims, and the transaction value to record and emit the change with.
+func writeV[T any](ctx context.Context, s *Server, p auth.Principal, fn func(tx *tenancy.Tx, p auth.Principal) (T, error)) (T, error) {
+	return tenancy.WriteV(ctx, s.db, scope(p), func(tx *tenancy.Tx) (T, error) {
+		cur, err := auth.Current(ctx, tx.Q, p)
 		if err != nil {
-			return err
+			var zero T
+			return zero, err
 		}
-		return fn(q, cur)
+		return fn(tx, cur)
 	})
+}
+
+// write is the generic write for changes that return nothing.
+func (s *Server) write(ctx context.Context, p auth.Principal, fn func(tx *tenancy.Tx, p auth.Principal) error) error {
+	_, err := writeV(ctx, s, p, func(tx *tenancy.Tx, p auth.Principal) (struct{}, error) { return struct{}{}, fn(tx, p) })
+	return err
 }

@@ -11,8 +11,6 @@ import (
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
-	"github.com/tasker/tasker/internal/reqinfo"
-	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 )
 
@@ -30,35 +28,28 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 		return nil, fmt.Errorf("signup: %w", err)
 	}
 	scope := tenancy.Scope{Tenant: newID(), User: newID()}
-	ip, _ := reqinfo.Client(ctx)
-	var (
-		tenant db.Tenant
-		owner  db.User
-		pair   session.Pair
-	)
-	err = s.db.InTx(ctx, scope, func(q *db.Queries) error {
-		var err error
-		if tenant, err = q.CreateTenant(ctx, db.CreateTenantParams{ID: scope.Tenant, Slug: body.TenantSlug, Name: body.TenantName}); err != nil {
-			return err
+	out, err := tenancy.WriteV(ctx, s.db, scope, func(tx *tenancy.Tx) (api.Signup201JSONResponse, error) {
+		tenant, err := tx.Q.CreateTenant(ctx, db.CreateTenantParams{ID: scope.Tenant, Slug: body.TenantSlug, Name: body.TenantName})
+		if err != nil {
+			return api.Signup201JSONResponse{}, err
 		}
-		if err := q.AddTenantToDirectory(ctx, db.AddTenantToDirectoryParams{Slug: body.TenantSlug, TenantID: scope.Tenant}); err != nil {
-			return err
+		if err := tx.Q.AddTenantToDirectory(ctx, db.AddTenantToDirectoryParams{Slug: body.TenantSlug, TenantID: scope.Tenant}); err != nil {
+			return api.Signup201JSONResponse{}, err
 		}
-		owner, err = q.CreateUser(ctx, db.CreateUserParams{
+		owner, err := tx.Q.CreateUser(ctx, db.CreateUserParams{
 			TenantID: scope.Tenant, ID: scope.User,
 			Email: normalizeEmail(string(body.Email)), Name: body.Name,
 			Role: string(api.UserRoleOwner), Status: string(api.UserStatusActive), PasswordHash: &hash,
 		})
 		if err != nil {
-			return err
+			return api.Signup201JSONResponse{}, err
 		}
-		if pair, err = s.sessions.Start(ctx, q, scope.Tenant, scope.User, auth.Owner); err != nil {
-			return err
+		pair, err := s.sessions.Start(ctx, tx.Q, scope.Tenant, scope.User, auth.Owner)
+		if err != nil {
+			return api.Signup201JSONResponse{}, err
 		}
-		return audit.Record(ctx, q, audit.Event{
-			Tenant: scope.Tenant, ActorUser: scope.User, Action: audit.TenantSignup,
-			ResourceType: audit.ResourceTenant, ResourceID: scope.Tenant, IP: ip,
-		})
+		tx.Record(tenancy.Entry{Action: audit.TenantSignup, ResourceType: audit.ResourceTenant, ResourceID: scope.Tenant})
+		return api.Signup201JSONResponse{Tenant: tenantToAPI(tenant), User: userToAPI(owner), Tokens: pairToAPI(pair)}, nil
 	})
 	if problem.Is(err, problem.Conflict) {
 		return nil, problem.New(problem.Conflict, "The tenant slug %q is already taken.", body.TenantSlug)
@@ -66,7 +57,7 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 	if err != nil {
 		return nil, fmt.Errorf("signup: %w", err)
 	}
-	return api.Signup201JSONResponse{Tenant: tenantToAPI(tenant), User: userToAPI(owner), Tokens: pairToAPI(pair)}, nil
+	return out, nil
 }
 
 func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }

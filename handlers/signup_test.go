@@ -13,7 +13,6 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/tasker/tasker/gen/api"
-	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/handlers/apitest"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -52,7 +51,8 @@ func TestSignupCreatesTenantAndOwner(t *testing.T) {
 	}
 
 	// The rows exist under the new tenant, and the stored password is an argon2id hash of it.
-	err = env.DB.InTx(ctx, tenancy.Scope{Tenant: got.Tenant.Id}, func(q *db.Queries) error {
+	err = env.DB.Write(ctx, tenancy.Scope{Tenant: got.Tenant.Id}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		u, err := q.GetUser(ctx, got.User.Id)
 		if err != nil {
 			return err
@@ -194,7 +194,8 @@ func TestSignupsOfTwoTenantsStayApart(t *testing.T) {
 		t.Fatalf("signup b: %v", err)
 	}
 	// Same email in two tenants is fine; and A cannot read B's owner.
-	err = env.DB.InTx(ctx, tenancy.Scope{Tenant: a.JSON201.Tenant.Id}, func(q *db.Queries) error {
+	err = env.DB.Write(ctx, tenancy.Scope{Tenant: a.JSON201.Tenant.Id}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		if _, err := q.GetUser(ctx, b.JSON201.User.Id); err == nil {
 			t.Error("tenant A read tenant B's owner")
 		}

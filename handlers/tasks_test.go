@@ -507,3 +507,152 @@ func TestDeepParentCycleIsRejected(t *testing.T) {
 	}
 	wantStatus(t, "root under a task of an existing cycle", under.StatusCode(), under.Body, http.StatusOK)
 }
+
+func TestEveryTaskResponseAndItsEventEncodeTheSame(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	parent := createTask(t, env, w, api.TaskCreate{Title: "parent"})
+	due := openapi_types.Date{Time: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)}
+	created, err := env.Client.CreateTaskWithResponse(bg, w.project.Id, nil, api.TaskCreate{
+		Title: "full", Description: ptr("every field set"), Status: ptr(api.InProgress), Priority: ptr(api.Priority(4)),
+		Labels: &[]string{"a", "b"}, DueDate: &due, ParentId: &parent.Id, AssigneeId: ptr(w.users[api.UserRoleMember].Id), Position: ptr(2.5),
+	}, w.as(api.UserRoleOwner))
+	if err != nil || created.JSON201 == nil {
+		t.Fatalf("create: %v %s", err, created.Body)
+	}
+	id := created.JSON201.Id
+	got, _ := env.Client.GetTaskWithResponse(bg, id.String(), w.as(api.UserRoleOwner))
+	list, _ := env.Client.ListTasksWithResponse(bg, w.project.Id, &api.ListTasksParams{ParentId: &parent.Id}, w.as(api.UserRoleOwner))
+	var page struct{ Items []json.RawMessage }
+	if err := json.Unmarshal(list.Body, &page); err != nil || len(page.Items) != 1 {
+		t.Fatalf("list: %v %s", err, list.Body)
+	}
+	var event []byte
+	err = env.DB.Tx(bg, tenancy.Scope{Tenant: w.Tenant.Id}, func(tx pgx.Tx) error {
+		return tx.QueryRow(bg, "SELECT payload FROM events WHERE type = 'task.create' AND resource_id = $1", id).Scan(&event)
+	})
+	if err != nil {
+		t.Fatalf("the create's event: %v", err)
+	}
+	canonical := func(b []byte) string {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		out, _ := json.Marshal(v)
+		return string(out)
+	}
+	want := canonical(created.Body)
+	for what, body := range map[string][]byte{"GET": got.Body, "list item": page.Items[0], "event payload": event} {
+		if c := canonical(body); c != want {
+			t.Errorf("%s differs from the POST response:\n got %s\nwant %s", what, c, want)
+		}
+	}
+	if got.HTTPResponse.Header.Get("ETag") != `"1"` || created.HTTPResponse.Header.Get("ETag") != `"1"` {
+		t.Errorf("ETags: create %q, get %q", created.HTTPResponse.Header.Get("ETag"), got.HTTPResponse.Header.Get("ETag"))
+	}
+}
+
+func TestIfMatchComparesStrongly(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	task := createTask(t, env, w, api.TaskCreate{Title: "strong"})
+	owner := w.as(api.UserRoleOwner)
+	weak, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), &api.UpdateTaskParams{IfMatch: ptr(`W/"1"`)}, api.TaskUpdate{Title: ptr("weak")}, owner)
+	wantStatus(t, `If-Match: W/"1" on version 1`, weak.StatusCode(), weak.Body, http.StatusPreconditionFailed)
+	strong, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), &api.UpdateTaskParams{IfMatch: ptr(`"1"`)}, api.TaskUpdate{Title: ptr("strong")}, owner)
+	wantStatus(t, `If-Match: "1" on version 1`, strong.StatusCode(), strong.Body, http.StatusOK)
+	list, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), &api.UpdateTaskParams{IfMatch: ptr(`"7", "2"`)}, api.TaskUpdate{Title: ptr("listed")}, owner)
+	wantStatus(t, `If-Match: "7", "2" on version 2`, list.StatusCode(), list.Body, http.StatusOK)
+	del, _ := env.Client.DeleteTaskWithResponse(bg, task.Id.String(), &api.DeleteTaskParams{IfMatch: ptr(`W/"3"`)}, owner)
+	wantStatus(t, `DELETE with If-Match: W/"3" on version 3`, del.StatusCode(), del.Body, http.StatusPreconditionFailed)
+}
+
+// holdRow locks one row in a transaction of its own until release is called, with the deletion
+// of the row (when del is set) committed on release.
+func holdRow(t *testing.T, env *apitest.Env, tenant uuid.UUID, lock, del string, id uuid.UUID) (release func()) {
+	t.Helper()
+	locked, done, finished := make(chan error, 1), make(chan struct{}), make(chan error, 1)
+	go func() {
+		finished <- env.DB.Tx(bg, tenancy.Scope{Tenant: tenant}, func(tx pgx.Tx) error {
+			_, err := tx.Exec(bg, lock, id)
+			locked <- err
+			if err != nil {
+				return err
+			}
+			<-done
+			if del != "" {
+				_, err = tx.Exec(bg, del, id)
+			}
+			return err
+		})
+	}()
+	if err := <-locked; err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		close(done)
+		if err := <-finished; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitForLockWaiters waits until n backends of the application role wait on a lock.
+func waitForLockWaiters(t *testing.T, env *apitest.Env, n int) {
+	t.Helper()
+	for range 500 {
+		var waiting int
+		if err := env.Pool.QueryRow(bg, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no request ever waited on the lock")
+}
+
+func TestWritesToATaskDeletedMeanwhileAreNotFound(t *testing.T) {
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	owner := w.as(api.UserRoleOwner)
+	for _, method := range []string{http.MethodPatch, http.MethodDelete} {
+		task := createTask(t, env, w, api.TaskCreate{Title: "doomed"})
+		release := holdRow(t, env, w.Tenant.Id, "SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", "DELETE FROM tasks WHERE id = $1", task.Id)
+		status := make(chan *http.Response, 1)
+		go func() {
+			var resp *http.Response
+			if method == http.MethodPatch {
+				r, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), nil, api.TaskUpdate{Title: ptr("late")}, owner)
+				resp = r.HTTPResponse
+			} else {
+				r, _ := env.Client.DeleteTaskWithResponse(bg, task.Id.String(), nil, owner)
+				resp = r.HTTPResponse
+			}
+			status <- resp
+		}()
+		waitForLockWaiters(t, env, 1) // the write has read the task and waits to change it
+		release()
+		if resp := <-status; resp == nil || resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s of a task deleted while it waited: %v; want 404", method, resp.Status)
+		}
+	}
+}
+
+func TestAForbiddenTaskWriteDoesNotWaitForTheProjectLock(t *testing.T) {
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	release := holdRow(t, env, w.Tenant.Id, "SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", "", w.project.Id)
+	defer release()
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	resp, err := env.Client.CreateTaskWithResponse(ctx, w.project.Id, nil, api.TaskCreate{Title: "nope"}, w.as(api.UserRoleViewer))
+	if err != nil {
+		t.Fatalf("a viewer's create waited on the project lock: %v", err)
+	}
+	wantStatus(t, "a viewer creates a task while the project is locked", resp.StatusCode(), resp.Body, http.StatusForbidden)
+}

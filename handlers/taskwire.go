@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/internal/tasks"
 )
 
 // taskWire is api.Task as it goes over the wire, built from plain strings and numbers. The task
@@ -52,6 +53,40 @@ func (p taskPage) VisitListTasksResponse(w http.ResponseWriter) error {
 	_, err = w.Write(append(body, '\n'))
 	return err
 }
+
+// taskResponse is a single task answered with its version as the ETag, through the same
+// encoder as the list pages: one shape, one code path, for every task response and event.
+type taskResponse struct {
+	status int
+	task   taskWire
+}
+
+var (
+	_ api.GetTaskResponseObject    = taskResponse{}
+	_ api.CreateTaskResponseObject = taskResponse{}
+	_ api.UpdateTaskResponseObject = taskResponse{}
+)
+
+func (r taskResponse) write(w http.ResponseWriter) error {
+	body, err := json.Marshal(r.task)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("ETag", tasks.ETag(r.task.Version))
+	w.WriteHeader(r.status)
+	_, err = w.Write(append(body, '\n'))
+	return err
+}
+
+// VisitGetTaskResponse writes the task as GET answers it.
+func (r taskResponse) VisitGetTaskResponse(w http.ResponseWriter) error { return r.write(w) }
+
+// VisitCreateTaskResponse writes the task as POST answers it.
+func (r taskResponse) VisitCreateTaskResponse(w http.ResponseWriter) error { return r.write(w) }
+
+// VisitUpdateTaskResponse writes the task as PATCH answers it.
+func (r taskResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error { return r.write(w) }
 
 func taskToWire(t listedTask) taskWire {
 	labels := t.task.Labels

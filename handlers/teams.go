@@ -3,10 +3,13 @@ package handlers
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 const resourceTeam = "team"
@@ -50,27 +53,25 @@ func (s *Server) GetTeam(ctx context.Context, req api.GetTeamRequestObject) (api
 
 // CreateTeam creates a team; its key is unique in the tenant.
 func (s *Server) CreateTeam(ctx context.Context, req api.CreateTeamRequestObject) (api.CreateTeamResponseObject, error) {
-	p := principal(ctx)
-	var t db.Team
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		var err error
-		t, err = q.CreateTeam(ctx, db.CreateTeamParams{
+	out, err := writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) (api.Team, error) {
+		t, err := tx.Q.CreateTeam(ctx, db.CreateTeamParams{
 			TenantID: p.Tenant, ID: newID(), Name: req.Body.Name, Key: req.Body.Key, Description: deref(req.Body.Description),
 		})
 		if err != nil {
-			return err
+			return api.Team{}, err
 		}
-		return s.record(ctx, q, p, "team.create", resourceTeam, t.ID, map[string]any{"key": t.Key, "name": t.Name})
+		out := teamToAPI(t)
+		tx.Changed(tenancy.Entry{Action: "team.create", ResourceType: resourceTeam, ResourceID: t.ID, Data: map[string]any{"key": t.Key, "name": t.Name}}, uuid.Nil, out)
+		return out, nil
 	})
 	if err != nil {
 		return nil, keyTaken(err, "team", req.Body.Key)
 	}
-	return api.CreateTeam201JSONResponse(teamToAPI(t)), nil
+	return api.CreateTeam201JSONResponse(out), nil
 }
 
 // UpdateTeam changes the fields present in the body.
 func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject) (api.UpdateTeamResponseObject, error) {
-	p := principal(ctx)
 	b := req.Body
 	params := db.UpdateTeamParams{ID: req.Id}
 	changes := map[string]any{}
@@ -83,38 +84,40 @@ func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject
 	if b.Description != nil {
 		params.SetDescription, params.Description, changes["description"] = true, *b.Description, true
 	}
-	var t db.Team
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		var err error
-		if t, err = q.UpdateTeam(ctx, params); err != nil {
-			return notFound(err, resourceTeam)
+	out, err := writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, _ auth.Principal) (api.Team, error) {
+		t, err := tx.Q.UpdateTeam(ctx, params)
+		if err != nil {
+			return api.Team{}, notFound(err, resourceTeam)
 		}
-		return s.record(ctx, q, p, "team.update", resourceTeam, t.ID, changes)
+		out := teamToAPI(t)
+		tx.Changed(tenancy.Entry{Action: "team.update", ResourceType: resourceTeam, ResourceID: t.ID, Data: changes}, uuid.Nil, out)
+		return out, nil
 	})
 	if err != nil {
 		return nil, keyTaken(err, "team", deref(b.Key))
 	}
-	return api.UpdateTeam200JSONResponse(teamToAPI(t)), nil
+	return api.UpdateTeam200JSONResponse(out), nil
 }
 
 // DeleteTeam deletes a team that owns no projects.
 func (s *Server) DeleteTeam(ctx context.Context, req api.DeleteTeamRequestObject) (api.DeleteTeamResponseObject, error) {
-	p := principal(ctx)
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		if _, err := q.LockTeam(ctx, req.Id); err != nil {
+	err := s.write(ctx, principal(ctx), func(tx *tenancy.Tx, _ auth.Principal) error {
+		t, err := tx.Q.LockTeam(ctx, req.Id)
+		if err != nil {
 			return notFound(err, resourceTeam)
 		}
-		busy, err := q.TeamHasProjects(ctx, req.Id)
+		busy, err := tx.Q.TeamHasProjects(ctx, req.Id)
 		if err != nil {
 			return err
 		}
 		if busy {
 			return problem.New(problem.Conflict, "The team still owns projects; move or delete them first.")
 		}
-		if _, err := q.DeleteTeam(ctx, req.Id); err != nil {
+		if _, err := tx.Q.DeleteTeam(ctx, req.Id); err != nil {
 			return err
 		}
-		return s.record(ctx, q, p, "team.delete", resourceTeam, req.Id, nil)
+		tx.Changed(tenancy.Entry{Action: "team.delete", ResourceType: resourceTeam, ResourceID: req.Id}, uuid.Nil, teamToAPI(t))
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -151,22 +154,22 @@ func (s *Server) ListTeamMembers(ctx context.Context, req api.ListTeamMembersReq
 
 // PutTeamMember adds a user to a team or changes their role in it.
 func (s *Server) PutTeamMember(ctx context.Context, req api.PutTeamMemberRequestObject) (api.PutTeamMemberResponseObject, error) {
-	p := principal(ctx)
-	var out api.TeamMember
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		if _, err := q.GetTeam(ctx, req.Id); err != nil {
-			return notFound(err, resourceTeam)
+	out, err := writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) (api.TeamMember, error) {
+		if _, err := tx.Q.GetTeam(ctx, req.Id); err != nil {
+			return api.TeamMember{}, notFound(err, resourceTeam)
 		}
-		u, err := q.GetUser(ctx, req.UserId)
+		u, err := tx.Q.GetUser(ctx, req.UserId)
 		if err != nil {
-			return notFound(err, "user")
+			return api.TeamMember{}, notFound(err, "user")
 		}
-		m, err := q.PutTeamMember(ctx, db.PutTeamMemberParams{TenantID: p.Tenant, TeamID: req.Id, UserID: u.ID, Role: string(req.Body.Role)})
+		m, err := tx.Q.PutTeamMember(ctx, db.PutTeamMemberParams{TenantID: p.Tenant, TeamID: req.Id, UserID: u.ID, Role: string(req.Body.Role)})
 		if err != nil {
-			return err
+			return api.TeamMember{}, err
 		}
-		out = api.TeamMember{TeamId: m.TeamID, User: userToAPI(u), Role: api.TeamRole(m.Role), AddedAt: m.CreatedAt}
-		return s.record(ctx, q, p, "team.member_put", resourceTeam, req.Id, map[string]any{"user_id": u.ID.String(), "role": m.Role})
+		out := api.TeamMember{TeamId: m.TeamID, User: userToAPI(u), Role: api.TeamRole(m.Role), AddedAt: m.CreatedAt}
+		tx.Changed(tenancy.Entry{Action: "team.member_put", ResourceType: resourceTeam, ResourceID: req.Id,
+			Data: map[string]any{"user_id": u.ID.String(), "role": m.Role}}, uuid.Nil, out)
+		return out, nil
 	})
 	if err != nil {
 		return nil, err
@@ -176,16 +179,17 @@ func (s *Server) PutTeamMember(ctx context.Context, req api.PutTeamMemberRequest
 
 // DeleteTeamMember removes a user from a team.
 func (s *Server) DeleteTeamMember(ctx context.Context, req api.DeleteTeamMemberRequestObject) (api.DeleteTeamMemberResponseObject, error) {
-	p := principal(ctx)
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		n, err := q.DeleteTeamMember(ctx, db.DeleteTeamMemberParams{TeamID: req.Id, UserID: req.UserId})
+	err := s.write(ctx, principal(ctx), func(tx *tenancy.Tx, _ auth.Principal) error {
+		n, err := tx.Q.DeleteTeamMember(ctx, db.DeleteTeamMemberParams{TeamID: req.Id, UserID: req.UserId})
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			return problem.New(problem.NotFound, "No such team member.")
 		}
-		return s.record(ctx, q, p, "team.member_delete", resourceTeam, req.Id, map[string]any{"user_id": req.UserId.String()})
+		tx.Changed(tenancy.Entry{Action: "team.member_delete", ResourceType: resourceTeam, ResourceID: req.Id,
+			Data: map[string]any{"user_id": req.UserId.String()}}, uuid.Nil, map[string]any{"team_id": req.Id, "user_id": req.UserId})
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +17,7 @@ import (
 	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
+	"github.com/tasker/tasker/internal/users"
 )
 
 // inviteTTL is how long an invitation can be redeemed.
@@ -81,24 +81,25 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 		invite = &o
 		params.Status = string(api.UserStatusInvited)
 	}
-	var u db.User
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		var err error
-		// The role is checked again against the caller's current one.
+	u, err := writeV(ctx, s, p, func(tx *tenancy.Tx, p auth.Principal) (api.User, error) {
 		if err := authz.GrantRole(p, auth.Role(body.Role)); err != nil {
-			return err
+			return api.User{}, err
 		}
-		if u, err = q.CreateUser(ctx, params); err != nil {
-			return err
+		row, err := tx.Q.CreateUser(ctx, params)
+		if err != nil {
+			return api.User{}, err
 		}
 		if invite != nil {
-			if err := q.CreateInvitation(ctx, db.CreateInvitationParams{
-				TenantID: p.Tenant, ID: invite.ID, UserID: u.ID, SecretHash: invite.Hash(), ExpiresAt: time.Now().Add(inviteTTL),
+			if err := tx.Q.CreateInvitation(ctx, db.CreateInvitationParams{
+				TenantID: p.Tenant, ID: invite.ID, UserID: row.ID, SecretHash: invite.Hash(), ExpiresAt: time.Now().Add(inviteTTL),
 			}); err != nil {
-				return err
+				return api.User{}, err
 			}
 		}
-		return s.record(ctx, q, p, "user.create", audit.ResourceUser, u.ID, map[string]any{"role": u.Role, "invited": invite != nil})
+		out := userToAPI(row)
+		tx.Changed(tenancy.Entry{Action: "user.create", ResourceType: audit.ResourceUser, ResourceID: row.ID,
+			Data: map[string]any{"role": row.Role, "invited": invite != nil}}, uuid.Nil, out)
+		return out, nil
 	})
 	if problem.Is(err, problem.Conflict) {
 		return nil, problem.New(problem.Conflict, "A user with this email already exists.")
@@ -106,7 +107,7 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 	if err != nil {
 		return nil, err
 	}
-	out := api.CreateUser201JSONResponse{User: userToAPI(u)}
+	out := api.CreateUser201JSONResponse{User: u}
 	if invite != nil {
 		tok := invite.String()
 		out.InviteToken = &tok
@@ -114,101 +115,40 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 	return out, nil
 }
 
-// UpdateUser changes a user's name, role or status under the owner rules.
+// UpdateUser changes a user's name, role or status under the rules of internal/users.
 func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject) (api.UpdateUserResponseObject, error) {
-	p := principal(ctx)
-	var status *string
+	c := users.Change{Name: req.Body.Name}
 	if req.Body.Status != nil {
-		status = ptr(string(*req.Body.Status))
+		c.Status = ptr(string(*req.Body.Status))
 	}
-	var role *auth.Role
 	if req.Body.Role != nil {
-		role = ptr(auth.Role(*req.Body.Role))
+		c.Role = ptr(auth.Role(*req.Body.Role))
 	}
-	u, err := s.changeUser(ctx, p, req.Id, req.Body.Name, role, status)
+	u, err := s.changeUser(ctx, req.Id, c)
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateUser200JSONResponse(userToAPI(u)), nil
+	return api.UpdateUser200JSONResponse(u), nil
 }
 
 // DeactivateUser deactivates a user, ending their sessions and keys.
 func (s *Server) DeactivateUser(ctx context.Context, req api.DeactivateUserRequestObject) (api.DeactivateUserResponseObject, error) {
-	if _, err := s.changeUser(ctx, principal(ctx), req.Id, nil, nil, ptr(string(api.UserStatusDeactivated))); err != nil {
+	if _, err := s.changeUser(ctx, req.Id, users.Change{Status: ptr(users.Deactivated)}); err != nil {
 		return nil, err
 	}
 	return api.DeactivateUser204Response{}, nil
 }
 
-// changeUser applies a user change in one transaction: authorization against the user's current
-// role, the last-owner rule (with every active owner locked), session and key revocation on
-// deactivation, and the audit record.
-func (s *Server) changeUser(ctx context.Context, p auth.Principal, id uuid.UUID, name *string, role *auth.Role, status *string) (db.User, error) {
-	var out db.User
-	err := s.write(ctx, p, func(q *db.Queries, p auth.Principal) error {
-		// A role or status change may touch the last owner: lock every active owner first, in
-		// id order, before the target, so concurrent changes queue instead of deadlocking.
-		var owners []uuid.UUID
-		if role != nil || status != nil {
-			var err error
-			if owners, err = q.LockActiveOwners(ctx); err != nil {
-				return err
-			}
-		}
-		u, err := q.GetUserForUpdate(ctx, id)
+func (s *Server) changeUser(ctx context.Context, id uuid.UUID, c users.Change) (api.User, error) {
+	return writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) (api.User, error) {
+		row, changes, err := users.Apply(ctx, tx.Q, p, id, c)
 		if err != nil {
-			return notFound(err, "user")
+			return api.User{}, err
 		}
-		if err := authz.ManageUser(p, auth.Role(u.Role)); err != nil {
-			return err
-		}
-		changesStanding := (role != nil && string(*role) != u.Role) || (status != nil && *status != u.Status)
-		if changesStanding {
-			if err := authz.ChangeStanding(p, u.ID); err != nil {
-				return err
-			}
-		}
-		if role != nil {
-			if err := authz.GrantRole(p, *role); err != nil {
-				return err
-			}
-		}
-		if status != nil && *status == string(api.UserStatusActive) && u.Status != *status && u.PasswordHash == nil {
-			// Invited, or deactivated before accepting: active, they could never sign in.
-			return problem.New(problem.Conflict, "A user who has not accepted their invitation becomes active only by accepting it.")
-		}
-		losesOwner := u.Role == string(auth.Owner) && u.Status == string(api.UserStatusActive) &&
-			((role != nil && *role != auth.Owner) || (status != nil && *status != string(api.UserStatusActive)))
-		if losesOwner {
-			if len(owners) <= 1 && slices.Contains(owners, u.ID) {
-				return problem.New(problem.Conflict, "The last owner cannot be demoted or deactivated.")
-			}
-		}
-		params := db.UpdateUserParams{ID: id}
-		changes := map[string]any{}
-		if name != nil {
-			params.SetName, params.Name, changes["name"] = true, *name, *name
-		}
-		if role != nil {
-			params.SetRole, params.Role, changes["role"] = true, string(*role), string(*role)
-		}
-		if status != nil {
-			params.SetStatus, params.Status, changes["status"] = true, *status, *status
-		}
-		if out, err = q.UpdateUser(ctx, params); err != nil {
-			return err
-		}
-		if status != nil && *status == string(api.UserStatusDeactivated) && u.Status != *status {
-			if err := q.RevokeUserSessions(ctx, id); err != nil {
-				return err
-			}
-			if err := q.RevokeUserAPIKeys(ctx, id); err != nil {
-				return err
-			}
-		}
-		return s.record(ctx, q, p, "user.update", audit.ResourceUser, id, changes)
+		out := userToAPI(row)
+		tx.Changed(tenancy.Entry{Action: "user.update", ResourceType: audit.ResourceUser, ResourceID: id, Data: changes}, uuid.Nil, out)
+		return out, nil
 	})
-	return out, err
 }
 
 // AcceptInvite sets an invited user's password and signs them in.
@@ -245,25 +185,27 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 	if err != nil {
 		return nil, err
 	}
-	var pair session.Pair
-	err = s.db.InTx(ctx, tenancy.Scope{Tenant: inv.Tenant}, func(q *db.Queries) error {
-		row, err := q.GetInvitationForUpdate(ctx, inv.ID)
+	pair, err := tenancy.WriteV(ctx, s.db, tenancy.Scope{Tenant: inv.Tenant}, func(tx *tenancy.Tx) (session.Pair, error) {
+		row, err := tx.Q.GetInvitationForUpdate(ctx, inv.ID)
 		if err != nil {
-			return err
+			return session.Pair{}, err
 		}
 		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
-			return bad // used by a concurrent request meanwhile
+			return session.Pair{}, bad // used by a concurrent request meanwhile
 		}
-		if err := q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash}); err != nil {
-			return err
+		if err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash}); err != nil {
+			return session.Pair{}, err
 		}
-		if err := q.UseInvitation(ctx, inv.ID); err != nil {
-			return err
+		if err := tx.Q.UseInvitation(ctx, inv.ID); err != nil {
+			return session.Pair{}, err
 		}
-		if pair, err = s.sessions.Start(ctx, q, inv.Tenant, row.UserID, auth.Role(row.Role)); err != nil {
-			return err
+		pair, err := s.sessions.Start(ctx, tx.Q, inv.Tenant, row.UserID, auth.Role(row.Role))
+		if err != nil {
+			return session.Pair{}, err
 		}
-		return s.record(ctx, q, auth.Principal{Tenant: inv.Tenant, User: row.UserID}, "user.accept_invite", audit.ResourceUser, row.UserID, nil)
+		tx.ActAs(row.UserID)
+		tx.Record(tenancy.Entry{Action: "user.accept_invite", ResourceType: audit.ResourceUser, ResourceID: row.UserID})
+		return pair, nil
 	})
 	if problem.Is(err, problem.NotFound) {
 		return nil, bad
@@ -272,15 +214,6 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		return nil, err
 	}
 	return api.AcceptInvite200JSONResponse(pairToAPI(pair)), nil
-}
-
-// record writes the audit row of a change made by p, in the change's transaction.
-func (s *Server) record(ctx context.Context, q *db.Queries, p auth.Principal, action, resourceType string, id uuid.UUID, data map[string]any) error {
-	ip, _ := clientOf(ctx)
-	return audit.Record(ctx, q, audit.Event{
-		Tenant: p.Tenant, ActorUser: p.User, ActorKey: p.APIKey, Action: action,
-		ResourceType: resourceType, ResourceID: id, IP: ip, Data: data,
-	})
 }
 
 // notFound turns a missing row into a 404 naming the resource; other errors pass.

@@ -34,4 +34,4 @@ SELECT EXISTS (SELECT 1 FROM tasks WHERE project_id = sqlc.arg(project_id));
 -- name: LockProject :one
 -- Holds the project while deciding to delete it: creating a task updates the same row (its
 -- number sequence), so no task can slip in between the check and the delete.
-SELECT id FROM projects WHERE id = sqlc.arg(id) FOR UPDATE;
+SELECT * FROM projects WHERE id = sqlc.arg(id) FOR UPDATE;

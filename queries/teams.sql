@@ -52,4 +52,4 @@ SELECT EXISTS (SELECT 1 FROM team_members WHERE team_id = sqlc.arg(team_id) AND 
 -- name: LockTeam :one
 -- Holds the team while deciding to delete it; a project being created for it waits, and then
 -- finds it gone, or is seen by the check.
-SELECT id FROM teams WHERE id = sqlc.arg(id) FOR UPDATE;
+SELECT * FROM teams WHERE id = sqlc.arg(id) FOR UPDATE;

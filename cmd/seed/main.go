@@ -169,7 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = parallel(ctx, cfg.workers, len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
 		params := j.params(start)
-		err := tdb.InTx(ctx, tenancy.Scope{Tenant: j.tenant.id}, func(q *db.Queries) error { return q.SeedTasks(ctx, params) })
+		err := tdb.Write(ctx, tenancy.Scope{Tenant: j.tenant.id}, func(tx *tenancy.Tx) error { return tx.Q.SeedTasks(ctx, params) })
 		if err != nil {
 			return fmt.Errorf("tasks %d-%d of %s/%s: %w", j.from, j.to, j.tenant.slug, j.project.key, err)
 		}
@@ -192,7 +192,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // createTenant inserts one tenant with its directory entry, users, teams, members and projects.
 func createTenant(ctx context.Context, tdb *tenancy.DB, t *tenantPlan, hash string) error {
-	return tdb.InTx(ctx, tenancy.Scope{Tenant: t.id, User: t.users[0].id}, func(q *db.Queries) error {
+	return tdb.Write(ctx, tenancy.Scope{Tenant: t.id, User: t.users[0].id}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		if err := q.SeedTenant(ctx, db.SeedTenantParams{ID: t.id, Slug: t.slug, Name: t.name, Plan: t.plan}); err != nil {
 			return err
 		}
@@ -247,7 +248,8 @@ func reset(ctx context.Context, tdb *tenancy.DB, seeded []db.TenantDirectory, wo
 	start := time.Now()
 	var tasks atomic.Int64
 	err := parallel(ctx, workers, len(seeded), func(ctx context.Context, i int) error {
-		return tdb.InTx(ctx, tenancy.Scope{Tenant: seeded[i].TenantID}, func(q *db.Queries) error {
+		return tdb.Write(ctx, tenancy.Scope{Tenant: seeded[i].TenantID}, func(tx *tenancy.Tx) error {
+			q := tx.Q
 			n, err := q.SeedDeleteTasks(ctx)
 			if err != nil {
 				return fmt.Errorf("delete tasks of %s: %w", seeded[i].Slug, err)
@@ -273,7 +275,7 @@ func reset(ctx context.Context, tdb *tenancy.DB, seeded []db.TenantDirectory, wo
 // through RLS.
 func printResult(ctx context.Context, tdb *tenancy.DB, tenant uuid.UUID, stdout io.Writer) error {
 	var row db.SeedBenchTaskRow
-	err := tdb.InTx(ctx, tenancy.Scope{Tenant: tenant}, func(q *db.Queries) (err error) { row, err = q.SeedBenchTask(ctx); return err })
+	err := tdb.Write(ctx, tenancy.Scope{Tenant: tenant}, func(tx *tenancy.Tx) (err error) { row, err = tx.Q.SeedBenchTask(ctx); return err })
 	if err != nil {
 		return fmt.Errorf("read back a bench task: %w", err)
 	}

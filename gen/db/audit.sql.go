@@ -12,35 +12,62 @@ import (
 	"github.com/google/uuid"
 )
 
-const insertAuditEvent = `-- name: InsertAuditEvent :exec
-INSERT INTO audit_events (tenant_id, id, actor_user_id, actor_key_id, action, resource_type, resource_id, ip, data)
-VALUES ($1, $2, $3, $4, $5,
-        $6, $7, $8, $9)
+const insertChanges = `-- name: InsertChanges :exec
+WITH audit AS (
+    INSERT INTO audit_events (tenant_id, id, actor_user_id, actor_key_id, action, resource_type, resource_id, ip, data)
+    SELECT $1::uuid, a.id, NULLIF(a.actor_user_id, '00000000-0000-0000-0000-000000000000'::uuid),
+           NULLIF(a.actor_key_id, '00000000-0000-0000-0000-000000000000'::uuid), a.action, a.resource_type,
+           NULLIF(a.resource_id, '00000000-0000-0000-0000-000000000000'::uuid), a.ip, a.data
+    FROM (SELECT unnest($7::uuid[]) AS id, unnest($8::uuid[]) AS actor_user_id,
+                 unnest($9::uuid[]) AS actor_key_id, unnest($10::text[]) AS action,
+                 unnest($11::text[]) AS resource_type,
+                 unnest($12::uuid[]) AS resource_id, unnest($13::text[]) AS ip,
+                 unnest($14::jsonb[]) AS data) AS a
+)
+INSERT INTO events (tenant_id, type, resource_type, resource_id, project_id, payload)
+SELECT $1::uuid, e.type, e.resource_type, e.resource_id,
+       NULLIF(e.project_id, '00000000-0000-0000-0000-000000000000'::uuid), e.payload
+FROM (SELECT unnest($2::text[]) AS type, unnest($3::text[]) AS resource_type,
+             unnest($4::uuid[]) AS resource_id, unnest($5::uuid[]) AS project_id,
+             unnest($6::jsonb[]) AS payload) AS e
 `
 
-type InsertAuditEventParams struct {
-	TenantID     uuid.UUID
-	ID           uuid.UUID
-	ActorUserID  *uuid.UUID
-	ActorKeyID   *uuid.UUID
-	Action       string
-	ResourceType string
-	ResourceID   *uuid.UUID
-	Ip           string
-	Data         []byte
+type InsertChangesParams struct {
+	TenantID           uuid.UUID
+	EventTypes         []string
+	EventResourceTypes []string
+	EventResourceIds   []uuid.UUID
+	EventProjectIds    []uuid.UUID
+	EventPayloads      [][]byte
+	AuditIds           []uuid.UUID
+	AuditActorUsers    []uuid.UUID
+	AuditActorKeys     []uuid.UUID
+	AuditActions       []string
+	AuditResourceTypes []string
+	AuditResourceIds   []uuid.UUID
+	AuditIps           []string
+	AuditData          [][]byte
 }
 
-func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventParams) error {
-	_, err := q.db.Exec(ctx, insertAuditEvent,
+// Everything a write queued through the write seam (tenancy.Tx), audit entries and events, in
+// one statement and so one round trip, just before COMMIT. uuid.Nil stands for "none" in the
+// optional uuid columns, since arrays of non-null uuids are what the driver sends.
+func (q *Queries) InsertChanges(ctx context.Context, arg InsertChangesParams) error {
+	_, err := q.db.Exec(ctx, insertChanges,
 		arg.TenantID,
-		arg.ID,
-		arg.ActorUserID,
-		arg.ActorKeyID,
-		arg.Action,
-		arg.ResourceType,
-		arg.ResourceID,
-		arg.Ip,
-		arg.Data,
+		arg.EventTypes,
+		arg.EventResourceTypes,
+		arg.EventResourceIds,
+		arg.EventProjectIds,
+		arg.EventPayloads,
+		arg.AuditIds,
+		arg.AuditActorUsers,
+		arg.AuditActorKeys,
+		arg.AuditActions,
+		arg.AuditResourceTypes,
+		arg.AuditResourceIds,
+		arg.AuditIps,
+		arg.AuditData,
 	)
 	return err
 }

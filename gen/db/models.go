@@ -37,6 +37,17 @@ type AuditEvent struct {
 	Data         []byte
 }
 
+type Event struct {
+	TenantID     uuid.UUID
+	ID           int64
+	CreatedAt    time.Time
+	Type         string
+	ResourceType string
+	ResourceID   uuid.UUID
+	ProjectID    *uuid.UUID
+	Payload      []byte
+}
+
 type IdempotencyKey struct {
 	TenantID    uuid.UUID
 	UserID      uuid.UUID

@@ -142,16 +142,27 @@ func (q *Queries) ListProjects(ctx context.Context, arg ListProjectsParams) ([]P
 }
 
 const lockProject = `-- name: LockProject :one
-SELECT id FROM projects WHERE id = $1 FOR UPDATE
+SELECT tenant_id, id, team_id, name, key, description, status, task_seq, created_at, updated_at FROM projects WHERE id = $1 FOR UPDATE
 `
 
 // Holds the project while deciding to delete it: creating a task updates the same row (its
 // number sequence), so no task can slip in between the check and the delete.
-func (q *Queries) LockProject(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+func (q *Queries) LockProject(ctx context.Context, id uuid.UUID) (Project, error) {
 	row := q.db.QueryRow(ctx, lockProject, id)
-	var id_2 uuid.UUID
-	err := row.Scan(&id_2)
-	return id_2, err
+	var i Project
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.TeamID,
+		&i.Name,
+		&i.Key,
+		&i.Description,
+		&i.Status,
+		&i.TaskSeq,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }
 
 const projectHasTasks = `-- name: ProjectHasTasks :one

@@ -216,16 +216,24 @@ func (q *Queries) ListTeams(ctx context.Context, arg ListTeamsParams) ([]Team, e
 }
 
 const lockTeam = `-- name: LockTeam :one
-SELECT id FROM teams WHERE id = $1 FOR UPDATE
+SELECT tenant_id, id, name, key, description, created_at, updated_at FROM teams WHERE id = $1 FOR UPDATE
 `
 
 // Holds the team while deciding to delete it; a project being created for it waits, and then
 // finds it gone, or is seen by the check.
-func (q *Queries) LockTeam(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+func (q *Queries) LockTeam(ctx context.Context, id uuid.UUID) (Team, error) {
 	row := q.db.QueryRow(ctx, lockTeam, id)
-	var id_2 uuid.UUID
-	err := row.Scan(&id_2)
-	return id_2, err
+	var i Team
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Name,
+		&i.Key,
+		&i.Description,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }
 
 const putTeamMember = `-- name: PutTeamMember :one

@@ -294,7 +294,8 @@ func (e *Env) AddUser(t testing.TB, a Account, email string, role api.UserRole) 
 		t.Fatal(err)
 	}
 	id := uuid.Must(uuid.NewV7())
-	err = e.DB.InTx(context.Background(), tenancy.Scope{Tenant: a.Tenant.Id}, func(q *db.Queries) error {
+	err = e.DB.Write(context.Background(), tenancy.Scope{Tenant: a.Tenant.Id}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		_, err := q.CreateUser(context.Background(), db.CreateUserParams{
 			TenantID: a.Tenant.Id, ID: id, Email: email, Name: email, Role: string(role), Status: "active", PasswordHash: &hash,
 		})

@@ -128,7 +128,7 @@ func (a *Authenticator) apiKey(ctx context.Context, credential string) (Principa
 		return nil
 	})
 	if err == nil && touch {
-		err = a.db.InTx(ctx, tenancy.Scope{Tenant: key.Tenant}, func(q *db.Queries) error { return q.TouchAPIKey(ctx, key.ID) })
+		err = a.db.Write(ctx, tenancy.Scope{Tenant: key.Tenant}, func(tx *tenancy.Tx) error { return tx.Q.TouchAPIKey(ctx, key.ID) })
 	}
 	if errors.Is(err, errMismatch) || problem.Is(err, problem.NotFound) {
 		return Principal{}, invalid

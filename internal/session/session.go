@@ -154,11 +154,8 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 		return Pair{}, fmt.Errorf("login: %w", err)
 	}
 
-	var user db.User
-	err = s.db.InTx(ctx, tenancy.Scope{Tenant: tenant}, func(q *db.Queries) error {
-		var err error
-		user, err = q.GetUserByEmail(ctx, email)
-		return err
+	user, err := tenancy.ReadV(ctx, s.db, tenancy.Scope{Tenant: tenant}, func(q *db.Queries) (db.User, error) {
+		return q.GetUserByEmail(ctx, email)
 	})
 	if err != nil && !problem.Is(err, problem.NotFound) {
 		return Pair{}, fmt.Errorf("login: %w", err)
@@ -175,28 +172,24 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 		failed()
 	}
 
-	var pair Pair
 	scope := tenancy.Scope{Tenant: tenant}
 	if ok {
 		scope.User = user.ID
 	}
-	err = s.db.InTx(ctx, scope, func(q *db.Queries) error {
+	pair, err := tenancy.WriteV(ctx, s.db, scope, func(tx *tenancy.Tx) (Pair, error) {
 		if !ok {
-			// Nobody acted: whoever tried is unknown. The account tried, if it exists, is the
-			// resource (uuid.Nil, recorded as none, for an unknown email).
-			return audit.Record(ctx, q, audit.Event{
-				Tenant: tenant, Action: audit.LoginFailed, ResourceType: audit.ResourceUser,
-				ResourceID: user.ID, IP: ip, Data: map[string]any{"email": email},
-			})
+			// Nobody acted (the scope has no user): whoever tried is unknown. The account tried,
+			// if it exists, is the resource (uuid.Nil, recorded as none, for an unknown email).
+			tx.Record(tenancy.Entry{Action: audit.LoginFailed, ResourceType: audit.ResourceUser, ResourceID: user.ID,
+				Data: map[string]any{"email": email}})
+			return Pair{}, nil
 		}
-		var err error
-		if pair, err = s.Start(ctx, q, tenant, user.ID, auth.Role(user.Role)); err != nil {
-			return err
+		pair, err := s.Start(ctx, tx.Q, tenant, user.ID, auth.Role(user.Role))
+		if err != nil {
+			return Pair{}, err
 		}
-		return audit.Record(ctx, q, audit.Event{
-			Tenant: tenant, ActorUser: user.ID, Action: audit.LoginSucceeded, ResourceType: audit.ResourceSession,
-			ResourceID: pair.Session, IP: ip,
-		})
+		tx.Record(tenancy.Entry{Action: audit.LoginSucceeded, ResourceType: audit.ResourceSession, ResourceID: pair.Session})
+		return pair, nil
 	})
 	if err != nil {
 		return Pair{}, fmt.Errorf("login: %w", err)
@@ -260,7 +253,6 @@ func (s *Service) Refresh(ctx context.Context, token string) (Pair, error) {
 	if err != nil {
 		return Pair{}, errBadRefresh()
 	}
-	ip, _ := reqinfo.Client(ctx)
 	var pair Pair
 	reused := false
 	next := tokens.NewOpaque(tokens.RefreshToken, presented.Tenant, newID())
@@ -268,7 +260,8 @@ func (s *Service) Refresh(ctx context.Context, token string) (Pair, error) {
 	if err != nil {
 		return Pair{}, err
 	}
-	err = s.db.InTx(ctx, tenancy.Scope{Tenant: presented.Tenant}, func(q *db.Queries) error {
+	err = s.db.Write(ctx, tenancy.Scope{Tenant: presented.Tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		// The common case costs one statement.
 		rotated, err := q.RotateActiveRefreshToken(ctx, db.RotateActiveRefreshTokenParams{
 			ID: presented.ID, SecretHash: presented.Hash(), ActiveSince: s.ActiveSince(),
@@ -322,10 +315,10 @@ func (s *Service) Refresh(ctx context.Context, token string) (Pair, error) {
 		if _, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: rt.SessionID, Reason: ptr("reuse")}); err != nil {
 			return err
 		}
-		return audit.Record(ctx, q, audit.Event{
-			Tenant: presented.Tenant, ActorUser: rt.UserID, Action: audit.RefreshReuse, ResourceType: audit.ResourceSession,
-			ResourceID: rt.SessionID, IP: ip, Data: map[string]any{"refresh_token_id": presented.ID.String()},
-		})
+		tx.ActAs(rt.UserID)
+		tx.Record(tenancy.Entry{Action: audit.RefreshReuse, ResourceType: audit.ResourceSession, ResourceID: rt.SessionID,
+			Data: map[string]any{"refresh_token_id": presented.ID.String()}})
+		return nil
 	})
 	switch {
 	case errors.Is(err, errMismatch) || problem.Is(err, problem.NotFound):
@@ -345,8 +338,8 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 	if err != nil {
 		return nil
 	}
-	ip, _ := reqinfo.Client(ctx)
-	err = s.db.InTx(ctx, tenancy.Scope{Tenant: presented.Tenant}, func(q *db.Queries) error {
+	err = s.db.Write(ctx, tenancy.Scope{Tenant: presented.Tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		row, err := q.GetSessionOfRefreshToken(ctx, presented.ID)
 		if err != nil {
 			return err
@@ -358,10 +351,9 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 		if err != nil || n == 0 {
 			return err
 		}
-		return audit.Record(ctx, q, audit.Event{
-			Tenant: presented.Tenant, ActorUser: row.UserID, Action: audit.Logout, ResourceType: audit.ResourceSession,
-			ResourceID: row.ID, IP: ip,
-		})
+		tx.ActAs(row.UserID)
+		tx.Record(tenancy.Entry{Action: audit.Logout, ResourceType: audit.ResourceSession, ResourceID: row.ID})
+		return nil
 	})
 	if errors.Is(err, errMismatch) || problem.Is(err, problem.NotFound) {
 		return nil

@@ -21,7 +21,7 @@ const setScopeSQL = "SELECT set_config('app.tenant_id', $1, true), set_config('a
 	"set_config('plan_cache_mode', $3, true), set_config('transaction_read_only', 'on', true)"
 
 // Read runs read-only queries for s, each in a single round trip together with the tenant
-// setting, with no BEGIN or COMMIT. Queries do not share a snapshot; use InTx when they must,
+// setting, with no BEGIN or COMMIT. Queries do not share a snapshot; use Write when they must,
 // and for every write: each read runs in a read-only transaction.
 func (d *DB) Read(ctx context.Context, s Scope, fn func(q *db.Queries) error) error {
 	return d.read(ctx, s, "auto", fn)
@@ -70,7 +70,7 @@ type scopedReader struct {
 	tenant, user, planMode string
 }
 
-var errReadOnly = errors.New("tenancy: Read is for queries; use InTx to write")
+var errReadOnly = errors.New("tenancy: Read is for queries; use Write to write")
 
 func (r *scopedReader) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}

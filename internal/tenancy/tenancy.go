@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
 )
@@ -21,6 +20,9 @@ import (
 type Scope struct {
 	Tenant uuid.UUID
 	User   uuid.UUID
+	// Key is the API key acting for User, if any: written to audit entries, never to a setting
+	// that row-level security reads.
+	Key uuid.UUID
 }
 
 // DB runs tenant-scoped transactions on a pool connected as the application role.
@@ -34,14 +36,9 @@ func New(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
 // Ping checks that the database answers.
 func (d *DB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
 
-// InTx runs fn in one transaction scoped to s: it commits when fn returns nil and rolls back
-// otherwise. Database errors come back translated into the problem taxonomy, so callers never
-// look at SQLSTATE codes.
-func (d *DB) InTx(ctx context.Context, s Scope, fn func(q *db.Queries) error) error {
-	return d.Tx(ctx, s, func(tx pgx.Tx) error { return fn(db.New(tx)) })
-}
-
-// Tx is InTx for code that needs the transaction itself, such as tests issuing raw SQL.
+// Tx runs fn in one transaction scoped to s: it commits when fn returns nil and rolls back
+// otherwise, with errors translated. It is the bare transaction under Write, for tests issuing
+// raw SQL; application code writes through Write.
 func (d *DB) Tx(ctx context.Context, s Scope, fn func(tx pgx.Tx) error) error {
 	if s.Tenant == uuid.Nil {
 		return errors.New("tenancy: transaction without a tenant")

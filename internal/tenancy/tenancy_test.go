@@ -28,7 +28,8 @@ type fixture struct {
 func seedTenant(t *testing.T, d *tenancy.DB, slug string) fixture {
 	t.Helper()
 	f := fixture{tenant: uuid.Must(uuid.NewV7()), user: uuid.Must(uuid.NewV7())}
-	err := d.InTx(context.Background(), tenancy.Scope{Tenant: f.tenant}, func(q *db.Queries) error {
+	err := d.Write(context.Background(), tenancy.Scope{Tenant: f.tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		if _, err := q.CreateTenant(context.Background(), db.CreateTenantParams{ID: f.tenant, Slug: slug, Name: slug}); err != nil {
 			return err
 		}
@@ -98,7 +99,8 @@ func TestReadOfAnotherTenantsRowIsNotFound(t *testing.T) {
 	d := tenancy.New(testdb.Get(t).AppPool(t))
 	a := seedTenant(t, d, uniqueSlug("a"))
 	b := seedTenant(t, d, uniqueSlug("b"))
-	err := d.InTx(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(q *db.Queries) error {
+	err := d.Write(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		_, err := q.GetUser(context.Background(), b.user)
 		return err
 	})
@@ -113,7 +115,8 @@ func TestInsertForAnotherTenantIsRejected(t *testing.T) {
 	a := seedTenant(t, d, uniqueSlug("a"))
 	b := seedTenant(t, d, uniqueSlug("b"))
 	intruder := uuid.Must(uuid.NewV7())
-	err := d.InTx(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(q *db.Queries) error {
+	err := d.Write(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		_, err := q.CreateUser(context.Background(), db.CreateUserParams{
 			TenantID: b.tenant, ID: intruder, Email: "intruder@x.test", Name: "X", Role: "owner", Status: "active",
 		})
@@ -124,7 +127,8 @@ func TestInsertForAnotherTenantIsRejected(t *testing.T) {
 		t.Fatalf("insert into tenant B from A: got %v, want an RLS violation (42501)", err)
 	}
 	// And nothing of it reached B.
-	err = d.InTx(context.Background(), tenancy.Scope{Tenant: b.tenant}, func(q *db.Queries) error {
+	err = d.Write(context.Background(), tenancy.Scope{Tenant: b.tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		_, err := q.GetUser(context.Background(), intruder)
 		return err
 	})
@@ -168,8 +172,8 @@ func TestNothingIsVisibleWithoutATenant(t *testing.T) {
 			t.Errorf("without a tenant, %s shows %d rows; want 0", table, n)
 		}
 	}
-	if err := d.InTx(context.Background(), tenancy.Scope{}, func(*db.Queries) error { return nil }); err == nil {
-		t.Error("InTx without a tenant succeeded; want an error")
+	if err := d.Write(context.Background(), tenancy.Scope{}, func(*tenancy.Tx) error { return nil }); err == nil {
+		t.Error("Write without a tenant succeeded; want an error")
 	}
 }
 
@@ -179,7 +183,8 @@ func TestRollbackLeavesNothingBehind(t *testing.T) {
 	a := seedTenant(t, d, uniqueSlug("a"))
 	ghost := uuid.Must(uuid.NewV7())
 	boom := errors.New("boom")
-	err := d.InTx(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(q *db.Queries) error {
+	err := d.Write(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		if _, err := q.CreateUser(context.Background(), db.CreateUserParams{
 			TenantID: a.tenant, ID: ghost, Email: "ghost@a.test", Name: "G", Role: "member", Status: "active",
 		}); err != nil {
@@ -190,7 +195,8 @@ func TestRollbackLeavesNothingBehind(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("got %v, want the callback's error", err)
 	}
-	err = d.InTx(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(q *db.Queries) error {
+	err = d.Write(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		_, err := q.GetUser(context.Background(), ghost)
 		return err
 	})
@@ -203,7 +209,8 @@ func TestUniqueViolationIsConflict(t *testing.T) {
 	t.Parallel()
 	d := tenancy.New(testdb.Get(t).AppPool(t))
 	a := seedTenant(t, d, uniqueSlug("a"))
-	err := d.InTx(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(q *db.Queries) error {
+	err := d.Write(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(tx *tenancy.Tx) error {
+		q := tx.Q
 		u, err := q.GetUser(context.Background(), a.user)
 		if err != nil {
 			return err
@@ -318,7 +325,8 @@ func TestTextThatCannotBeStoredIsInvalid(t *testing.T) {
 	d := tenancy.New(testdb.Get(t).AppPool(t))
 	a := seedTenant(t, d, uniqueSlug("a"))
 	for _, name := range []string{"nul\x00name", "bad\xffutf8"} {
-		err := d.InTx(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(q *db.Queries) error {
+		err := d.Write(context.Background(), tenancy.Scope{Tenant: a.tenant}, func(tx *tenancy.Tx) error {
+			q := tx.Q
 			_, err := q.CreateTeam(context.Background(), db.CreateTeamParams{TenantID: a.tenant, ID: uuid.Must(uuid.NewV7()), Name: name, Key: "TXT"})
 			return err
 		})

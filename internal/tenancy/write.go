@@ -1,0 +1,156 @@
+package tenancy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/reqinfo"
+)
+
+// Tx is a write transaction for one tenant: its queries, plus the two side effects of a change,
+// the audit entry (Record) and the event for subscribers (Emit). Whatever was queued is written
+// in one statement just before COMMIT, so a change, its audit entry and its event commit or
+// roll back together, and nothing else may write them (see write_test.go).
+type Tx struct {
+	// Q runs the transaction's queries.
+	Q       *db.Queries
+	ctx     context.Context
+	scope   Scope
+	actor   uuid.UUID
+	entries []Entry
+	events  []Event
+}
+
+// Entry is one audit log entry: what was done to which resource. The actor is the transaction's
+// (its scope's user and API key, or ActAs), the IP the request's.
+type Entry struct {
+	Action       string
+	ResourceType string
+	// ResourceID may be uuid.Nil when there is no such resource (a sign-in to an unknown email).
+	ResourceID uuid.UUID
+	Data       map[string]any
+}
+
+// Event tells subscribers about a change. Payload is the resource exactly as REST returns it,
+// built inside the transaction, so an event never shows a state other than the committed one.
+type Event struct {
+	Type         string
+	ResourceType string
+	ResourceID   uuid.UUID
+	// ProjectID routes the event to the project's subscribers; uuid.Nil when none.
+	ProjectID uuid.UUID
+	Payload   any
+}
+
+// Record queues the audit entry of a change.
+func (t *Tx) Record(e Entry) { t.entries = append(t.entries, e) }
+
+// Emit queues the event of a change.
+func (t *Tx) Emit(e Event) { t.events = append(t.events, e) }
+
+// Changed records the audit entry of a change to a resource and emits its event, whose type is
+// the entry's action and whose payload is the resource as REST returns it (for a deletion, as it
+// was). project routes it to the project's subscribers (uuid.Nil for none).
+func (t *Tx) Changed(e Entry, project uuid.UUID, payload any) {
+	t.Record(e)
+	t.Emit(Event{Type: e.Action, ResourceType: e.ResourceType, ResourceID: e.ResourceID, ProjectID: project, Payload: payload})
+}
+
+// ActAs names user as the actor of the entries recorded from now on, for flows that learn who
+// acts only inside the transaction (accepting an invitation, a refresh token's owner).
+func (t *Tx) ActAs(user uuid.UUID) { t.actor = user }
+
+// flush writes the queued entries and events.
+func (t *Tx) flush() error {
+	if len(t.entries) == 0 && len(t.events) == 0 {
+		return nil
+	}
+	ip, _ := reqinfo.Client(t.ctx)
+	p := db.InsertChangesParams{TenantID: t.scope.Tenant}
+	for _, e := range t.entries {
+		data := []byte("{}")
+		if len(e.Data) > 0 {
+			var err error
+			if data, err = json.Marshal(e.Data); err != nil {
+				return fmt.Errorf("audit %s: %w", e.Action, err)
+			}
+		}
+		p.AuditIds = append(p.AuditIds, uuid.Must(uuid.NewV7()))
+		p.AuditActorUsers = append(p.AuditActorUsers, t.actor)
+		p.AuditActorKeys = append(p.AuditActorKeys, t.scope.Key)
+		p.AuditActions = append(p.AuditActions, e.Action)
+		p.AuditResourceTypes = append(p.AuditResourceTypes, e.ResourceType)
+		p.AuditResourceIds = append(p.AuditResourceIds, e.ResourceID)
+		p.AuditIps = append(p.AuditIps, ip)
+		p.AuditData = append(p.AuditData, data)
+	}
+	for _, e := range t.events {
+		payload, err := json.Marshal(e.Payload)
+		if err != nil {
+			return fmt.Errorf("event %s: %w", e.Type, err)
+		}
+		p.EventTypes = append(p.EventTypes, e.Type)
+		p.EventResourceTypes = append(p.EventResourceTypes, e.ResourceType)
+		p.EventResourceIds = append(p.EventResourceIds, e.ResourceID)
+		p.EventProjectIds = append(p.EventProjectIds, e.ProjectID)
+		p.EventPayloads = append(p.EventPayloads, payload)
+	}
+	if err := t.Q.InsertChanges(t.ctx, p); err != nil {
+		return fmt.Errorf("record changes: %w", err)
+	}
+	return nil
+}
+
+// Write runs fn in one transaction scoped to s and commits what it did together with what it
+// queued (Record, Emit); it rolls everything back when fn fails. Database errors come back
+// translated into the problem taxonomy, so callers never look at SQLSTATE codes.
+func (d *DB) Write(ctx context.Context, s Scope, fn func(tx *Tx) error) error {
+	_, err := WriteV(ctx, d, s, func(tx *Tx) (struct{}, error) { return struct{}{}, fn(tx) })
+	return err
+}
+
+// WriteV is Write for a function that returns a value, such as the API representation of what
+// it wrote.
+func WriteV[T any](ctx context.Context, d *DB, s Scope, fn func(tx *Tx) (T, error)) (T, error) {
+	var out T
+	err := d.Tx(ctx, s, func(ptx pgx.Tx) error {
+		tx := &Tx{Q: db.New(ptx), ctx: ctx, scope: s, actor: s.User}
+		var err error
+		if out, err = fn(tx); err != nil {
+			return err
+		}
+		return tx.flush()
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, nil
+}
+
+// ReadV is Read for a function that returns a value.
+func ReadV[T any](ctx context.Context, d *DB, s Scope, fn func(q *db.Queries) (T, error)) (T, error) {
+	var out T
+	err := d.Read(ctx, s, func(q *db.Queries) error {
+		var err error
+		out, err = fn(q)
+		return err
+	})
+	return out, err
+}
+
+// SearchV is Search for a function that returns a value.
+func SearchV[T any](ctx context.Context, d *DB, s Scope, fn func(q *db.Queries) (T, error)) (T, error) {
+	var out T
+	err := d.Search(ctx, s, func(q *db.Queries) error {
+		var err error
+		out, err = fn(q)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,105 @@
+// Package users holds the rules of changing a user: who may change whom, the roles one may
+// grant, that nobody changes their own standing, the last-owner rule, and what deactivation
+// takes away. The handlers glue it to the API inside the write seam.
+package users
+
+import (
+	"context"
+	"slices"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/authz"
+	"github.com/tasker/tasker/internal/problem"
+)
+
+// Statuses of a user.
+const (
+	Active      = "active"
+	Invited     = "invited"
+	Deactivated = "deactivated"
+)
+
+// Change is what a request asks to change about a user; nil fields stay as they are.
+type Change struct {
+	Name   *string
+	Role   *auth.Role
+	Status *string
+}
+
+// Apply makes the change c to user id on behalf of p, inside the caller's write transaction
+// (q), and returns the user as it now is and the changed fields for the audit entry.
+//
+// A role or status change may take away the last owner, so every active owner is locked first,
+// in id order, before the target: concurrent changes queue instead of deadlocking, and no two of
+// them can each leave one owner and together leave none. Deactivation ends the user's sessions
+// and revokes their API keys in the same transaction.
+func Apply(ctx context.Context, q *db.Queries, p auth.Principal, id uuid.UUID, c Change) (db.User, map[string]any, error) {
+	var owners []uuid.UUID
+	if c.Role != nil || c.Status != nil {
+		var err error
+		if owners, err = q.LockActiveOwners(ctx); err != nil {
+			return db.User{}, nil, err
+		}
+	}
+	u, err := q.GetUserForUpdate(ctx, id)
+	if err != nil {
+		return db.User{}, nil, problem.Wrap(problem.NotFound, err, "No such user.")
+	}
+	if err := check(p, u, c, owners); err != nil {
+		return db.User{}, nil, err
+	}
+	params := db.UpdateUserParams{ID: id}
+	changes := map[string]any{}
+	if c.Name != nil {
+		params.SetName, params.Name, changes["name"] = true, *c.Name, *c.Name
+	}
+	if c.Role != nil {
+		params.SetRole, params.Role, changes["role"] = true, string(*c.Role), string(*c.Role)
+	}
+	if c.Status != nil {
+		params.SetStatus, params.Status, changes["status"] = true, *c.Status, *c.Status
+	}
+	out, err := q.UpdateUser(ctx, params)
+	if err != nil {
+		return db.User{}, nil, err
+	}
+	if c.Status != nil && *c.Status == Deactivated && u.Status != Deactivated {
+		if err := q.RevokeUserSessions(ctx, id); err != nil {
+			return db.User{}, nil, err
+		}
+		if err := q.RevokeUserAPIKeys(ctx, id); err != nil {
+			return db.User{}, nil, err
+		}
+	}
+	return out, changes, nil
+}
+
+// check applies the rules to the change c of user u by p; owners are the active owners, locked.
+func check(p auth.Principal, u db.User, c Change, owners []uuid.UUID) error {
+	if err := authz.ManageUser(p, auth.Role(u.Role)); err != nil {
+		return err
+	}
+	if (c.Role != nil && string(*c.Role) != u.Role) || (c.Status != nil && *c.Status != u.Status) {
+		if err := authz.ChangeStanding(p, u.ID); err != nil {
+			return err
+		}
+	}
+	if c.Role != nil {
+		if err := authz.GrantRole(p, *c.Role); err != nil {
+			return err
+		}
+	}
+	if c.Status != nil && *c.Status == Active && u.Status != Active && u.PasswordHash == nil {
+		// Invited, or deactivated before accepting: active, they could never sign in.
+		return problem.New(problem.Conflict, "A user who has not accepted their invitation becomes active only by accepting it.")
+	}
+	losesOwner := u.Role == string(auth.Owner) && u.Status == Active &&
+		((c.Role != nil && *c.Role != auth.Owner) || (c.Status != nil && *c.Status != Active))
+	if losesOwner && len(owners) <= 1 && slices.Contains(owners, u.ID) {
+		return problem.New(problem.Conflict, "The last owner cannot be demoted or deactivated.")
+	}
+	return nil
+}
