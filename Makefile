@@ -20,6 +20,14 @@ test: ## run every test against real PostgreSQL (TEST_DATABASE_URL, DATABASE_URL
 	@url=$$(DATABASE_URL="$${TEST_DATABASE_URL:-$${DATABASE_URL:-}}" scripts/devdb.sh url); \
 	TEST_DATABASE_URL="$$url" $(GO) test -count=1 -race ./...
 
+FUZZTIME ?= 60s
+FUZZPARALLEL ?= 2
+
+.PHONY: fuzz
+fuzz: ## fuzz every operation for FUZZTIME (60s) with FUZZPARALLEL (2) workers; prints execs and corpus size
+	@url=$$(DATABASE_URL="$${TEST_DATABASE_URL:-$${DATABASE_URL:-}}" scripts/devdb.sh url); \
+	TEST_DATABASE_URL="$$url" FUZZTIME="$(FUZZTIME)" FUZZPARALLEL="$(FUZZPARALLEL)" GO="$(GO)" scripts/fuzz.sh
+
 .PHONY: build
 build: ## build the server into bin/tasker
 	$(GO) build -o bin/tasker ./cmd/server

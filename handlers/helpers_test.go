@@ -23,7 +23,7 @@ type workspace struct {
 	outside string // a member who is not in the team
 }
 
-func newWorkspace(t *testing.T, env *apitest.Env) workspace {
+func newWorkspace(t testing.TB, env *apitest.Env) workspace {
 	t.Helper()
 	a := env.Signup(t)
 	w := workspace{Account: a, tokens: map[api.UserRole]string{api.UserRoleOwner: a.Tokens.AccessToken}, users: map[api.UserRole]api.User{api.UserRoleOwner: a.Owner}}
@@ -64,7 +64,7 @@ func newWorkspace(t *testing.T, env *apitest.Env) workspace {
 
 func (w workspace) as(role api.UserRole) api.RequestEditorFn { return apitest.Bearer(w.tokens[role]) }
 
-func createTask(t *testing.T, env *apitest.Env, w workspace, body api.TaskCreate) api.Task {
+func createTask(t testing.TB, env *apitest.Env, w workspace, body api.TaskCreate) api.Task {
 	t.Helper()
 	resp, err := env.Client.CreateTaskWithResponse(bg, w.project.Id, nil, body, w.as(api.UserRoleOwner))
 	if err != nil || resp.JSON201 == nil {

@@ -230,6 +230,14 @@ func (b *SyncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// Reset forgets the records written so far; a long fuzz run calls it before each input so the
+// buffer stays small and Lines holds that input's records only.
+func (b *SyncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
 // Lines returns the JSON log records written so far.
 func (b *SyncBuffer) Lines() []map[string]any {
 	b.mu.Lock()
