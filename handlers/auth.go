@@ -2,13 +2,17 @@ package handlers
 
 import (
 	"context"
+	"time"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/audit"
 	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
+	"github.com/tasker/tasker/internal/tokens"
 )
 
 // Login signs a user in with a password.
@@ -110,4 +114,67 @@ func (s *Server) GetJWKS(context.Context, api.GetJWKSRequestObject) (api.GetJWKS
 	return out, nil
 }
 
-func ptr[T any](v T) *T { return &v }
+// AcceptInvite sets an invited user's password and signs them in.
+func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestObject) (api.AcceptInviteResponseObject, error) {
+	bad := auth.Unauthenticated("invalid_grant", "The invitation is invalid, used or expired.")
+	if err := s.sessions.Throttle(ctx); err != nil {
+		return nil, err
+	}
+	inv, err := tokens.ParseOpaque(tokens.Invitation, req.Body.Token)
+	if err != nil {
+		return nil, bad
+	}
+	usable := func(secretHash []byte, usedAt *time.Time, expiresAt time.Time, status string) bool {
+		return inv.Matches(secretHash) && usedAt == nil && time.Now().Before(expiresAt) && status == string(api.UserStatusInvited)
+	}
+	// Check the invitation before paying for argon2id, so bad tokens cost nothing.
+	err = s.db.Read(ctx, tenancy.Scope{Tenant: inv.Tenant}, func(q *db.Queries) error {
+		row, err := q.GetInvitation(ctx, inv.ID)
+		if err != nil {
+			return err
+		}
+		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
+			return bad
+		}
+		return nil
+	})
+	if problem.Is(err, problem.NotFound) {
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	hash, err := password.Hash(req.Body.Password, s.password)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tenancy.WriteV(ctx, s.db, tenancy.Scope{Tenant: inv.Tenant}, func(tx *tenancy.Tx) (session.Pair, error) {
+		row, err := tx.Q.GetInvitationForUpdate(ctx, inv.ID)
+		if err != nil {
+			return session.Pair{}, err
+		}
+		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
+			return session.Pair{}, bad // used by a concurrent request meanwhile
+		}
+		if err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash}); err != nil {
+			return session.Pair{}, err
+		}
+		if err := tx.Q.UseInvitation(ctx, inv.ID); err != nil {
+			return session.Pair{}, err
+		}
+		pair, err := s.sessions.Start(ctx, tx.Q, inv.Tenant, row.UserID, auth.Role(row.Role))
+		if err != nil {
+			return session.Pair{}, err
+		}
+		tx.ActAs(row.UserID)
+		tx.Record(tenancy.Entry{Action: "user.accept_invite", ResourceType: audit.ResourceUser, ResourceID: row.UserID})
+		return pair, nil
+	})
+	if problem.Is(err, problem.NotFound) {
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.AcceptInvite200JSONResponse(pairToAPI(pair)), nil
+}

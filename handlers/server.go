@@ -7,9 +7,6 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/google/uuid"
-	"github.com/oapi-codegen/nullable"
-
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/password"
@@ -42,17 +39,6 @@ func principal(ctx context.Context) auth.Principal {
 // scope is the tenant transaction scope of the caller.
 func scope(p auth.Principal) tenancy.Scope {
 	return tenancy.Scope{Tenant: p.Tenant, User: p.User, Key: p.APIKey}
-}
-
-// newID returns a time-ordered UUIDv7, which keeps B-tree inserts local.
-func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
-
-// nullableString is the next_cursor of a page: null on the last page.
-func nullableString(s *string) nullable.Nullable[string] {
-	if s == nil {
-		return nullable.NewNullNullable[string]()
-	}
-	return nullable.NewNullableWithValue(*s)
 }
 
 // write runs fn in one write transaction for the caller (tenancy.Write), after re-reading the

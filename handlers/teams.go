@@ -196,19 +196,3 @@ func (s *Server) DeleteTeamMember(ctx context.Context, req api.DeleteTeamMemberR
 	}
 	return api.DeleteTeamMember204Response{}, nil
 }
-
-// keyTaken names the clash when a unique key is taken.
-func keyTaken(err error, what, key string) error {
-	if problem.Is(err, problem.Conflict) {
-		return problem.New(problem.Conflict, "The %s key %q is already taken.", what, key)
-	}
-	return err
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
-}

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,7 +13,6 @@ import (
 	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
-	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
 	"github.com/tasker/tasker/internal/users"
@@ -149,80 +147,4 @@ func (s *Server) changeUser(ctx context.Context, id uuid.UUID, c users.Change) (
 		tx.Changed(tenancy.Entry{Action: "user.update", ResourceType: audit.ResourceUser, ResourceID: id, Data: changes}, uuid.Nil, out)
 		return out, nil
 	})
-}
-
-// AcceptInvite sets an invited user's password and signs them in.
-func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestObject) (api.AcceptInviteResponseObject, error) {
-	bad := auth.Unauthenticated("invalid_grant", "The invitation is invalid, used or expired.")
-	if err := s.sessions.Throttle(ctx); err != nil {
-		return nil, err
-	}
-	inv, err := tokens.ParseOpaque(tokens.Invitation, req.Body.Token)
-	if err != nil {
-		return nil, bad
-	}
-	usable := func(secretHash []byte, usedAt *time.Time, expiresAt time.Time, status string) bool {
-		return inv.Matches(secretHash) && usedAt == nil && time.Now().Before(expiresAt) && status == string(api.UserStatusInvited)
-	}
-	// Check the invitation before paying for argon2id, so bad tokens cost nothing.
-	err = s.db.Read(ctx, tenancy.Scope{Tenant: inv.Tenant}, func(q *db.Queries) error {
-		row, err := q.GetInvitation(ctx, inv.ID)
-		if err != nil {
-			return err
-		}
-		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
-			return bad
-		}
-		return nil
-	})
-	if problem.Is(err, problem.NotFound) {
-		return nil, bad
-	}
-	if err != nil {
-		return nil, err
-	}
-	hash, err := password.Hash(req.Body.Password, s.password)
-	if err != nil {
-		return nil, err
-	}
-	pair, err := tenancy.WriteV(ctx, s.db, tenancy.Scope{Tenant: inv.Tenant}, func(tx *tenancy.Tx) (session.Pair, error) {
-		row, err := tx.Q.GetInvitationForUpdate(ctx, inv.ID)
-		if err != nil {
-			return session.Pair{}, err
-		}
-		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
-			return session.Pair{}, bad // used by a concurrent request meanwhile
-		}
-		if err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash}); err != nil {
-			return session.Pair{}, err
-		}
-		if err := tx.Q.UseInvitation(ctx, inv.ID); err != nil {
-			return session.Pair{}, err
-		}
-		pair, err := s.sessions.Start(ctx, tx.Q, inv.Tenant, row.UserID, auth.Role(row.Role))
-		if err != nil {
-			return session.Pair{}, err
-		}
-		tx.ActAs(row.UserID)
-		tx.Record(tenancy.Entry{Action: "user.accept_invite", ResourceType: audit.ResourceUser, ResourceID: row.UserID})
-		return pair, nil
-	})
-	if problem.Is(err, problem.NotFound) {
-		return nil, bad
-	}
-	if err != nil {
-		return nil, err
-	}
-	return api.AcceptInvite200JSONResponse(pairToAPI(pair)), nil
-}
-
-// notFound turns a missing row into a 404 naming the resource; other errors pass.
-func notFound(err error, what string) error {
-	if problem.Is(err, problem.NotFound) {
-		return problem.New(problem.NotFound, "No such %s.", what)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
 }
