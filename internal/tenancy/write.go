@@ -135,19 +135,17 @@ func WriteV[T any](ctx context.Context, d *DB, s Scope, fn func(tx *Tx) (T, erro
 
 // ReadV is Read for a function that returns a value.
 func ReadV[T any](ctx context.Context, d *DB, s Scope, fn func(q *db.Queries) (T, error)) (T, error) {
-	var out T
-	err := d.Read(ctx, s, func(q *db.Queries) error {
-		var err error
-		out, err = fn(q)
-		return err
-	})
-	return out, err
+	return readV(d.Read, ctx, s, fn)
 }
 
 // SearchV is Search for a function that returns a value.
 func SearchV[T any](ctx context.Context, d *DB, s Scope, fn func(q *db.Queries) (T, error)) (T, error) {
+	return readV(d.Search, ctx, s, fn)
+}
+
+func readV[T any](read func(context.Context, Scope, func(*db.Queries) error) error, ctx context.Context, s Scope, fn func(q *db.Queries) (T, error)) (T, error) {
 	var out T
-	err := d.Search(ctx, s, func(q *db.Queries) error {
+	err := read(ctx, s, func(q *db.Queries) error {
 		var err error
 		out, err = fn(q)
 		return err
