@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -38,6 +39,10 @@ type Config struct {
 	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) whose browser clients may
 	// call the API. Empty means none: no CORS headers are ever sent.
 	CORSAllowedOrigins []string
+	// RequestTimeout is the deadline of each request's context; work still running past it
+	// (a query waiting on a lock, say) fails, and the request is answered 503 with Retry-After.
+	// Zero means no deadline.
+	RequestTimeout time.Duration
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -103,7 +108,21 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		h = withCORS(h)
 	}
 	h = middleware.SecurityHeaders(h)
+	if cfg.RequestTimeout > 0 {
+		h = withDeadline(cfg.RequestTimeout, h)
+	}
 	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(h), nil
+}
+
+// withDeadline gives each request's context a deadline d from now. Unlike http.TimeoutHandler
+// it neither buffers responses nor answers for the handler: the work that runs out of time
+// returns context.DeadlineExceeded, which writeError answers as 503 (problem.As).
+func withDeadline(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // publicCaching lets caches keep the public keys (getJWKS) for five minutes; every other

@@ -1,146 +1,196 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgconn"
 	"log/slog"
-	"os"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tasker/tasker/internal/middleware"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/session"
 )
 
-// config is read once from the environment; every field has a default except DatabaseURL.
+// config is the whole configuration, read once from the environment by loadConfig. A variable is
+// one field: env names it (required ones say so), envDefault is its default, desc is its line in
+// README.md's configuration table (TestREADMEListsEveryVariable keeps the table in step).
+// loadConfig holds every integer to be positive, capped at its max tag, and every duration to be
+// positive. mask keeps secrets out of the start-up log: "dsn" logs a connection string without
+// its credentials, "secret" only whether the value is set.
 type config struct {
-	ListenAddr      string
-	DatabaseURL     string
-	DBMaxConns      int32
-	LogLevel        slog.Level
-	ShutdownTimeout time.Duration
-	MaxBodyBytes    int64
-	Argon2          password.Params
+	ListenAddr      string        `env:"LISTEN_ADDR" envDefault:":8080" desc:"address the HTTP server listens on"`
+	DatabaseURL     string        `env:"DATABASE_URL,required,notEmpty" mask:"dsn" desc:"PostgreSQL URL"`
+	DBMaxConns      int64         `env:"DB_MAX_CONNS" envDefault:"10" max:"1000" desc:"size of the connection pool"`
+	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" desc:"how long in-flight requests may take to finish on SIGTERM"`
 
-	// SigningKeysPEM holds Ed25519 private keys (PKCS #8 PEM); the first signs. Empty means a
-	// throwaway key generated at start-up, for development only.
-	SigningKeysPEM []byte
-	JWTIssuer      string
-	JWTAudience    string
-	AccessTTL      time.Duration
-	Sessions       session.Config
-	// CORSAllowedOrigins are the exact origins browser clients may call from; none by default.
-	CORSAllowedOrigins []string
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"5s" desc:"time a client has to send the request headers"`
+	ReadTimeout       time.Duration `env:"READ_TIMEOUT" envDefault:"30s" desc:"time a client has to send the whole request, body included"`
+	WriteTimeout      time.Duration `env:"WRITE_TIMEOUT" envDefault:"60s" desc:"time from the end of the headers to the end of the response; above REQUEST_TIMEOUT"`
+	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" desc:"how long a keep-alive connection may wait for its next request"`
+	RequestTimeout    time.Duration `env:"REQUEST_TIMEOUT" envDefault:"30s" desc:"deadline of a request's work; past it the answer is 503 with Retry-After"`
+	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES" envDefault:"1048576" desc:"largest JSON request body"`
+
+	Argon2MemoryKiB int64 `env:"ARGON2_MEMORY_KIB" envDefault:"19456" max:"4194304" desc:"argon2id memory per password hash"`
+	Argon2Time      int64 `env:"ARGON2_TIME" envDefault:"2" max:"100" desc:"argon2id passes"`
+	Argon2Threads   int64 `env:"ARGON2_THREADS" envDefault:"1" max:"255" desc:"argon2id lanes"`
+
+	// SigningKeysFile and SigningKeys hold Ed25519 private keys (PKCS #8 PEM); the first signs.
+	// The env library reads the file named by JWT_SIGNING_KEYS_FILE, so the field holds its content.
+	SigningKeysFile string        `env:"JWT_SIGNING_KEYS_FILE,file" mask:"secret" desc:"PEM file of Ed25519 private keys; the first signs"`
+	SigningKeys     string        `env:"JWT_SIGNING_KEYS" mask:"secret" desc:"the same PEM, inline"`
+	JWTIssuer       string        `env:"JWT_ISSUER" envDefault:"tasker" desc:"iss of access tokens"`
+	JWTAudience     string        `env:"JWT_AUDIENCE" envDefault:"tasker-api" desc:"aud of access tokens"`
+	AccessTTL       time.Duration `env:"ACCESS_TOKEN_TTL" envDefault:"15m" desc:"lifetime of access tokens"`
+
+	RefreshGrace        time.Duration `env:"REFRESH_GRACE" envDefault:"10s" desc:"how long a rotated refresh token still yields its successor"`
+	SessionMaxAge       time.Duration `env:"SESSION_MAX_AGE" envDefault:"720h" desc:"a session ends this long after sign-in"`
+	SessionIdleTimeout  time.Duration `env:"SESSION_IDLE_TIMEOUT" envDefault:"168h" desc:"a session ends after this long without a refresh"`
+	LoginRatePerIP      int64         `env:"LOGIN_RATE_PER_IP" envDefault:"30" max:"1000000" desc:"login attempts a minute per client IP"`
+	LoginRatePerAccount int64         `env:"LOGIN_RATE_PER_ACCOUNT" envDefault:"10" max:"1000000" desc:"failed logins a minute per account"`
+
+	CORSAllowedOrigins origins `env:"CORS_ALLOWED_ORIGINS" desc:"comma-separated exact origins whose browser clients may call the API"`
 }
 
-func loadConfig(getenv func(string) string) (config, error) {
-	c := config{
-		ListenAddr:      ":8080",
-		DBMaxConns:      10,
-		LogLevel:        slog.LevelInfo,
-		ShutdownTimeout: 20 * time.Second,
-		MaxBodyBytes:    1 << 20,
-		Argon2:          password.DefaultParams,
-		JWTIssuer:       "tasker",
-		JWTAudience:     "tasker-api",
-		AccessTTL:       15 * time.Minute,
-		Sessions:        session.DefaultConfig,
-	}
-	var errs []error
-	str := func(name string, dst *string) {
-		if v := getenv(name); v != "" {
-			*dst = v
+// origins are the exact origins (scheme://host[:port]) of CORS_ALLOWED_ORIGINS; none by default.
+type origins []string
+
+// UnmarshalText checks each origin with middleware.ParseOrigins.
+func (o *origins) UnmarshalText(text []byte) error {
+	list, err := middleware.ParseOrigins(string(text))
+	*o = list
+	return err
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	levelType    = reflect.TypeFor[slog.Level]()
+)
+
+// loadConfig reads environ (the process environment in main, a map in tests). Every problem is
+// reported at once, each naming its variable.
+func loadConfig(environ map[string]string) (config, error) {
+	c, err := env.ParseAsWithOptions[config](env.Options{Environment: environ})
+	var errs []string
+	failed := map[string]bool{}
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		for _, e := range agg.Errors {
+			name, msg := explain(e, environ)
+			failed[name] = true
+			errs = append(errs, msg)
 		}
+	} else if err != nil {
+		errs = append(errs, err.Error())
 	}
-	num := func(name string, set func(int64)) {
-		if v := getenv(name); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n <= 0 {
-				errs = append(errs, fmt.Errorf("%s=%q: want a positive integer", name, v))
-				return
-			}
-			set(n)
-		}
-	}
-	str("LISTEN_ADDR", &c.ListenAddr)
-	str("DATABASE_URL", &c.DatabaseURL)
-	num("DB_MAX_CONNS", func(n int64) { c.DBMaxConns = int32(min(n, 1000)) })
-	num("MAX_BODY_BYTES", func(n int64) { c.MaxBodyBytes = n })
-	num("ARGON2_MEMORY_KIB", func(n int64) { c.Argon2.Memory = uint32(min(n, 4<<20)) })
-	num("ARGON2_TIME", func(n int64) { c.Argon2.Time = uint32(min(n, 100)) })
-	num("ARGON2_THREADS", func(n int64) { c.Argon2.Threads = uint8(min(n, 255)) })
-	dur := func(name string, dst *time.Duration) {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 20s", name, v))
-				return
-			}
-			*dst = d
-		}
-	}
-	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
-	dur("ACCESS_TOKEN_TTL", &c.AccessTTL)
-	dur("REFRESH_GRACE", &c.Sessions.Grace)
-	dur("SESSION_MAX_AGE", &c.Sessions.MaxAge)
-	dur("SESSION_IDLE_TIMEOUT", &c.Sessions.IdleTimeout)
-	num("LOGIN_RATE_PER_IP", func(n int64) { c.Sessions.LoginPerIP = int(min(n, 1e6)) })
-	num("LOGIN_RATE_PER_ACCOUNT", func(n int64) { c.Sessions.LoginPerAccount = int(min(n, 1e6)) })
-	str("JWT_ISSUER", &c.JWTIssuer)
-	str("JWT_AUDIENCE", &c.JWTAudience)
-	if v := getenv("JWT_SIGNING_KEYS"); v != "" {
-		c.SigningKeysPEM = []byte(v)
-	}
-	if f := getenv("JWT_SIGNING_KEYS_FILE"); f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("JWT_SIGNING_KEYS_FILE: %w", err))
-		}
-		c.SigningKeysPEM = data
-	}
-	if v := getenv("CORS_ALLOWED_ORIGINS"); v != "" {
-		origins, err := middleware.ParseOrigins(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err))
-		}
-		c.CORSAllowedOrigins = origins
-	}
-	if v := getenv("LOG_LEVEL"); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", v))
-		}
-	}
-	if c.DatabaseURL == "" {
-		errs = append(errs, fmt.Errorf("DATABASE_URL is not set (make run sets it to a local database)"))
+	errs = append(errs, c.bound(failed)...)
+	if c.RequestTimeout > 0 && c.WriteTimeout > 0 && c.WriteTimeout <= c.RequestTimeout {
+		errs = append(errs, fmt.Sprintf("WRITE_TIMEOUT=%s: want more than REQUEST_TIMEOUT=%s, or a request that runs out of time gets no answer",
+			c.WriteTimeout, c.RequestTimeout))
 	}
 	if len(errs) > 0 {
-		return c, fmt.Errorf("config: %v", errs)
+		return c, fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
 	return c, nil
 }
 
-// logValue masks the database password so the config can be logged at start-up.
-func (c config) logValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("listen_addr", c.ListenAddr),
-		slog.String("database_url", maskURL(c.DatabaseURL)),
-		slog.Int("db_max_conns", int(c.DBMaxConns)),
-		slog.String("log_level", c.LogLevel.String()),
-		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
-		slog.Int64("max_body_bytes", c.MaxBodyBytes),
-		slog.Any("argon2", c.Argon2),
-		slog.String("jwt_issuer", c.JWTIssuer),
-		slog.String("jwt_audience", c.JWTAudience),
-		slog.String("access_token_ttl", c.AccessTTL.String()),
-		slog.Bool("jwt_signing_keys_configured", len(c.SigningKeysPEM) > 0),
-		slog.String("refresh_grace", c.Sessions.Grace.String()),
-		slog.String("session_max_age", c.Sessions.MaxAge.String()),
-		slog.String("session_idle_timeout", c.Sessions.IdleTimeout.String()),
-		slog.Int("login_rate_per_ip", c.Sessions.LoginPerIP),
-		slog.Int("login_rate_per_account", c.Sessions.LoginPerAccount),
-		slog.Any("cors_allowed_origins", c.CORSAllowedOrigins),
-	)
+// explain turns one of the env library's errors into a message that names the variable (its
+// parse errors name the Go field) and says what it wants.
+func explain(err error, environ map[string]string) (name, msg string) {
+	var parse env.ParseError
+	var notSet env.VarIsNotSetError
+	var empty env.EmptyVarError
+	var file env.LoadFileContentError
+	switch {
+	case errors.As(err, &parse):
+		f, _ := reflect.TypeFor[config]().FieldByName(parse.Name)
+		name = envName(f)
+		value, ok := environ[name]
+		if !ok {
+			value = f.Tag.Get("envDefault")
+		}
+		switch {
+		case f.Type == durationType:
+			return name, fmt.Sprintf("%s=%q: want a duration such as 20s", name, value)
+		case f.Type == levelType:
+			return name, fmt.Sprintf("%s=%q: want debug, info, warn or error", name, value)
+		case f.Type.Kind() == reflect.Int64:
+			return name, fmt.Sprintf("%s=%q: want a positive integer", name, value)
+		default:
+			return name, fmt.Sprintf("%s: %v", name, parse.Err)
+		}
+	case errors.As(err, &notSet):
+		return notSet.Key, notSet.Key + " is not set (see the configuration table in README.md; make run sets DATABASE_URL)"
+	case errors.As(err, &empty):
+		return empty.Key, empty.Key + " is empty"
+	case errors.As(err, &file):
+		return file.Key, fmt.Sprintf("%s: %v", file.Key, file.Err)
+	}
+	return "", err.Error()
+}
+
+// bound holds integers and durations to be positive and caps integers at their max tag. Fields
+// that failed to parse (named in failed) are already reported.
+func (c *config) bound(failed map[string]bool) []string {
+	var errs []string
+	for f, v := range reflect.ValueOf(c).Elem().Fields() {
+		name := envName(f)
+		if failed[name] {
+			continue
+		}
+		switch {
+		case f.Type == durationType:
+			if v.Int() <= 0 {
+				errs = append(errs, fmt.Sprintf("%s=%s: want a duration above zero such as 20s", name, time.Duration(v.Int())))
+			}
+		case f.Type.Kind() == reflect.Int64:
+			if v.Int() <= 0 {
+				errs = append(errs, fmt.Sprintf("%s=%d: want a positive integer", name, v.Int()))
+			}
+			if limit, ok := f.Tag.Lookup("max"); ok {
+				n, err := strconv.ParseInt(limit, 10, 64)
+				if err != nil {
+					panic(fmt.Sprintf("config.%s: max tag %q: %v", f.Name, limit, err))
+				}
+				v.SetInt(min(v.Int(), n))
+			}
+		}
+	}
+	return errs
+}
+
+// envName is the variable a field reads.
+func envName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return name
+}
+
+// LogValue lets the config be logged at start-up: each variable under its lower-case name, with
+// the connection string's credentials removed and secrets only said to be set or not.
+func (c config) LogValue() slog.Value {
+	var attrs []slog.Attr
+	for f, v := range reflect.ValueOf(c).Fields() {
+		key := strings.ToLower(envName(f))
+		switch fv := v.Interface(); f.Tag.Get("mask") {
+		case "dsn":
+			attrs = append(attrs, slog.String(key, maskURL(fv.(string))))
+		case "secret":
+			attrs = append(attrs, slog.Bool(key+"_set", fv.(string) != ""))
+		default:
+			if s, ok := fv.(fmt.Stringer); ok {
+				attrs = append(attrs, slog.String(key, s.String()))
+			} else {
+				attrs = append(attrs, slog.Any(key, fv))
+			}
+		}
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // maskURL names the database without any credential, whichever form (URL or key=value) the
@@ -151,4 +201,25 @@ func maskURL(raw string) string {
 		return "(unparseable)"
 	}
 	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s", cfg.Host, cfg.Port, cfg.Database, cfg.User)
+}
+
+// signingKeysPEM is the key file's content if JWT_SIGNING_KEYS_FILE is set, else JWT_SIGNING_KEYS.
+func (c config) signingKeysPEM() []byte {
+	if c.SigningKeysFile != "" {
+		return []byte(c.SigningKeysFile)
+	}
+	return []byte(c.SigningKeys)
+}
+
+// argon2 are the password hashing parameters; bound has capped each to fit its type.
+func (c config) argon2() password.Params {
+	return password.Params{Memory: uint32(c.Argon2MemoryKiB), Time: uint32(c.Argon2Time), Threads: uint8(c.Argon2Threads)}
+}
+
+// sessions are session lifetimes and login limits; Password is set by handlers.NewHTTPHandler.
+func (c config) sessions() session.Config {
+	return session.Config{
+		Grace: c.RefreshGrace, MaxAge: c.SessionMaxAge, IdleTimeout: c.SessionIdleTimeout,
+		LoginPerIP: int(c.LoginRatePerIP), LoginPerAccount: int(c.LoginRatePerAccount),
+	}
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,8 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
+	"github.com/caarlos0/env/v11"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -23,24 +22,26 @@ import (
 	"github.com/tasker/tasker/internal/migrate"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
+	"github.com/tasker/tasker/internal/workers"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], env.ToMap(os.Environ()), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+// run is the whole command; environ is the process environment (a map in tests).
+func run(ctx context.Context, args []string, environ map[string]string, out io.Writer) error {
 	if len(args) > 0 && args[0] == "keygen" {
 		// Needs no configuration: prints a new Ed25519 signing key for JWT_SIGNING_KEYS_FILE.
 		_, err := out.Write(tokens.EncodePEM(tokens.GenerateKey()))
 		return err
 	}
-	cfg, err := loadConfig(getenv)
+	cfg, err := loadConfig(environ)
 	if err != nil {
 		return err
 	}
@@ -60,11 +61,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 }
 
-// serve runs until ctx is cancelled, then drains in-flight requests for at most
-// cfg.ShutdownTimeout and closes the pool. ready, if not nil, receives the bound address.
+// serve runs the workers (only the HTTP server so far) until ctx is cancelled or one fails, then
+// stops them in order: the HTTP server stops accepting and drains in-flight requests for at most
+// cfg.ShutdownTimeout, then the other workers stop, then the pool closes. ready, if not nil,
+// receives the bound address.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) error {
-	logger.InfoContext(ctx, "starting", "config", cfg.logValue())
-	pool, err := database.Open(ctx, cfg.DatabaseURL, database.Options{MaxConns: cfg.DBMaxConns})
+	logger.InfoContext(ctx, "starting", "config", cfg)
+	pool, err := database.Open(ctx, cfg.DatabaseURL, database.Options{MaxConns: int32(cfg.DBMaxConns)})
 	if err != nil {
 		return err
 	}
@@ -79,11 +82,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
 		DB: tenancy.New(pool), Logger: logger, Registry: reg,
-		Password: cfg.Argon2, MaxBodyBytes: cfg.MaxBodyBytes,
+		Password: cfg.argon2(), MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Issuer: tokens.NewIssuer(tokens.IssuerConfig{
 			Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTTL,
 		}),
-		Sessions:           cfg.Sessions,
+		Sessions:           cfg.sessions(),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 	})
 	if err != nil {
@@ -94,11 +97,17 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// The timeouts hold for every route. Routes that stream (server-sent events) or upgrade to a
+	// WebSocket will lift them for their own connection only, with
+	// http.NewResponseController(w).SetReadDeadline(time.Time{}) and SetWriteDeadline(time.Time{}),
+	// be mounted outside the REQUEST_TIMEOUT deadline, and end their connections on shutdown
+	// themselves (Shutdown does not wait for hijacked connections).
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -109,22 +118,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		ready <- ln.Addr().String()
 	}
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-
-	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err = workers.Run(ctx, logger, workers.HTTPServer(srv, ln, cfg.ShutdownTimeout))
+	pool.Close()
+	logger.Info("database pool closed")
+	if err != nil {
 		return err
 	}
 	logger.Info("stopped")
@@ -144,8 +141,8 @@ func baseURL(addr net.Addr) string {
 }
 
 func signingKeys(cfg config, logger *slog.Logger) (*tokens.KeySet, error) {
-	if len(cfg.SigningKeysPEM) > 0 {
-		return tokens.ParsePEM(cfg.SigningKeysPEM)
+	if pem := cfg.signingKeysPEM(); len(pem) > 0 {
+		return tokens.ParsePEM(pem)
 	}
 	logger.Warn("no JWT_SIGNING_KEYS_FILE: signing with a key generated for this process; " +
 		"tokens will not survive a restart or verify on other instances (run `server keygen` for a real one)")

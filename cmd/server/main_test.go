@@ -13,35 +13,33 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tasker/tasker/internal/password"
-	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/testdb"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
 func TestConfigDefaultsAndErrors(t *testing.T) {
 	t.Parallel()
-	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://u:secret@h/db?password=other"}))
+	c, err := loadConfig(map[string]string{"DATABASE_URL": "postgres://u:secret@h/db?password=other"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ListenAddr != ":8080" || c.ShutdownTimeout != 20*time.Second || c.MaxBodyBytes != 1<<20 || c.Argon2 != password.DefaultParams {
+	if c.ListenAddr != ":8080" || c.ShutdownTimeout != 20*time.Second || c.MaxBodyBytes != 1<<20 || c.argon2() != password.DefaultParams {
 		t.Errorf("defaults: %+v", c)
 	}
-	if s := c.logValue().String(); strings.Contains(s, "secret") || strings.Contains(s, "other") || !strings.Contains(s, "dbname=db") {
+	if s := c.LogValue().String(); strings.Contains(s, "secret") || strings.Contains(s, "other") || !strings.Contains(s, "dbname=db") {
 		t.Errorf("logged config shows the password or hides the database: %s", s)
 	}
 	dsn := config{DatabaseURL: "host=db user=app password=s3cret dbname=tasker"}
-	if s := dsn.logValue().String(); strings.Contains(s, "s3cret") || !strings.Contains(s, "dbname=tasker") {
+	if s := dsn.LogValue().String(); strings.Contains(s, "s3cret") || !strings.Contains(s, "dbname=tasker") {
 		t.Errorf("logged key=value config: %s", s)
 	}
-	_, err = loadConfig(env(map[string]string{"DB_MAX_CONNS": "many", "SHUTDOWN_TIMEOUT": "soon", "LOG_LEVEL": "loud"}))
+	_, err = loadConfig(map[string]string{"DB_MAX_CONNS": "many", "SHUTDOWN_TIMEOUT": "soon", "LOG_LEVEL": "loud"})
 	for _, want := range []string{"DATABASE_URL", "DB_MAX_CONNS", "SHUTDOWN_TIMEOUT", "LOG_LEVEL"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad config error %v does not name %s", err, want)
@@ -51,18 +49,18 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 
 func TestCORSOriginsAreExactOrigins(t *testing.T) {
 	t.Parallel()
-	c, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y"}))
+	c, err := loadConfig(map[string]string{"DATABASE_URL": "postgres://x/y"})
 	if err != nil || c.CORSAllowedOrigins != nil {
 		t.Fatalf("default CORS origins %v (%v); want none", c.CORSAllowedOrigins, err)
 	}
-	c, err = loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y",
-		"CORS_ALLOWED_ORIGINS": " https://app.example.test, http://localhost:5173 ,"}))
+	c, err = loadConfig(map[string]string{"DATABASE_URL": "postgres://x/y",
+		"CORS_ALLOWED_ORIGINS": " https://app.example.test, http://localhost:5173 ,"})
 	if err != nil || !slices.Equal(c.CORSAllowedOrigins, []string{"https://app.example.test", "http://localhost:5173"}) {
 		t.Fatalf("CORS origins %v (%v)", c.CORSAllowedOrigins, err)
 	}
 	for _, bad := range []string{"*", "https://*.example.test", "null", "https://app.example.test/", "app.example.test",
 		"ftp://app.example.test", "https://app.example.test/path", "https://u@app.example.test"} {
-		_, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CORS_ALLOWED_ORIGINS": bad}))
+		_, err := loadConfig(map[string]string{"DATABASE_URL": "postgres://x/y", "CORS_ALLOWED_ORIGINS": bad})
 		if err == nil || !strings.Contains(err.Error(), "CORS_ALLOWED_ORIGINS") {
 			t.Errorf("CORS_ALLOWED_ORIGINS=%q: error %v; want it rejected", bad, err)
 		}
@@ -74,7 +72,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	var out strings.Builder
 	// The package database is already migrated (it is a clone of the template): a second run
 	// must apply nothing and succeed.
-	if err := run(context.Background(), []string{"migrate"}, env(map[string]string{"DATABASE_URL": testdb.Get(t).AdminURL}), &out); err != nil {
+	if err := run(context.Background(), []string{"migrate"}, map[string]string{"DATABASE_URL": testdb.Get(t).AdminURL}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(out.String(), "migration applied") || !strings.Contains(out.String(), "schema up to date") {
@@ -83,20 +81,23 @@ func TestMigrateIsIdempotent(t *testing.T) {
 }
 
 // TestShutdownFinishesInFlightRequests holds a request open mid-body, signals shutdown, then
-// completes the request: it must succeed, and serve must return cleanly afterwards.
+// completes the request: it must succeed, and serve must return cleanly afterwards, having
+// stopped the HTTP server before closing the pool.
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	t.Parallel()
-	cfg := config{
-		ListenAddr: "127.0.0.1:0", DatabaseURL: testdb.Get(t).AdminURL, DBMaxConns: 2,
-		ShutdownTimeout: 10 * time.Second, MaxBodyBytes: 1 << 20,
-		Argon2:   password.Params{Memory: 1024, Time: 1, Threads: 1},
-		Sessions: session.DefaultConfig,
+	cfg, err := loadConfig(map[string]string{
+		"LISTEN_ADDR": "127.0.0.1:0", "DATABASE_URL": testdb.Get(t).AdminURL, "DB_MAX_CONNS": "2",
+		"SHUTDOWN_TIMEOUT": "10s", "ARGON2_MEMORY_KIB": "1024", "ARGON2_TIME": "1",
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
+	logs := &lockedBuffer{}
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)), ready) }()
 	var addr string
 	select {
 	case addr = <-ready:
@@ -139,6 +140,36 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not return after shutdown")
 	}
+	steps := []string{`"msg":"stopping workers"`, `"msg":"worker stopped","worker":"http"`, `"msg":"database pool closed"`, `"msg":"stopped"`}
+	var order []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		for _, step := range steps {
+			if strings.Contains(line, step) {
+				order = append(order, step)
+			}
+		}
+	}
+	if !slices.Equal(order, steps) {
+		t.Errorf("shutdown logged %q, want %q in that order; logs:\n%s", order, steps, logs.String())
+	}
+}
+
+// lockedBuffer is a log sink the server and the test may share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestSigningKeysComeFromConfigurationFirstSigns(t *testing.T) {
@@ -148,7 +179,7 @@ func TestSigningKeysComeFromConfigurationFirstSigns(t *testing.T) {
 	if err := os.WriteFile(file, append(tokens.EncodePEM(a), tokens.EncodePEM(b)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "JWT_SIGNING_KEYS_FILE": file}))
+	cfg, err := loadConfig(map[string]string{"DATABASE_URL": "postgres://x/y", "JWT_SIGNING_KEYS_FILE": file})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +196,12 @@ func TestSigningKeysComeFromConfigurationFirstSigns(t *testing.T) {
 		t.Errorf("configured keys logged a warning: %s", logs.String())
 	}
 
-	cfg.SigningKeysPEM = nil
+	cfg.SigningKeysFile = ""
 	dev, err := signingKeys(cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil || len(dev.JWKS()) != 1 || !strings.Contains(logs.String(), "no JWT_SIGNING_KEYS_FILE") {
 		t.Fatalf("without keys: %v, %d keys, log %q; want one generated key and a warning", err, len(dev.JWKS()), logs.String())
 	}
-	if _, err := loadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "JWT_SIGNING_KEYS_FILE": file + ".missing"})); err == nil {
+	if _, err := loadConfig(map[string]string{"DATABASE_URL": "postgres://x/y", "JWT_SIGNING_KEYS_FILE": file + ".missing"}); err == nil {
 		t.Error("a missing key file was accepted")
 	}
 }

@@ -70,6 +70,8 @@ type Options struct {
 	Keys *tokens.KeySet
 	// CORSAllowedOrigins are the origins allowed cross-origin requests (none by default).
 	CORSAllowedOrigins []string
+	// RequestTimeout is the deadline of each request (none by default).
+	RequestTimeout time.Duration
 }
 
 // TestSessions are the session settings tests run with: the production lifetimes, fast
@@ -124,6 +126,7 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 		Issuer:             issuer,
 		Sessions:           sessions,
 		CORSAllowedOrigins: opts.CORSAllowedOrigins,
+		RequestTimeout:     opts.RequestTimeout,
 	})
 	if err != nil {
 		t.Fatalf("build handler: %v", err)

@@ -4,6 +4,7 @@
 package problem
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -114,11 +115,28 @@ func Fields(detail string, fields ...FieldError) *Error {
 	return &Error{Kind: Invalid, Detail: detail, Fields: fields}
 }
 
-// As finds the *Error in err's chain; any other error is Internal.
+// TimedOut is the problem for work that ran out of time (the request's deadline, a statement
+// or lock timeout): 503 with Retry-After, since the same request may well succeed when retried.
+func TimedOut(cause error) *Error {
+	return &Error{
+		Kind: Unavailable, Detail: "The request ran out of time; retry it later.",
+		Header: http.Header{"Retry-After": {retryAfterTimedOut}}, cause: cause,
+	}
+}
+
+// retryAfterTimedOut is the Retry-After, in seconds, of a request that ran out of time.
+const retryAfterTimedOut = "2"
+
+// As finds the *Error in err's chain. Otherwise an error caused by a passed deadline
+// (context.DeadlineExceeded anywhere in the chain, from the database or elsewhere) is TimedOut,
+// and any other error is Internal.
 func As(err error) *Error {
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return TimedOut(err)
 	}
 	return &Error{Kind: Internal, cause: err}
 }

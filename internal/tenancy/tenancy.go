@@ -74,8 +74,9 @@ func beginQuery(s Scope) string {
 }
 
 // Translate maps database errors onto the problem taxonomy: no rows is NotFound, a unique
-// violation is Conflict, a foreign-key or check violation is Invalid. Errors that already are
-// problems, and anything else, pass through unchanged.
+// violation is Conflict, a foreign-key or check violation is Invalid, a statement or lock
+// timeout is problem.TimedOut. Errors that already are problems, and anything else, pass through
+// unchanged (a passed context deadline becomes TimedOut in problem.As).
 func Translate(err error) error {
 	if err == nil {
 		return nil
@@ -99,6 +100,8 @@ func Translate(err error) error {
 		case "22021", "22P05": // invalid byte sequence (NUL, bad UTF-8), untranslatable character
 			// The request validator refuses such text first; this is the backstop.
 			return problem.Wrap(problem.Invalid, err, "A text value holds characters that cannot be stored (NUL or invalid UTF-8).")
+		case "57014", "55P03": // query_canceled (statement_timeout), lock_not_available (lock_timeout)
+			return problem.TimedOut(err)
 		}
 	}
 	return err
