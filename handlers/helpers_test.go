@@ -89,8 +89,6 @@ func wantStatus(t *testing.T, what string, got int, body []byte, want int) {
 	}
 }
 
-var _ = http.StatusOK
-
 func ptr[T any](v T) *T { return &v }
 
 func nullableValue[T any](v T) nullable.Nullable[T] { return nullable.NewNullableWithValue(v) }

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers/apitest"
@@ -218,8 +217,6 @@ func TestTeamsMembersAndProjects(t *testing.T) {
 	noAudit, _ := env.Client.ListAuditEventsWithResponse(bg, nil, w.as(api.UserRoleMember))
 	wantStatus(t, "member reads the audit log", noAudit.StatusCode(), noAudit.Body, http.StatusForbidden)
 }
-
-var _ = openapi_types.Email("")
 
 func TestIdempotentUserCreationNeverStoresTheInviteToken(t *testing.T) {
 	t.Parallel()
