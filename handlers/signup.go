@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
@@ -46,7 +45,7 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 		}
 		owner, err = q.CreateUser(ctx, db.CreateUserParams{
 			TenantID: scope.Tenant, ID: scope.User,
-			Email: normalizeEmail(string(body.Email)), Name: body.Name,
+			Email: session.NormalizeEmail(string(body.Email)), Name: body.Name,
 			Role: string(api.UserRoleOwner), Status: string(api.UserStatusActive), PasswordHash: &hash,
 		})
 		if err != nil {
@@ -68,5 +67,3 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 	}
 	return api.Signup201JSONResponse{Tenant: tenantToAPI(tenant), User: userToAPI(owner), Tokens: pairToAPI(pair)}, nil
 }
-
-func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }

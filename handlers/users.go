@@ -66,7 +66,7 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 	p := principal(ctx)
 	body := req.Body
 	params := db.CreateUserParams{
-		TenantID: p.Tenant, ID: newID(), Email: normalizeEmail(string(body.Email)), Name: body.Name,
+		TenantID: p.Tenant, ID: newID(), Email: session.NormalizeEmail(string(body.Email)), Name: body.Name,
 		Role: string(body.Role), Status: string(api.UserStatusActive),
 	}
 	var invite *tokens.Opaque

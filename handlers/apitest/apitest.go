@@ -72,11 +72,11 @@ type Options struct {
 	CORSAllowedOrigins []string
 }
 
-// TestSessions are the session settings tests run with: the production lifetimes, fast
-// password hashing, and login limits high enough not to get in the way.
+// TestSessions are the session settings tests run with: the production lifetimes, and login
+// limits high enough not to get in the way.
 var TestSessions = session.Config{
 	Grace: 10 * time.Second, MaxAge: 30 * 24 * time.Hour, IdleTimeout: 7 * 24 * time.Hour,
-	Password: FastPassword, LoginPerIP: 10000, LoginPerAccount: 10000,
+	LoginPerIP: 10000, LoginPerAccount: 10000,
 }
 
 // Issuer and Audience are the access-token claims the test server uses.
