@@ -17,11 +17,14 @@ import (
 )
 
 // statementCounter counts round trips to PostgreSQL: each statement sent on its own (BEGIN and
-// COMMIT included) and each pipelined batch.
-type statementCounter struct{ n atomic.Int64 }
+// COMMIT included) and each pipelined batch; begins counts the transactions opened.
+type statementCounter struct{ n, begins atomic.Int64 }
 
-func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, q pgx.TraceQueryStartData) context.Context {
 	c.n.Add(1)
+	if strings.HasPrefix(q.SQL, "BEGIN") {
+		c.begins.Add(1)
+	}
 	return ctx
 }
 
@@ -37,18 +40,18 @@ func (c *statementCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.Trace
 
 func (c *statementCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
-func countingPool(b *testing.B) (*pgxpool.Pool, *statementCounter) {
-	cfg, err := pgxpool.ParseConfig(testdb.Get(b).AppURL)
+func countingPool(tb testing.TB) (*pgxpool.Pool, *statementCounter) {
+	cfg, err := pgxpool.ParseConfig(testdb.Get(tb).AppURL)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	counter := &statementCounter{}
 	cfg.ConnConfig.Tracer = counter
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(pool.Close)
+	tb.Cleanup(pool.Close)
 	return pool, counter
 }
 

@@ -29,12 +29,14 @@ type Config struct {
 	DB       *tenancy.DB
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// Password are the argon2id parameters of every password hash: sign-up, user creation,
+	// invitations, and the dummy hash that makes a login for an unknown email cost the same.
 	Password password.Params
 	// MaxBodyBytes caps JSON request bodies (413 beyond it).
 	MaxBodyBytes int64
 	// Issuer signs and verifies access tokens.
 	Issuer *tokens.Issuer
-	// Sessions sets session lifetimes and login limits; its Password is taken from Password.
+	// Sessions sets session lifetimes and login limits.
 	Sessions session.Config
 	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) whose browser clients may
 	// call the API. Empty means none: no CORS headers are ever sent.
@@ -55,8 +57,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	cfg.Sessions.Password = cfg.Password
-	sessions, err := session.New(cfg.DB, cfg.Issuer, cfg.Sessions)
+	sessions, err := session.New(cfg.DB, cfg.Issuer, cfg.Password, cfg.Sessions)
 	if err != nil {
 		return nil, err
 	}

@@ -5,12 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"io"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -33,12 +34,12 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			return
 		}
 		ctx := r.Context()
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			s.writeError(w, r, problem.New(problem.Invalid, "The body could not be read."))
+		// The validator has read the body, within the operation's limit; it is not read again.
+		body, ok := contract.Body(ctx)
+		if !ok {
+			s.writeError(w, r, errors.New("idempotency: the request did not pass the validator"))
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		// The operation is the path: the same key on another project is another request. The
 		// query string is left out, since no create takes one.
 		op := r.Method + " " + r.URL.Path
@@ -50,7 +51,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		var reserved bool
 		// The caller's standing is checked before anything is reserved or replayed: a caller
 		// who has lost the right to the operation gets 403, never a stored response.
-		err = s.write(ctx, p, func(tx *tenancy.Tx, _ auth.Principal) error {
+		err := s.write(ctx, p, func(tx *tenancy.Tx, _ auth.Principal) error {
 			if err := tx.Q.PurgeExpiredIdempotencyKeys(ctx); err != nil {
 				return err
 			}

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
@@ -11,6 +10,7 @@ import (
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 )
 
@@ -38,7 +38,7 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 		}
 		owner, err := tx.Q.CreateUser(ctx, db.CreateUserParams{
 			TenantID: scope.Tenant, ID: scope.User,
-			Email: normalizeEmail(string(body.Email)), Name: body.Name,
+			Email: session.NormalizeEmail(string(body.Email)), Name: body.Name,
 			Role: string(api.UserRoleOwner), Status: string(api.UserStatusActive), PasswordHash: &hash,
 		})
 		if err != nil {
@@ -59,5 +59,3 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 	}
 	return out, nil
 }
-
-func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }

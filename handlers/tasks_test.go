@@ -389,8 +389,6 @@ func TestCreateTaskIsIdempotent(t *testing.T) {
 	wantStatus(t, "reuse of a released key", good.StatusCode(), good.Body, http.StatusCreated)
 }
 
-var _ = context.Background
-
 func TestConcurrentParentChangesCannotMakeACycle(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)

@@ -13,6 +13,7 @@ import (
 	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
 	"github.com/tasker/tasker/internal/users"
@@ -64,7 +65,7 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 	p := principal(ctx)
 	body := req.Body
 	params := db.CreateUserParams{
-		TenantID: p.Tenant, ID: newID(), Email: normalizeEmail(string(body.Email)), Name: body.Name,
+		TenantID: p.Tenant, ID: newID(), Email: session.NormalizeEmail(string(body.Email)), Name: body.Name,
 		Role: string(body.Role), Status: string(api.UserStatusActive),
 	}
 	var invite *tokens.Opaque

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -11,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers/apitest"
@@ -219,8 +219,6 @@ func TestTeamsMembersAndProjects(t *testing.T) {
 	wantStatus(t, "member reads the audit log", noAudit.StatusCode(), noAudit.Body, http.StatusForbidden)
 }
 
-var _ = openapi_types.Email("")
-
 func TestIdempotentUserCreationNeverStoresTheInviteToken(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
@@ -353,7 +351,8 @@ func TestIdempotencyFingerprintIgnoresFormattingButNotContent(t *testing.T) {
 	if first.JSON201 == nil || same.JSON201 == nil || same.JSON201.Id != first.JSON201.Id {
 		t.Fatalf("reordered, respaced body: %s / %s; want a replay", first.Body, same.Body)
 	}
-	wantStatus(t, "same key, changed value", post("team-1", `{"name":"Ops2","key":"OPS"}`).StatusCode(), nil, http.StatusUnprocessableEntity)
+	changed := post("team-1", `{"name":"Ops2","key":"OPS"}`)
+	wantStatus(t, "same key, changed value", changed.StatusCode(), changed.Body, http.StatusUnprocessableEntity)
 
 	pw := "first password 1"
 	u1, _ := env.Client.CreateUserWithResponse(bg, &api.CreateUserParams{IdempotencyKey: ptr("user-1")}, api.UserCreate{Email: "p@example.test", Name: "P", Role: api.UserRoleViewer, Password: &pw}, w.as(api.UserRoleOwner))
@@ -372,13 +371,19 @@ func TestPathsTheMuxDoesNotKnowAreProblems(t *testing.T) {
 	for _, path := range []string{"/v1/teams/", "/v1/projects/"} {
 		req, _ := http.NewRequest(http.MethodGet, env.URL+path, nil)
 		req.Header.Set("Authorization", "Bearer "+w.tokens[api.UserRoleViewer])
-		resp, err := env.HTTP.Do(req) // the harness fails the test unless an error is a problem
+		resp, err := env.HTTP.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode < 400 {
-			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No operation has a trailing slash: 404, as a problem document.
+		wantStatus(t, "GET "+path, resp.StatusCode, body, http.StatusNotFound)
+		if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("GET %s: Content-Type %q, want application/problem+json", path, ct)
 		}
 	}
 }

@@ -216,7 +216,7 @@ func (c config) argon2() password.Params {
 	return password.Params{Memory: uint32(c.Argon2MemoryKiB), Time: uint32(c.Argon2Time), Threads: uint8(c.Argon2Threads)}
 }
 
-// sessions are session lifetimes and login limits; Password is set by handlers.NewHTTPHandler.
+// sessions are session lifetimes and login limits; password parameters travel separately (argon2).
 func (c config) sessions() session.Config {
 	return session.Config{
 		Grace: c.RefreshGrace, MaxAge: c.SessionMaxAge, IdleTimeout: c.SessionIdleTimeout,

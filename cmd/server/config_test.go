@@ -99,7 +99,6 @@ func TestConfigDefaultsAreThePackagesDefaults(t *testing.T) {
 		t.Errorf("argon2 defaults %+v, want password.DefaultParams %+v", c.argon2(), password.DefaultParams)
 	}
 	want := session.DefaultConfig
-	want.Password = password.Params{} // handlers.NewHTTPHandler sets it from Password
 	if got := c.sessions(); got != want {
 		t.Errorf("session defaults %+v, want session.DefaultConfig %+v", got, want)
 	}

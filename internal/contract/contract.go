@@ -41,8 +41,9 @@ func init() {
 
 // Spec is the loaded, validated OpenAPI document with its router.
 type Spec struct {
-	Doc    *openapi3.T
-	router routers.Router
+	Doc        *openapi3.T
+	router     routers.Router
+	bodyLimits map[string]int64 // MaxBodyExtension by operationId
 }
 
 // Load parses and validates the embedded openapi/openapi.yaml.
@@ -61,11 +62,15 @@ func LoadBytes(ctx context.Context, data []byte) (*Spec, error) {
 	if err := doc.Validate(ctx); err != nil {
 		return nil, fmt.Errorf("validate openapi: %w", err)
 	}
+	limits, err := bodyLimits(doc)
+	if err != nil {
+		return nil, fmt.Errorf("validate openapi: %w", err)
+	}
 	router, err := legacy.NewRouter(doc)
 	if err != nil {
 		return nil, fmt.Errorf("route openapi: %w", err)
 	}
-	return &Spec{Doc: doc, router: router}, nil
+	return &Spec{Doc: doc, router: router, bodyLimits: limits}, nil
 }
 
 // allMethods are tried when a path matched no operation, to tell 404 from 405.

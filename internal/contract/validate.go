@@ -1,11 +1,9 @@
 package contract
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"sort"
@@ -21,11 +19,9 @@ import (
 
 // ValidatorOptions configure the request validator.
 type ValidatorOptions struct {
-	// MaxBodyBytes caps request bodies; a larger body is answered with 413.
+	// MaxBodyBytes caps every request body (DefaultMaxBodyBytes when not positive); an
+	// operation's MaxBodyExtension lowers its own cap. A larger body is answered with 413.
 	MaxBodyBytes int64
-	// Skip lets some operations read their own bodies (streaming uploads, signed webhooks),
-	// keyed by operationId; their parameters are still validated.
-	SkipBody map[string]bool
 	// Authenticate runs once the operation is known and before its input is validated, so
 	// callers without credentials learn nothing about the input rules. It returns the request
 	// to continue with (carrying the principal) or the error to answer with.
@@ -37,6 +33,9 @@ type ValidatorOptions struct {
 // that breaks the spec 400, naming each offending field. Valid requests reach next with their
 // route recorded in reqinfo.
 func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.Handler {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
@@ -62,24 +61,17 @@ func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.H
 				ctx = r.Context()
 			}
 
-			skipBody := opts.SkipBody[route.Operation.OperationID]
-			if !skipBody && r.Body != nil && r.Body != http.NoBody {
-				// Read the body once, bounded, so validation and the handler share it.
-				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, opts.MaxBodyBytes))
-				if err != nil {
-					var tooLarge *http.MaxBytesError
-					if errors.As(err, &tooLarge) {
-						problem.Write(w, r, reqinfo.RequestID(ctx), problem.New(problem.TooLarge, "The body exceeds %d bytes.", opts.MaxBodyBytes))
-						return
-					}
-					problem.Write(w, r, reqinfo.RequestID(ctx), problem.New(problem.Invalid, "The body could not be read."))
-					return
-				}
-				r.Body = io.NopCloser(bytes.NewReader(body))
-				r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			// Read the body once, bounded by the operation's limit, so validation, the
+			// idempotency fingerprint and the handler share it.
+			withBody, err := readBody(w, r, s.BodyLimit(route.Operation, opts.MaxBodyBytes))
+			if err != nil {
+				problem.Write(w, r, reqinfo.RequestID(ctx), err)
+				return
 			}
+			r, ctx = withBody, withBody.Context()
+			body, _ := Body(ctx)
 
-			if fields := textProblems(r, route, params, skipBody); len(fields) > 0 {
+			if fields := textProblems(r, route, params, body); len(fields) > 0 {
 				problem.Write(w, r, reqinfo.RequestID(ctx), fieldsProblem(fields))
 				return
 			}
@@ -89,8 +81,7 @@ func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.H
 				PathParams: params,
 				Route:      route,
 				Options: &openapi3filter.Options{
-					MultiError:         true,
-					ExcludeRequestBody: skipBody,
+					MultiError: true,
 					// Credentials are checked by the auth middleware, which runs before this one.
 					AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 				},
@@ -182,7 +173,7 @@ func fieldsProblem(fields []problem.FieldError) *problem.Error {
 
 // textProblems refuses malformed query strings and text that cannot be stored, in the query,
 // the path, the operation's header parameters and a JSON body.
-func textProblems(r *http.Request, route *routers.Route, params map[string]string, skipBody bool) []problem.FieldError {
+func textProblems(r *http.Request, route *routers.Route, params map[string]string, body []byte) []problem.FieldError {
 	fields := queryProblems(r.URL.RawQuery)
 	for name, v := range params {
 		if !storable(v) {
@@ -201,11 +192,8 @@ func textProblems(r *http.Request, route *routers.Route, params map[string]strin
 			}
 		}
 	}
-	if !skipBody && r.GetBody != nil && isJSON(r.Header.Get("Content-Type")) {
-		if body, err := r.GetBody(); err == nil {
-			raw, _ := io.ReadAll(body)
-			fields = append(fields, bodyProblems(raw)...)
-		}
+	if body != nil && isJSON(r.Header.Get("Content-Type")) {
+		fields = append(fields, bodyProblems(body)...)
 	}
 	return fields
 }

@@ -141,9 +141,6 @@ func As(err error) *Error {
 	return &Error{Kind: Internal, cause: err}
 }
 
-// KindOf is the kind of err: Internal unless err wraps an *Error.
-func KindOf(err error) Kind { return As(err).Kind }
-
 // Is reports whether err is a problem of kind k.
 func Is(err error, k Kind) bool {
 	var pe *Error

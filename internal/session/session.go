@@ -35,7 +35,6 @@ type Config struct {
 	MaxAge time.Duration
 	// IdleTimeout ends a session that has not refreshed for this long.
 	IdleTimeout time.Duration
-	Password    password.Params
 	// LoginPerIP is credential attempts a minute per client IP; LoginPerAccount is failed logins
 	// a minute per account, and per account and client IP (bursts of the same size). See Login.
 	LoginPerIP, LoginPerAccount int
@@ -44,7 +43,7 @@ type Config struct {
 // DefaultConfig is what the server uses unless configured otherwise.
 var DefaultConfig = Config{
 	Grace: 10 * time.Second, MaxAge: 30 * 24 * time.Hour, IdleTimeout: 7 * 24 * time.Hour,
-	Password: password.DefaultParams, LoginPerIP: 30, LoginPerAccount: 10,
+	LoginPerIP: 30, LoginPerAccount: 10,
 }
 
 // Service runs logins and refreshes.
@@ -60,11 +59,12 @@ type Service struct {
 	now                                func() time.Time
 }
 
-// New returns a Service.
-func New(d *tenancy.DB, issuer *tokens.Issuer, cfg Config) (*Service, error) {
-	// Verifying against this hash when there is no user makes a miss cost what a wrong
-	// password costs, so response times do not reveal which emails exist.
-	dummy, err := password.Hash("tasker timing equaliser", cfg.Password)
+// New returns a Service. hashing are the argon2id parameters passwords are hashed with, the
+// same the caller hashes them with: a login for an unknown email verifies a dummy hash made with
+// them, so that a miss costs what a wrong password costs and response times do not reveal
+// which emails exist.
+func New(d *tenancy.DB, issuer *tokens.Issuer, hashing password.Params, cfg Config) (*Service, error) {
+	dummy, err := password.Hash("tasker timing equaliser", hashing)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func errBadLogin() error {
 // this client IP. Every attempt also spends the IP's credential budget (Throttle).
 func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, error) {
 	ip, _ := reqinfo.Client(ctx)
-	email = strings.ToLower(strings.TrimSpace(email))
+	email = NormalizeEmail(email)
 	if err := s.Throttle(ctx); err != nil {
 		return Pair{}, err
 	}
@@ -199,6 +199,10 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	}
 	return pair, nil
 }
+
+// NormalizeEmail is the form in which an email is stored and looked up: trimmed and lower-cased,
+// so that sign-up, user creation and login agree on it.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // Throttle spends one of the client IP's credential attempts (shared by login, sign-up and
 // invitation acceptance, each of which costs an argon2id hash) and answers 429 when none is left.

@@ -1,0 +1,138 @@
+package contract
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/tasker/tasker/internal/problem"
+)
+
+// MaxBodyExtension is the operation extension that caps its request body in bytes. Without it
+// an operation takes bodies up to the global limit (MAX_BODY_BYTES), which also caps it: the
+// extension can only make an operation stricter.
+const MaxBodyExtension = "x-max-body-bytes"
+
+// DefaultMaxBodyBytes is the global limit when none is configured.
+const DefaultMaxBodyBytes = 1 << 20
+
+// bodyLimits reads every operation's MaxBodyExtension, keyed by operationId, and refuses the
+// document when one is not a positive integer or sits on an operation that takes no body.
+func bodyLimits(doc *openapi3.T) (map[string]int64, error) {
+	limits := map[string]int64{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			v, ok := op.Extensions[MaxBodyExtension]
+			if !ok {
+				continue
+			}
+			if op.RequestBody == nil {
+				return nil, fmt.Errorf("%s %s: %s on an operation without a requestBody", method, path, MaxBodyExtension)
+			}
+			n, err := positiveInt(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %s: %w", method, path, MaxBodyExtension, err)
+			}
+			limits[op.OperationID] = n
+		}
+	}
+	return limits, nil
+}
+
+func positiveInt(v any) (int64, error) {
+	var f float64
+	switch n := v.(type) {
+	case float64:
+		f = n
+	case int:
+		f = float64(n)
+	case int64:
+		f = float64(n)
+	case json.Number:
+		var err error
+		if f, err = n.Float64(); err != nil {
+			return 0, fmt.Errorf("%v is not a number", v)
+		}
+	default:
+		return 0, fmt.Errorf("%v is not a number", v)
+	}
+	if f < 1 || f != math.Trunc(f) || f > math.MaxInt32 {
+		return 0, fmt.Errorf("%v is not a positive whole number of bytes", v)
+	}
+	return int64(f), nil
+}
+
+// BodyLimit is the largest request body op takes: 0 when it has no requestBody, otherwise its
+// MaxBodyExtension capped by max, the global limit.
+func (s *Spec) BodyLimit(op *openapi3.Operation, max int64) int64 {
+	if op.RequestBody == nil {
+		return 0
+	}
+	if n, ok := s.bodyLimits[op.OperationID]; ok {
+		return min(n, max)
+	}
+	return max
+}
+
+type bodyKey struct{}
+
+// Body is the request body the validator read, shared so that no later layer (the idempotency
+// fingerprint) reads or copies it again. ok is false only when the request did not pass the
+// validator; an operation without a body gets nil.
+func Body(ctx context.Context) (body []byte, ok bool) {
+	body, ok = ctx.Value(bodyKey{}).([]byte)
+	return body, ok
+}
+
+// readBody reads r's body for an operation that takes at most limit bytes (0: none) and hands
+// it on through r.Body, r.GetBody and Body. It never reads more than limit+1 bytes, and refuses
+// a body the operation does not take, or one it knows is too large by its Content-Length,
+// without reading any of it. Every refusal closes the connection, so that the server does not
+// read the rest of the body to keep the connection alive.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*http.Request, error) {
+	body, err := bufferBody(r, limit)
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		return nil, err
+	}
+	r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, body))
+	if body != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return r, nil
+}
+
+// bufferBody is r's body, nil when there is none.
+func bufferBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if limit == 0 {
+		return nil, problem.Fields("This operation takes no request body.",
+			problem.FieldError{In: "body", Field: "body", Message: "must be absent: this operation takes no body"})
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	// Not http.MaxBytesReader: it closes the connection only when it holds the server's own
+	// writer, not the middleware's wrappers of it; readBody does that for every refusal.
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	switch {
+	case err != nil:
+		return nil, problem.Wrap(problem.Invalid, err, "The body could not be read.")
+	case int64(len(body)) > limit:
+		return nil, tooLarge(limit)
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
+	return problem.New(problem.TooLarge, "The body exceeds %d bytes, the limit of this operation.", limit)
+}
