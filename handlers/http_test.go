@@ -225,3 +225,27 @@ func TestAccessLogRecordsRequestAndTenant(t *testing.T) {
 	}
 	t.Fatalf("no access log record for request %s", id)
 }
+
+func TestPathsTheMuxDoesNotKnowAreProblems(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	for _, path := range []string{"/v1/teams/", "/v1/projects/"} {
+		req, _ := http.NewRequest(http.MethodGet, env.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+w.tokens[api.UserRoleViewer])
+		resp, err := env.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No operation has a trailing slash: 404, as a problem document.
+		wantStatus(t, "GET "+path, resp.StatusCode, body, http.StatusNotFound)
+		if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("GET %s: Content-Type %q, want application/problem+json", path, ct)
+		}
+	}
+}
