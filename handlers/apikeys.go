@@ -20,10 +20,8 @@ func (s *Server) ListAPIKeys(ctx context.Context, req api.ListAPIKeysRequestObje
 	if err != nil {
 		return nil, err
 	}
-	var rows []db.ApiKey
-	err = s.db.Search(ctx, scope(p), func(q *db.Queries) error {
-		rows, err = q.ListAPIKeys(ctx, db.ListAPIKeysParams{BeforeCreatedAt: beforeT, BeforeID: beforeID, Lim: fetchLimit(req.Params.Limit)})
-		return err
+	rows, err := tenancy.SearchV(ctx, s.db, scope(p), func(q *db.Queries) ([]db.ApiKey, error) {
+		return q.ListAPIKeys(ctx, db.ListAPIKeysParams{BeforeCreatedAt: beforeT, BeforeID: beforeID, Lim: fetchLimit(req.Params.Limit)})
 	})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/cursor"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 // ListAuditEvents lists the tenant's audit log, newest first (admins).
@@ -23,11 +24,8 @@ func (s *Server) ListAuditEvents(ctx context.Context, req api.ListAuditEventsReq
 		}
 		params.BeforeCreatedAt, params.BeforeID = &c.T, &c.ID
 	}
-	var rows []db.AuditEvent
-	err := s.db.Search(ctx, scope(principal(ctx)), func(q *db.Queries) error {
-		var err error
-		rows, err = q.ListAuditEvents(ctx, params)
-		return err
+	rows, err := tenancy.SearchV(ctx, s.db, scope(principal(ctx)), func(q *db.Queries) ([]db.AuditEvent, error) {
+		return q.ListAuditEvents(ctx, params)
 	})
 	if err != nil {
 		return nil, err

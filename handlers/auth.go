@@ -48,12 +48,10 @@ func (s *Server) ListSessions(ctx context.Context, req api.ListSessionsRequestOb
 	if err != nil {
 		return nil, err
 	}
-	var rows []db.Session
-	err = s.db.Search(ctx, scope(p), func(q *db.Queries) error {
-		rows, err = q.ListUserSessions(ctx, db.ListUserSessionsParams{
+	rows, err := tenancy.SearchV(ctx, s.db, scope(p), func(q *db.Queries) ([]db.Session, error) {
+		return q.ListUserSessions(ctx, db.ListUserSessionsParams{
 			UserID: p.User, ActiveSince: s.sessions.ActiveSince(), BeforeCreatedAt: beforeT, BeforeID: beforeID, Lim: fetchLimit(req.Params.Limit),
 		})
-		return err
 	})
 	if err != nil {
 		return nil, err
@@ -89,11 +87,8 @@ func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequest
 // GetMe returns the caller, its tenant and role.
 func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
 	p := principal(ctx)
-	var row db.GetUserAndTenantRow
-	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
-		var err error
-		row, err = q.GetUserAndTenant(ctx, p.User)
-		return err
+	row, err := tenancy.ReadV(ctx, s.db, scope(p), func(q *db.Queries) (db.GetUserAndTenantRow, error) {
+		return q.GetUserAndTenant(ctx, p.User)
 	})
 	if err != nil {
 		return nil, err

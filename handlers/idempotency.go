@@ -102,11 +102,8 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request, p auth.Principal, who db.ReserveIdempotencyKeyParams) {
 	ctx := r.Context()
-	var stored db.GetIdempotencyRecordRow
-	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
-		var err error
-		stored, err = q.GetIdempotencyRecord(ctx, db.GetIdempotencyRecordParams{UserID: p.User, Key: who.Key})
-		return err
+	stored, err := tenancy.ReadV(ctx, s.db, scope(p), func(q *db.Queries) (db.GetIdempotencyRecordRow, error) {
+		return q.GetIdempotencyRecord(ctx, db.GetIdempotencyRecordParams{UserID: p.User, Key: who.Key})
 	})
 	switch {
 	case problem.Is(err, problem.NotFound):

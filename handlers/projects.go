@@ -22,10 +22,8 @@ func (s *Server) ListProjects(ctx context.Context, req api.ListProjectsRequestOb
 	if req.Params.Status != nil {
 		params.Status = ptr(string(*req.Params.Status))
 	}
-	var rows []db.Project
-	err = s.db.Search(ctx, scope(principal(ctx)), func(q *db.Queries) error {
-		rows, err = q.ListProjects(ctx, params)
-		return err
+	rows, err := tenancy.SearchV(ctx, s.db, scope(principal(ctx)), func(q *db.Queries) ([]db.Project, error) {
+		return q.ListProjects(ctx, params)
 	})
 	if err != nil {
 		return nil, err
@@ -40,11 +38,8 @@ func (s *Server) ListProjects(ctx context.Context, req api.ListProjectsRequestOb
 
 // GetProject reads one project.
 func (s *Server) GetProject(ctx context.Context, req api.GetProjectRequestObject) (api.GetProjectResponseObject, error) {
-	var p db.Project
-	err := s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
-		var err error
-		p, err = q.GetProject(ctx, req.Id)
-		return err
+	p, err := tenancy.ReadV(ctx, s.db, scope(principal(ctx)), func(q *db.Queries) (db.Project, error) {
+		return q.GetProject(ctx, req.Id)
 	})
 	if err != nil {
 		return nil, notFound(err, resourceProject)

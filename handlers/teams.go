@@ -21,10 +21,8 @@ func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	var rows []db.Team
-	err = s.db.Search(ctx, scope(p), func(q *db.Queries) error {
-		rows, err = q.ListTeams(ctx, db.ListTeamsParams{AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit)})
-		return err
+	rows, err := tenancy.SearchV(ctx, s.db, scope(p), func(q *db.Queries) ([]db.Team, error) {
+		return q.ListTeams(ctx, db.ListTeamsParams{AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit)})
 	})
 	if err != nil {
 		return nil, err
@@ -39,11 +37,8 @@ func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) 
 
 // GetTeam reads one team.
 func (s *Server) GetTeam(ctx context.Context, req api.GetTeamRequestObject) (api.GetTeamResponseObject, error) {
-	var t db.Team
-	err := s.db.Read(ctx, scope(principal(ctx)), func(q *db.Queries) error {
-		var err error
-		t, err = q.GetTeam(ctx, req.Id)
-		return err
+	t, err := tenancy.ReadV(ctx, s.db, scope(principal(ctx)), func(q *db.Queries) (db.Team, error) {
+		return q.GetTeam(ctx, req.Id)
 	})
 	if err != nil {
 		return nil, notFound(err, resourceTeam)
@@ -131,15 +126,13 @@ func (s *Server) ListTeamMembers(ctx context.Context, req api.ListTeamMembersReq
 	if err != nil {
 		return nil, err
 	}
-	var rows []db.ListTeamMembersRow
-	err = s.db.Search(ctx, scope(principal(ctx)), func(q *db.Queries) error {
+	rows, err := tenancy.SearchV(ctx, s.db, scope(principal(ctx)), func(q *db.Queries) ([]db.ListTeamMembersRow, error) {
 		if _, err := q.GetTeam(ctx, req.Id); err != nil {
-			return notFound(err, resourceTeam)
+			return nil, notFound(err, resourceTeam)
 		}
-		rows, err = q.ListTeamMembers(ctx, db.ListTeamMembersParams{
+		return q.ListTeamMembers(ctx, db.ListTeamMembersParams{
 			TeamID: req.Id, AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit),
 		})
-		return err
 	})
 	if err != nil {
 		return nil, err

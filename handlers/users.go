@@ -29,10 +29,8 @@ func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	var rows []db.User
-	err = s.db.Search(ctx, scope(p), func(q *db.Queries) error {
-		rows, err = q.ListUsers(ctx, db.ListUsersParams{AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit)})
-		return err
+	rows, err := tenancy.SearchV(ctx, s.db, scope(p), func(q *db.Queries) ([]db.User, error) {
+		return q.ListUsers(ctx, db.ListUsersParams{AfterCreatedAt: afterT, AfterID: afterID, Lim: fetchLimit(req.Params.Limit)})
 	})
 	if err != nil {
 		return nil, err
@@ -48,11 +46,8 @@ func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) 
 // GetUser reads one user.
 func (s *Server) GetUser(ctx context.Context, req api.GetUserRequestObject) (api.GetUserResponseObject, error) {
 	p := principal(ctx)
-	var u db.User
-	err := s.db.Read(ctx, scope(p), func(q *db.Queries) error {
-		var err error
-		u, err = q.GetUser(ctx, req.Id)
-		return err
+	u, err := tenancy.ReadV(ctx, s.db, scope(p), func(q *db.Queries) (db.User, error) {
+		return q.GetUser(ctx, req.Id)
 	})
 	if err != nil {
 		return nil, notFound(err, "user")
