@@ -8,6 +8,7 @@ import (
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/audit"
 	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
@@ -71,13 +72,14 @@ func (s *Server) CreateAPIKey(ctx context.Context, req api.CreateAPIKeyRequestOb
 
 // DeleteAPIKey revokes a key; it stops working at once.
 func (s *Server) DeleteAPIKey(ctx context.Context, req api.DeleteAPIKeyRequestObject) (api.DeleteAPIKeyResponseObject, error) {
-	err := s.write(ctx, principal(ctx), func(tx *tenancy.Tx, _ auth.Principal) error {
-		n, err := tx.Q.RevokeAPIKey(ctx, req.Id)
+	err := s.write(ctx, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) error {
+		creator, err := tx.Q.RevokeAPIKey(ctx, req.Id)
 		if err != nil {
-			return err
+			return notFound(err, "API key")
 		}
-		if n == 0 {
-			return problem.New(problem.NotFound, "No such API key.")
+		// An owner's key is an owner's to revoke, as an owner is an owner's to change.
+		if err := authz.ManageUser(p, auth.Role(creator)); err != nil {
+			return err
 		}
 		tx.Record(tenancy.Entry{Action: audit.APIKeyRevoked, ResourceType: audit.ResourceAPIKey, ResourceID: req.Id})
 		return nil

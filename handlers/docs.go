@@ -12,6 +12,8 @@ import (
 	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/tasker/tasker/internal/middleware"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/reqinfo"
 )
 
 // inlineBlock finds the inline scripts and styles of a page (and script elements with src,
@@ -53,6 +55,31 @@ func docsHandler() (http.Handler, error) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Frame-Options", "DENY")
-		docs.ServeHTTP(w, r)
+		docs.ServeHTTP(&problemOnNotFound{ResponseWriter: w, r: r}, r)
 	})), nil
+}
+
+// problemOnNotFound turns the docs file server's plain-text 404 (an asset it does not have)
+// into the problem document every other 404 is.
+type problemOnNotFound struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (p *problemOnNotFound) WriteHeader(status int) {
+	if status != http.StatusNotFound {
+		p.ResponseWriter.WriteHeader(status)
+		return
+	}
+	p.replaced = true
+	p.Header().Del("Content-Length")
+	problem.Write(p.ResponseWriter, p.r, reqinfo.RequestID(p.r.Context()), problem.New(problem.NotFound, "No such documentation asset: %s.", p.r.URL.Path))
+}
+
+func (p *problemOnNotFound) Write(b []byte) (int, error) {
+	if p.replaced {
+		return len(b), nil // the file server's own text, already replaced
+	}
+	return p.ResponseWriter.Write(b)
 }

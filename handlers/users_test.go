@@ -189,3 +189,31 @@ func TestConcurrentOwnerDemotionsLeaveAnOwner(t *testing.T) {
 		}
 	}
 }
+
+// A deactivation in flight holds the user's row; writes and sign-ins of that user wait for it
+// and then see it, instead of slipping in with the status read before it.
+func TestWritesAndSignInsWaitForADeactivationInFlight(t *testing.T) {
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	admin := w.users[api.UserRoleAdmin]
+	token := w.tokens[api.UserRoleAdmin]
+	release := holdRow(t, env, w.Tenant.Id, "UPDATE users SET status = 'deactivated' WHERE id = $1", "", admin.Id)
+	key := make(chan *api.CreateAPIKeyResponse, 1)
+	go func() {
+		r, _ := env.Client.CreateAPIKeyWithResponse(bg, api.APIKeyCreate{Name: "racing", Role: api.UserRoleViewer}, apitest.Bearer(token))
+		key <- r
+	}()
+	login := make(chan *api.LoginResponse, 1)
+	go func() {
+		r, _ := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: w.Slug, Email: "admin@example.test", Password: "password for admin"})
+		login <- r
+	}()
+	waitForLockWaiters(t, env, 2)
+	release()
+	if r := <-key; r == nil || r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("a key created while the creator's deactivation was in flight: %v", r.Status())
+	}
+	if r := <-login; r == nil || r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("a sign-in while the user's deactivation was in flight: %v", r.Status())
+	}
+}

@@ -12,8 +12,14 @@ WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg(lim);
 
--- name: RevokeAPIKey :execrows
-UPDATE api_keys SET revoked_at = now() WHERE id = sqlc.arg(id) AND revoked_at IS NULL;
+-- name: RevokeAPIKey :one
+-- Revokes a live key and names its creator's role, for the rule that only owners touch what
+-- owners made; the caller rolls back when that rule says no.
+WITH revoked AS (
+    UPDATE api_keys k SET revoked_at = now() WHERE k.id = sqlc.arg(id) AND k.revoked_at IS NULL
+    RETURNING k.created_by
+)
+SELECT u.role AS creator_role FROM revoked JOIN users u ON u.id = revoked.created_by;
 
 -- name: GetActiveAPIKey :one
 -- The key's creator must still be active: a deactivated user's keys stop working.

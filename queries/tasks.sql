@@ -64,12 +64,17 @@ WHERE id = sqlc.arg(id) AND (sqlc.narg(expected_version)::integer IS NULL OR ver
 -- Whether making parent the parent of id would put id among its own ancestors. The walk goes up
 -- from parent one primary-key lookup per level, with no depth limit; UNION (not UNION ALL) drops
 -- ancestors already seen, so it ends even if the data already holds a cycle. EXISTS stops at the
--- first match.
+-- first match. The step is a LATERAL primary-key probe with LIMIT 1, so the planner cannot turn
+-- it into a hash join over every task of the tenant when its statistics are stale.
 WITH RECURSIVE ancestors(id) AS (
     SELECT sqlc.arg(parent_id)::uuid
     UNION
-    SELECT t.parent_id FROM tasks t JOIN ancestors a ON t.tenant_id = sqlc.arg(tenant_id)::uuid AND t.id = a.id
-    WHERE t.parent_id IS NOT NULL
+    SELECT up.parent_id FROM ancestors a
+    CROSS JOIN LATERAL (
+        SELECT t.parent_id FROM tasks t
+        WHERE t.tenant_id = sqlc.arg(tenant_id)::uuid AND t.id = a.id AND t.parent_id IS NOT NULL
+        LIMIT 1
+    ) up
 )
 SELECT EXISTS (SELECT 1 FROM ancestors WHERE ancestors.id = sqlc.arg(id)::uuid);
 

@@ -1252,6 +1252,8 @@ type ClientInterface interface {
 
 	// ListSessions The caller's active sessions
 	//
+	// Only a signed-in user lists their sessions (with their addresses and user agents); API keys cannot.
+	//
 	// Corresponds with GET /v1/auth/sessions (the `ListSessions` operationId).
 	ListSessions(ctx context.Context, params *ListSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1833,6 +1835,8 @@ func (c *Client) Refresh(ctx context.Context, body RefreshJSONRequestBody, reqEd
 }
 
 // ListSessions The caller's active sessions
+//
+// Only a signed-in user lists their sessions (with their addresses and user agents); API keys cannot.
 //
 // Corresponds with GET /v1/auth/sessions (the `ListSessions` operationId).
 func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4634,6 +4638,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListSessionsWithResponse The caller's active sessions
 	//
+	// Only a signed-in user lists their sessions (with their addresses and user agents); API keys cannot.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/auth/sessions (the `ListSessions` operationId).
@@ -6986,6 +6992,8 @@ func (c *ClientWithResponses) RefreshWithResponse(ctx context.Context, body Refr
 }
 
 // ListSessionsWithResponse The caller's active sessions
+//
+// Only a signed-in user lists their sessions (with their addresses and user agents); API keys cannot.
 //
 // Returns a wrapper object for the known response body format(s).
 //

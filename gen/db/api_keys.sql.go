@@ -136,16 +136,21 @@ func (q *Queries) ListAPIKeys(ctx context.Context, arg ListAPIKeysParams) ([]Api
 	return items, nil
 }
 
-const revokeAPIKey = `-- name: RevokeAPIKey :execrows
-UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+const revokeAPIKey = `-- name: RevokeAPIKey :one
+WITH revoked AS (
+    UPDATE api_keys k SET revoked_at = now() WHERE k.id = $1 AND k.revoked_at IS NULL
+    RETURNING k.created_by
+)
+SELECT u.role AS creator_role FROM revoked JOIN users u ON u.id = revoked.created_by
 `
 
-func (q *Queries) RevokeAPIKey(ctx context.Context, id uuid.UUID) (int64, error) {
-	result, err := q.db.Exec(ctx, revokeAPIKey, id)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+// Revokes a live key and names its creator's role, for the rule that only owners touch what
+// owners made; the caller rolls back when that rule says no.
+func (q *Queries) RevokeAPIKey(ctx context.Context, id uuid.UUID) (string, error) {
+	row := q.db.QueryRow(ctx, revokeAPIKey, id)
+	var creator_role string
+	err := row.Scan(&creator_role)
+	return creator_role, err
 }
 
 const touchAPIKey = `-- name: TouchAPIKey :exec

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/mail"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
@@ -26,6 +27,26 @@ func init() {
 		}
 		if _, err := uuid.Parse(s); err != nil {
 			return fmt.Errorf("not a UUID")
+		}
+		return nil
+	}))
+	// kin-openapi's date-time pattern admits instants that are outside years 1-9999 in UTC
+	// (9999-12-31T23:59:59-23:59), which PostgreSQL stores and Go then cannot encode. Every
+	// date-time this API takes must have a UTC year in range.
+	openapi3.DefineStringFormatValidator("date-time", openapi3.NewCallbackValidator(func(s string) error {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return fmt.Errorf("not an RFC 3339 date-time")
+		}
+		if y := t.UTC().Year(); y < 1 || y > 9999 {
+			return fmt.Errorf("outside the years 0001 to 9999 in UTC")
+		}
+		return nil
+	}))
+	openapi3.DefineStringFormatValidator("date", openapi3.NewCallbackValidator(func(s string) error {
+		t, err := time.Parse(time.DateOnly, s)
+		if err != nil || t.Year() < 1 {
+			return fmt.Errorf("not a date from 0001-01-01 to 9999-12-31")
 		}
 		return nil
 	}))
@@ -86,23 +107,18 @@ func (s *Spec) FindRoute(r *http.Request) (route *routers.Route, params map[stri
 	}
 	if r.Method == http.MethodHead {
 		// HEAD is GET without the body (RFC 9110 section 9.3.2); the server drops the body.
-		get := r.Clone(r.Context())
-		get.Method = http.MethodGet
-		if route, params, err = s.router.FindRoute(get); err == nil {
+		if route, params, err = s.match(r, http.MethodGet); err == nil {
 			return route, params, nil, nil
 		}
 	}
-	route, params, err = s.router.FindRoute(r)
-	if err == nil {
+	if route, params, err = s.match(r, r.Method); err == nil {
 		return route, params, nil, nil
 	}
 	for _, m := range allMethods {
 		if m == r.Method {
 			continue
 		}
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, _, perr := s.router.FindRoute(probe); perr == nil {
+		if _, _, perr := s.match(r, m); perr == nil {
 			allowed = append(allowed, m)
 			if m == http.MethodGet {
 				allowed = append(allowed, http.MethodHead)
@@ -110,6 +126,26 @@ func (s *Spec) FindRoute(r *http.Request) (route *routers.Route, params map[stri
 		}
 	}
 	return nil, nil, allowed, err
+}
+
+// match routes r as if sent with method. The router lets a path parameter match an empty
+// segment (/v1/tasks/ for /v1/tasks/{id}); no operation takes an empty one, so that is no match.
+func (s *Spec) match(r *http.Request, method string) (*routers.Route, map[string]string, error) {
+	probe := r
+	if method != r.Method {
+		probe = r.Clone(r.Context())
+		probe.Method = method
+	}
+	route, params, err := s.router.FindRoute(probe)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, v := range params {
+		if v == "" {
+			return nil, nil, routers.ErrPathNotFound
+		}
+	}
+	return route, params, nil
 }
 
 // RouteName is the label used in logs and metrics for a route, such as "GET /v1/tasks/{id}".

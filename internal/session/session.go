@@ -177,6 +177,18 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 		scope.User = user.ID
 	}
 	pair, err := tenancy.WriteV(ctx, s.db, scope, func(tx *tenancy.Tx) (Pair, error) {
+		if ok {
+			// The password was checked against a read taken before the hash; a deactivation or
+			// role change may have committed since. Hold the user as it is now.
+			cur, err := tx.Q.GetUserForShare(ctx, user.ID)
+			if err != nil {
+				return Pair{}, err
+			}
+			user.Role = cur.Role
+			if cur.Status != "active" {
+				return Pair{}, errBadLogin()
+			}
+		}
 		if !ok {
 			// Nobody acted (the scope has no user): whoever tried is unknown. The account tried,
 			// if it exists, is the resource (uuid.Nil, recorded as none, for an unknown email).

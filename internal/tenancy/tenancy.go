@@ -97,6 +97,8 @@ func Translate(err error) error {
 			return problem.Wrap(problem.Invalid, err, "A referenced resource does not exist.")
 		case "23514", "23502", "22001": // check, not null, string too long
 			return problem.Wrap(problem.Invalid, err, "A value is out of its allowed range.")
+		case "40P01", "40001": // deadlock victim, serialization failure (after Write's retries)
+			return problem.Wrap(problem.Conflict, err, "The change collided with a concurrent one; retry.")
 		case "22021", "22P05": // invalid byte sequence (NUL, bad UTF-8), untranslatable character
 			// The request validator refuses such text first; this is the backstop.
 			return problem.Wrap(problem.Invalid, err, "A text value holds characters that cannot be stored (NUL or invalid UTF-8).")

@@ -3,10 +3,12 @@ package tenancy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/reqinfo"
@@ -116,21 +118,40 @@ func (d *DB) Write(ctx context.Context, s Scope, fn func(tx *Tx) error) error {
 
 // WriteV is Write for a function that returns a value, such as the API representation of what
 // it wrote.
+//
+// A transaction that PostgreSQL aborts as a deadlock victim or for a serialization failure is
+// run again from the start (fn must only touch the database), up to writeAttempts times.
 func WriteV[T any](ctx context.Context, d *DB, s Scope, fn func(tx *Tx) (T, error)) (T, error) {
-	var out T
-	err := d.Tx(ctx, s, func(ptx pgx.Tx) error {
-		tx := &Tx{Q: db.New(ptx), ctx: ctx, scope: s, actor: s.User}
-		var err error
-		if out, err = fn(tx); err != nil {
-			return err
+	var (
+		out T
+		err error
+	)
+	for range writeAttempts {
+		err = d.Tx(ctx, s, func(ptx pgx.Tx) error {
+			tx := &Tx{Q: db.New(ptx), ctx: ctx, scope: s, actor: s.User}
+			var err error
+			if out, err = fn(tx); err != nil {
+				return err
+			}
+			return tx.flush()
+		})
+		if !retryable(err) || ctx.Err() != nil {
+			break
 		}
-		return tx.flush()
-	})
+	}
 	if err != nil {
 		var zero T
 		return zero, err
 	}
 	return out, nil
+}
+
+const writeAttempts = 3
+
+// retryable reports whether err aborted a transaction that may succeed when run again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // ReadV is Read for a function that returns a value.
