@@ -726,3 +726,42 @@ func TestWrongPasswordsFromOneAddressDoNotLockTheOwnerOut(t *testing.T) {
 	want("the right password from that address", fresh(a.Password), http.StatusTooManyRequests)
 	want("the owner's password from the clean address, still", owner(a.Password), http.StatusOK)
 }
+
+func TestAGuessingBotnetGetsABoundedBudgetAndKnownAddressesStillSignIn(t *testing.T) {
+	t.Parallel()
+	cfg := apitest.TestSessions
+	cfg.LoginPerAccount = 3
+	env := apitest.NewWithOptions(t, apitest.Options{Sessions: &cfg})
+	a := env.Signup(t)
+	login := func(ip, pw string) *api.LoginResponse {
+		t.Helper()
+		resp, err := env.ClientFrom(ip).LoginWithResponse(bg, api.LoginRequest{TenantSlug: a.Slug, Email: a.Email, Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	r := login("127.0.1.1", a.Password)
+	wantStatus(t, "the owner signs in from home before the attack", r.StatusCode(), r.Body, http.StatusOK)
+	for i := range cfg.LoginPerAccount {
+		r := login("127.0.2.1", "wrong password!")
+		wantStatus(t, fmt.Sprintf("guess %d from the first bot", i+1), r.StatusCode(), r.Body, http.StatusUnauthorized)
+	}
+	// The account is over its limit: strangers share a budget of LoginPerAccount checks.
+	checked := 0
+	for i := range 10 {
+		r := login(fmt.Sprintf("127.0.3.%d", i+1), "wrong password!")
+		switch r.StatusCode() {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("bot %d: %d %s", i+1, r.StatusCode(), r.Body)
+		}
+	}
+	if checked != cfg.LoginPerAccount {
+		t.Errorf("10 fresh addresses got %d password checks while the account was under attack; want %d", checked, cfg.LoginPerAccount)
+	}
+	r = login("127.0.1.1", a.Password)
+	wantStatus(t, "the owner from home during the attack", r.StatusCode(), r.Body, http.StatusOK)
+}

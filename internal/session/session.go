@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -54,8 +55,12 @@ type Service struct {
 	dummyHash string
 	perIP     *ratelimit.Limiter
 	// accountFailures counts failed logins per account (tenant slug and email);
-	// accountIPFailures counts them per account and client IP.
+	// accountIPFailures counts them per account and client network.
 	accountFailures, accountIPFailures *ratelimit.Limiter
+	// known holds, for each account, the client networks that signed in to it lately (a spent
+	// bucket refills after knownFor); strangers is each account's budget of password checks,
+	// while it is under attack, for networks that have neither failed on it nor signed in to it.
+	known, strangers *ratelimit.Limiter
 	now                                func() time.Time
 }
 
@@ -73,6 +78,8 @@ func New(d *tenancy.DB, issuer *tokens.Issuer, hashing password.Params, cfg Conf
 		perIP:             ratelimit.New(float64(cfg.LoginPerIP), cfg.LoginPerIP),
 		accountFailures:   ratelimit.New(float64(cfg.LoginPerAccount), cfg.LoginPerAccount),
 		accountIPFailures: ratelimit.New(float64(cfg.LoginPerAccount), cfg.LoginPerAccount),
+		known:             ratelimit.New(1/knownFor.Minutes(), 1),
+		strangers:         ratelimit.New(float64(cfg.LoginPerAccount), cfg.LoginPerAccount),
 		now:               time.Now,
 	}, nil
 }
@@ -130,7 +137,7 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 		return Pair{}, err
 	}
 	account := slug + "\x00" + email
-	fromIP := account + "\x00" + ip
+	fromIP := account + "\x00" + network(ip)
 	if err := s.checkFailures(account, fromIP); err != nil {
 		return Pair{}, err
 	}
@@ -209,6 +216,7 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	if !ok {
 		return Pair{}, errBadLogin()
 	}
+	s.known.Spend(fromIP)
 	return pair, nil
 }
 
@@ -220,22 +228,47 @@ func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSp
 // invitation acceptance, each of which costs an argon2id hash) and answers 429 when none is left.
 func (s *Service) Throttle(ctx context.Context) error {
 	ip, _ := reqinfo.Client(ctx)
-	return s.limit(s.perIP, "ip\x00"+ip)
+	return s.limit(s.perIP, "ip\x00"+network(ip))
 }
 
-// checkFailures refuses a login, before any password is checked, when this client IP has used
-// up its failures on the account, or when the account as a whole has and this IP has failed on
-// it lately (its bucket is not full). So one address guessing is stopped, many addresses get one
-// guess each per refill of a token while the account is under attack, and the owner on an
-// address that has not been failing still signs in.
+// network is the client address as the limits count it: an IPv4 address, or the /64 of an IPv6
+// one, since a single IPv6 client commonly holds a whole /64 to rotate through.
+func network(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Unmap().Is4() {
+		return ip
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
+// knownFor is how long a client network that signed in to an account keeps its way past the
+// account's limit.
+const knownFor = 30 * 24 * time.Hour
+
+// checkFailures refuses a login, before any password is checked, when this client network has
+// used up its failures on the account. While the account as a whole has used up its failures
+// (it is under attack), a network that signed in to it lately always reaches the password check;
+// one that failed on it lately is refused; any other draws on the account's budget for strangers,
+// so an attack spread over many addresses gets at most that budget of guesses a minute on top of
+// the account's own. The owner on a network they signed in from is never locked out; on a new one
+// during a sustained attack they may wait for the strangers' budget.
 func (s *Service) checkFailures(account, fromIP string) error {
 	if wait := s.accountIPFailures.Until(fromIP, 1); wait > 0 {
 		return tooManyAttempts(wait)
 	}
-	if wait := s.accountFailures.Until(account, 1); wait > 0 {
-		if clean := s.accountIPFailures.Until(fromIP, s.accountIPFailures.Burst()); clean > 0 {
-			return tooManyAttempts(min(wait, clean))
-		}
+	wait := s.accountFailures.Until(account, 1)
+	if wait == 0 || s.known.Until(fromIP, 1) > 0 {
+		return nil
+	}
+	if failing := s.accountIPFailures.Until(fromIP, s.accountIPFailures.Burst()); failing > 0 {
+		return tooManyAttempts(min(wait, failing))
+	}
+	if ok, next := s.strangers.Allow(account); !ok {
+		return tooManyAttempts(min(wait, next))
 	}
 	return nil
 }
