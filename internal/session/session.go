@@ -61,7 +61,7 @@ type Service struct {
 	// bucket refills after knownFor); strangers is each account's budget of password checks,
 	// while it is under attack, for networks that have neither failed on it nor signed in to it.
 	known, strangers *ratelimit.Limiter
-	now                                func() time.Time
+	now              func() time.Time
 }
 
 // New returns a Service. hashing are the argon2id parameters passwords are hashed with, the
