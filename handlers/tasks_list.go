@@ -12,14 +12,16 @@ import (
 	"github.com/tasker/tasker/internal/cursor"
 )
 
-// noDueDate stands in for "no due date" in the due-date sort order (see tasks_due_idx).
-var noDueDate = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+// noDueDate stands in for "no due date" in the due-date sort order, after every date (see
+// tasks_due_idx).
+const noDueDate = "infinity"
 
 // taskCursor is the position in a task list: the sort's key of the last row and its id.
 type taskCursor struct {
 	K  string    `json:"k"`
 	F  float64   `json:"f,omitempty"` // position, or priority
-	T  time.Time `json:"t,omitzero"`  // created_at, updated_at or due date
+	T  time.Time `json:"t,omitzero"`  // created_at or updated_at
+	D  string    `json:"d,omitempty"` // due date, or noDueDate
 	ID uuid.UUID `json:"id"`
 }
 
@@ -131,9 +133,9 @@ func cursorOf(sort api.ListTasksParamsSort, t db.Task) taskCursor {
 	case api.ListTasksParamsSortPriority:
 		c.F = float64(t.Priority)
 	case api.ListTasksParamsSortDueDate:
-		c.T = noDueDate
+		c.D = noDueDate
 		if t.DueDate != nil {
-			c.T = *t.DueDate
+			c.D = t.DueDate.Format(time.DateOnly)
 		}
 	default:
 		c.F = t.Position
@@ -181,7 +183,12 @@ func listTasks(ctx context.Context, q *db.Queries, tenant, project uuid.UUID, so
 		p := db.ListTasksByDueDateParams{TenantID: tenant, ProjectID: project, Statuses: f.statuses, FilterAssignee: f.filterAssignee, AssigneeID: f.assignee,
 			Label: f.label, ParentID: f.parent, DueBefore: f.before, DueAfter: f.after, Q: f.q, AfterID: afterID, Lim: limit}
 		if c != nil {
-			p.AfterDueDate = &c.T
+			if c.D != noDueDate {
+				if _, err := time.Parse(time.DateOnly, c.D); err != nil {
+					return nil, cursor.Invalid()
+				}
+			}
+			p.AfterDueDate = &c.D
 		}
 		return collect(q.ListTasksByDueDate(ctx, p))(func(r db.ListTasksByDueDateRow) listedTask { return listedTask{r.Task, r.ProjectKey} })
 	default:

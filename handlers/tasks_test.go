@@ -564,6 +564,10 @@ func TestIfMatchComparesStrongly(t *testing.T) {
 	wantStatus(t, `If-Match: "1" on version 1`, strong.StatusCode(), strong.Body, http.StatusOK)
 	list, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), &api.UpdateTaskParams{IfMatch: ptr(`"7", "2"`)}, api.TaskUpdate{Title: ptr("listed")}, owner)
 	wantStatus(t, `If-Match: "7", "2" on version 2`, list.StatusCode(), list.Body, http.StatusOK)
+	for _, tag := range []string{`"03"`, `"+3"`, `""3""`} {
+		r, _ := env.Client.UpdateTaskWithResponse(bg, task.Id.String(), &api.UpdateTaskParams{IfMatch: ptr(tag)}, api.TaskUpdate{Title: ptr("spelled")}, owner)
+		wantStatus(t, "If-Match: "+tag+" on version 3", r.StatusCode(), r.Body, http.StatusPreconditionFailed)
+	}
 	del, _ := env.Client.DeleteTaskWithResponse(bg, task.Id.String(), &api.DeleteTaskParams{IfMatch: ptr(`W/"3"`)}, owner)
 	wantStatus(t, `DELETE with If-Match: W/"3" on version 3`, del.StatusCode(), del.Body, http.StatusPreconditionFailed)
 }
@@ -653,4 +657,42 @@ func TestAForbiddenTaskWriteDoesNotWaitForTheProjectLock(t *testing.T) {
 		t.Fatalf("a viewer's create waited on the project lock: %v", err)
 	}
 	wantStatus(t, "a viewer creates a task while the project is locked", resp.StatusCode(), resp.Body, http.StatusForbidden)
+}
+
+func TestATaskDueOnTheLastDateSortsBeforeUndatedOnes(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	date := func(s string) *openapi_types.Date {
+		d, _ := time.Parse(time.DateOnly, s)
+		return &openapi_types.Date{Time: d}
+	}
+	createTask(t, env, w, api.TaskCreate{Title: "undated 1"})
+	createTask(t, env, w, api.TaskCreate{Title: "last day", DueDate: date("9999-12-31")})
+	createTask(t, env, w, api.TaskCreate{Title: "undated 2"})
+	createTask(t, env, w, api.TaskCreate{Title: "first day", DueDate: date("0001-01-01")})
+	want := []string{"first day", "last day", "undated 1", "undated 2"}
+	sort := api.ListTasksParamsSortDueDate
+	if got := titles(listTasks(t, env, w, api.ListTasksParams{Sort: &sort})); !slices.Equal(got, want) {
+		t.Errorf("by due date: %v, want %v", got, want)
+	}
+	// One at a time, through the cursors, including the one after the last dated task.
+	var paged []string
+	var cur *string
+	for range 10 {
+		r, _ := env.Client.ListTasksWithResponse(bg, w.project.Id, &api.ListTasksParams{Sort: &sort, Limit: ptr(1), Cursor: cur}, w.as(api.UserRoleOwner))
+		if r.JSON200 == nil {
+			t.Fatalf("page: %s", r.Body)
+		}
+		for _, x := range r.JSON200.Items {
+			paged = append(paged, x.Title)
+		}
+		if r.JSON200.NextCursor.IsNull() {
+			break
+		}
+		cur = ptr(r.JSON200.NextCursor.MustGet())
+	}
+	if !slices.Equal(paged, want) {
+		t.Errorf("paged by due date: %v, want %v", paged, want)
+	}
 }

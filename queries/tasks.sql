@@ -143,7 +143,8 @@ ORDER BY t.priority DESC, t.id DESC
 LIMIT sqlc.arg(lim);
 
 -- name: ListTasksByDueDate :many
--- Sorted by due date, soonest first, tasks without one last.
+-- Sorted by due date, soonest first, tasks without one last ('infinity' stands in for them; the
+-- cursor's date travels as text so that it can be 'infinity' too).
 SELECT sqlc.embed(t), p.key AS project_key
 FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
 WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
@@ -154,8 +155,8 @@ WHERE t.tenant_id = sqlc.arg(tenant_id) AND t.project_id = sqlc.arg(project_id)
   AND (sqlc.narg(due_before)::date IS NULL OR t.due_date < sqlc.narg(due_before)::date)
   AND (sqlc.narg(due_after)::date IS NULL OR t.due_date > sqlc.narg(due_after)::date)
   AND (sqlc.narg(q)::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', sqlc.narg(q)::text))
-  AND (sqlc.narg(after_due_date)::date IS NULL OR (coalesce(t.due_date, '9999-12-31'::date), t.id) > (sqlc.narg(after_due_date)::date, sqlc.narg(after_id)::uuid))
-ORDER BY coalesce(t.due_date, '9999-12-31'::date), t.id
+  AND (sqlc.narg(after_due_date)::text IS NULL OR (coalesce(t.due_date, 'infinity'::date), t.id) > (sqlc.narg(after_due_date)::text::date, sqlc.narg(after_id)::uuid))
+ORDER BY coalesce(t.due_date, 'infinity'::date), t.id
 LIMIT sqlc.arg(lim);
 
 -- name: LastTaskPosition :one

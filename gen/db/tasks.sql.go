@@ -381,8 +381,8 @@ WHERE t.tenant_id = $1 AND t.project_id = $2
   AND ($8::date IS NULL OR t.due_date < $8::date)
   AND ($9::date IS NULL OR t.due_date > $9::date)
   AND ($10::text IS NULL OR task_search(t.title, t.description) @@ websearch_to_tsquery('simple', $10::text))
-  AND ($11::date IS NULL OR (coalesce(t.due_date, '9999-12-31'::date), t.id) > ($11::date, $12::uuid))
-ORDER BY coalesce(t.due_date, '9999-12-31'::date), t.id
+  AND ($11::text IS NULL OR (coalesce(t.due_date, 'infinity'::date), t.id) > ($11::text::date, $12::uuid))
+ORDER BY coalesce(t.due_date, 'infinity'::date), t.id
 LIMIT $13
 `
 
@@ -397,7 +397,7 @@ type ListTasksByDueDateParams struct {
 	DueBefore      *time.Time
 	DueAfter       *time.Time
 	Q              *string
-	AfterDueDate   *time.Time
+	AfterDueDate   *string
 	AfterID        *uuid.UUID
 	Lim            int32
 }
@@ -407,7 +407,8 @@ type ListTasksByDueDateRow struct {
 	ProjectKey string
 }
 
-// Sorted by due date, soonest first, tasks without one last.
+// Sorted by due date, soonest first, tasks without one last ('infinity' stands in for them; the
+// cursor's date travels as text so that it can be 'infinity' too).
 func (q *Queries) ListTasksByDueDate(ctx context.Context, arg ListTasksByDueDateParams) ([]ListTasksByDueDateRow, error) {
 	rows, err := q.db.Query(ctx, listTasksByDueDate,
 		arg.TenantID,

@@ -89,8 +89,9 @@ func IfMatch(h *string) (Precondition, error) {
 		if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
 			continue // weak, or not an entity tag of ours: matches nothing
 		}
+		// Strong comparison is character for character: "08" is not "8".
 		n, err := strconv.ParseInt(tag[1:len(tag)-1], 10, 32)
-		if err != nil || n < 1 {
+		if err != nil || n < 1 || strconv.FormatInt(n, 10) != tag[1:len(tag)-1] {
 			continue
 		}
 		out = append(out, int32(n))
