@@ -83,13 +83,10 @@ SELECT u.role, u.status,
             WHERE k.id = sqlc.narg(api_key_id)::uuid AND k.created_by = u.id
               AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())))::boolean AS key_live
 FROM users u
-WHERE u.id = sqlc.arg(user_id)
--- SHARE waits for a role or status change in flight (it holds NO KEY UPDATE) and makes one that
--- starts now wait for this write: a write by a user being deactivated happens wholly before the
--- deactivation (which then revokes what it made) or not at all.
-FOR SHARE OF u;
+WHERE u.id = sqlc.arg(user_id);
 
 -- name: GetUserForShare :one
--- The user as a login is about to start a session for them, held against a concurrent role or
--- status change the same way as GetActor.
+-- The user as a login is about to start a session for them. SHARE waits for a role or status
+-- change in flight (it holds NO KEY UPDATE) and makes one that starts now wait for the login, so
+-- a session is started before a deactivation (which then ends it) or not at all.
 SELECT * FROM users WHERE id = sqlc.arg(id) FOR SHARE;

@@ -105,7 +105,6 @@ SELECT u.role, u.status,
               AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())))::boolean AS key_live
 FROM users u
 WHERE u.id = $3
-FOR SHARE OF u
 `
 
 type GetActorParams struct {
@@ -124,9 +123,6 @@ type GetActorRow struct {
 // The caller's standing now, read inside every write: an access token's role and validity are a
 // cache of these rows, not the truth. session_live and key_live are true when no session or key
 // is named.
-// SHARE waits for a role or status change in flight (it holds NO KEY UPDATE) and makes one that
-// starts now wait for this write: a write by a user being deactivated happens wholly before the
-// deactivation (which then revokes what it made) or not at all.
 func (q *Queries) GetActor(ctx context.Context, arg GetActorParams) (GetActorRow, error) {
 	row := q.db.QueryRow(ctx, getActor, arg.SessionID, arg.ApiKeyID, arg.UserID)
 	var i GetActorRow
@@ -283,8 +279,9 @@ const getUserForShare = `-- name: GetUserForShare :one
 SELECT tenant_id, id, email, name, role, status, password_hash, created_at, updated_at FROM users WHERE id = $1 FOR SHARE
 `
 
-// The user as a login is about to start a session for them, held against a concurrent role or
-// status change the same way as GetActor.
+// The user as a login is about to start a session for them. SHARE waits for a role or status
+// change in flight (it holds NO KEY UPDATE) and makes one that starts now wait for the login, so
+// a session is started before a deactivation (which then ends it) or not at all.
 func (q *Queries) GetUserForShare(ctx context.Context, id uuid.UUID) (User, error) {
 	row := q.db.QueryRow(ctx, getUserForShare, id)
 	var i User

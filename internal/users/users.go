@@ -66,7 +66,10 @@ func Apply(ctx context.Context, q *db.Queries, p auth.Principal, id uuid.UUID, c
 	if err != nil {
 		return db.User{}, nil, err
 	}
-	if c.Status != nil && *c.Status == Deactivated && u.Status != Deactivated {
+	// Deactivation ends every session and key of the user. Reactivation does it again: a key a
+	// write of the user's created while the deactivation ran (its read of the user came first)
+	// may have escaped the first sweep, and must not come back to life with its creator.
+	if c.Status != nil && *c.Status != u.Status && (*c.Status == Deactivated || u.Status == Deactivated) {
 		if err := q.RevokeUserSessions(ctx, id); err != nil {
 			return db.User{}, nil, err
 		}
