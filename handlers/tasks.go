@@ -90,26 +90,8 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 				return taskWire{}, err
 			}
 		}
-		params := db.CreateTaskParams{
-			TenantID: p.Tenant, ID: newID(), ProjectID: req.Id, Number: seq.TaskSeq, Title: b.Title,
-			Description: deref(b.Description), Status: string(api.Backlog), AssigneeID: b.AssigneeId,
-			Labels: []string{}, ParentID: b.ParentId, CreatedBy: p.User,
-		}
-		if b.Status != nil {
-			params.Status = string(*b.Status)
-		}
-		if b.Priority != nil {
-			params.Priority = int16(*b.Priority)
-		}
-		if b.Labels != nil {
-			params.Labels = *b.Labels
-		}
-		if b.DueDate != nil {
-			params.DueDate = &b.DueDate.Time
-		}
-		if b.Position != nil {
-			params.Position = *b.Position
-		} else {
+		params := newTaskParams(p, req.Id, seq.TaskSeq, b)
+		if b.Position == nil {
 			// Last in the manual order (creates take turns on the project row lock above).
 			last, err := tx.Q.LastTaskPosition(ctx, db.LastTaskPositionParams{TenantID: p.Tenant, ProjectID: req.Id})
 			if err != nil {
@@ -130,6 +112,32 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 		return nil, err
 	}
 	return taskResponse{status: http.StatusCreated, task: out}, nil
+}
+
+// newTaskParams turns a create body into the insert's parameters, with the defaults of absent
+// fields (backlog, no priority, no labels); the default position is the caller's to fill.
+func newTaskParams(p auth.Principal, project uuid.UUID, number int64, b *api.CreateTaskJSONRequestBody) db.CreateTaskParams {
+	params := db.CreateTaskParams{
+		TenantID: p.Tenant, ID: newID(), ProjectID: project, Number: number, Title: b.Title,
+		Description: deref(b.Description), Status: string(api.Backlog), AssigneeID: b.AssigneeId,
+		Labels: []string{}, ParentID: b.ParentId, CreatedBy: p.User,
+	}
+	if b.Status != nil {
+		params.Status = string(*b.Status)
+	}
+	if b.Priority != nil {
+		params.Priority = int16(*b.Priority)
+	}
+	if b.Labels != nil {
+		params.Labels = *b.Labels
+	}
+	if b.DueDate != nil {
+		params.DueDate = &b.DueDate.Time
+	}
+	if b.Position != nil {
+		params.Position = *b.Position
+	}
+	return params
 }
 
 // UpdateTask applies a partial update, honouring If-Match.

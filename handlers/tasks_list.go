@@ -9,6 +9,7 @@ import (
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/cursor"
 )
 
@@ -59,29 +60,7 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 			return nil, cursor.Invalid()
 		}
 	}
-	f := taskFilter{label: prm.Label, parent: prm.ParentId, q: prm.Q}
-	if prm.Status != nil {
-		for _, st := range *prm.Status {
-			f.statuses = append(f.statuses, string(st))
-		}
-	}
-	if prm.Assignee != nil {
-		f.filterAssignee = true
-		switch *prm.Assignee {
-		case "me":
-			f.assignee = &p.User
-		case "none":
-		default:
-			id := uuid.MustParse(*prm.Assignee) // the spec's pattern admitted only a UUID here
-			f.assignee = &id
-		}
-	}
-	if prm.DueBefore != nil {
-		f.before = &prm.DueBefore.Time
-	}
-	if prm.DueAfter != nil {
-		f.after = &prm.DueAfter.Time
-	}
+	f := filterOf(p, prm)
 
 	// The unfiltered list in manual order is the common case and has a query of its own whose
 	// cached plan is always right; anything filtered is planned per call.
@@ -116,6 +95,34 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 		out.Items[i] = taskToWire(r)
 	}
 	return out, nil
+}
+
+// filterOf reads the list filters of a request; "me" is the caller.
+func filterOf(p auth.Principal, prm api.ListTasksParams) taskFilter {
+	f := taskFilter{label: prm.Label, parent: prm.ParentId, q: prm.Q}
+	if prm.Status != nil {
+		for _, st := range *prm.Status {
+			f.statuses = append(f.statuses, string(st))
+		}
+	}
+	if prm.Assignee != nil {
+		f.filterAssignee = true
+		switch *prm.Assignee {
+		case "me":
+			f.assignee = &p.User
+		case "none":
+		default:
+			id := uuid.MustParse(*prm.Assignee) // the spec's pattern admitted only a UUID here
+			f.assignee = &id
+		}
+	}
+	if prm.DueBefore != nil {
+		f.before = &prm.DueBefore.Time
+	}
+	if prm.DueAfter != nil {
+		f.after = &prm.DueAfter.Time
+	}
+	return f
 }
 
 type listedTask struct {
