@@ -61,7 +61,7 @@ func (s *Server) CreateProject(ctx context.Context, req api.CreateProjectRequest
 			return api.Project{}, err
 		}
 		out := projectToAPI(row)
-		tx.Changed(tenancy.Entry{Action: "project.create", ResourceType: resourceProject, ResourceID: row.ID,
+		tx.Changed("project.created", tenancy.Entry{Action: "project.create", ResourceType: resourceProject, ResourceID: row.ID,
 			Data: map[string]any{"key": row.Key, "team_id": row.TeamID.String()}}, row.ID, out)
 		return out, nil
 	})
@@ -100,7 +100,7 @@ func (s *Server) UpdateProject(ctx context.Context, req api.UpdateProjectRequest
 			return api.Project{}, notFound(err, resourceProject)
 		}
 		out := projectToAPI(row)
-		tx.Changed(tenancy.Entry{Action: "project.update", ResourceType: resourceProject, ResourceID: row.ID, Data: changes}, row.ID, out)
+		tx.Changed("project.updated", tenancy.Entry{Action: "project.update", ResourceType: resourceProject, ResourceID: row.ID, Data: changes}, row.ID, out)
 		return out, nil
 	})
 	if err != nil {
@@ -129,7 +129,7 @@ func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequest
 		if _, err := tx.Q.DeleteProject(ctx, req.Id); err != nil {
 			return err
 		}
-		tx.Changed(tenancy.Entry{Action: "project.delete", ResourceType: resourceProject, ResourceID: req.Id,
+		tx.Changed("project.deleted", tenancy.Entry{Action: "project.delete", ResourceType: resourceProject, ResourceID: req.Id,
 			Data: map[string]any{"force": force, "had_tasks": hasTasks}}, req.Id, projectToAPI(proj))
 		return nil
 	})

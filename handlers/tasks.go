@@ -104,7 +104,7 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 			return taskWire{}, err
 		}
 		out := taskToWire(listedTask{row, seq.Key})
-		tx.Changed(tenancy.Entry{Action: "task.create", ResourceType: resourceTask, ResourceID: row.ID,
+		tx.Changed("task.created", tenancy.Entry{Action: "task.create", ResourceType: resourceTask, ResourceID: row.ID,
 			Data: map[string]any{"key": out.Key}}, row.ProjectID, out)
 		return out, nil
 	})
@@ -172,7 +172,7 @@ func (s *Server) UpdateTask(ctx context.Context, req api.UpdateTaskRequestObject
 			return taskWire{}, err
 		}
 		out := loadedTask{updated, t.projectKey, t.teamID}.wire()
-		tx.Changed(tenancy.Entry{Action: "task.update", ResourceType: resourceTask, ResourceID: t.ID,
+		tx.Changed("task.updated", tenancy.Entry{Action: "task.update", ResourceType: resourceTask, ResourceID: t.ID,
 			Data: map[string]any{"fields": changed, "version": updated.Version}}, t.ProjectID, out)
 		return out, nil
 	})
@@ -264,7 +264,7 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 		if n == 0 {
 			return tasks.Gone(ctx, tx.Q, p.Tenant, t.ID)
 		}
-		tx.Changed(tenancy.Entry{Action: "task.delete", ResourceType: resourceTask, ResourceID: t.ID,
+		tx.Changed("task.deleted", tenancy.Entry{Action: "task.delete", ResourceType: resourceTask, ResourceID: t.ID,
 			Data: map[string]any{"key": taskKey(t.projectKey, t.Number)}}, t.ProjectID, t.wire())
 		return nil
 	})

@@ -528,7 +528,7 @@ func TestEveryTaskResponseAndItsEventEncodeTheSame(t *testing.T) {
 	}
 	var event []byte
 	err = env.DB.Tx(bg, tenancy.Scope{Tenant: w.Tenant.Id}, func(tx pgx.Tx) error {
-		return tx.QueryRow(bg, "SELECT payload FROM events WHERE type = 'task.create' AND resource_id = $1", id).Scan(&event)
+		return tx.QueryRow(bg, "SELECT payload FROM events WHERE type = 'task.created' AND resource_id = $1", id).Scan(&event)
 	})
 	if err != nil {
 		t.Fatalf("the create's event: %v", err)

@@ -56,7 +56,7 @@ func (s *Server) CreateTeam(ctx context.Context, req api.CreateTeamRequestObject
 			return api.Team{}, err
 		}
 		out := teamToAPI(t)
-		tx.Changed(tenancy.Entry{Action: "team.create", ResourceType: resourceTeam, ResourceID: t.ID, Data: map[string]any{"key": t.Key, "name": t.Name}}, uuid.Nil, out)
+		tx.Changed("team.created", tenancy.Entry{Action: "team.create", ResourceType: resourceTeam, ResourceID: t.ID, Data: map[string]any{"key": t.Key, "name": t.Name}}, uuid.Nil, out)
 		return out, nil
 	})
 	if err != nil {
@@ -85,7 +85,7 @@ func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject
 			return api.Team{}, notFound(err, resourceTeam)
 		}
 		out := teamToAPI(t)
-		tx.Changed(tenancy.Entry{Action: "team.update", ResourceType: resourceTeam, ResourceID: t.ID, Data: changes}, uuid.Nil, out)
+		tx.Changed("team.updated", tenancy.Entry{Action: "team.update", ResourceType: resourceTeam, ResourceID: t.ID, Data: changes}, uuid.Nil, out)
 		return out, nil
 	})
 	if err != nil {
@@ -111,7 +111,7 @@ func (s *Server) DeleteTeam(ctx context.Context, req api.DeleteTeamRequestObject
 		if _, err := tx.Q.DeleteTeam(ctx, req.Id); err != nil {
 			return err
 		}
-		tx.Changed(tenancy.Entry{Action: "team.delete", ResourceType: resourceTeam, ResourceID: req.Id}, uuid.Nil, teamToAPI(t))
+		tx.Changed("team.deleted", tenancy.Entry{Action: "team.delete", ResourceType: resourceTeam, ResourceID: req.Id}, uuid.Nil, teamToAPI(t))
 		return nil
 	})
 	if err != nil {
@@ -160,7 +160,7 @@ func (s *Server) PutTeamMember(ctx context.Context, req api.PutTeamMemberRequest
 			return api.TeamMember{}, err
 		}
 		out := api.TeamMember{TeamId: m.TeamID, User: userToAPI(u), Role: api.TeamRole(m.Role), AddedAt: m.CreatedAt}
-		tx.Changed(tenancy.Entry{Action: "team.member_put", ResourceType: resourceTeam, ResourceID: req.Id,
+		tx.Changed("team.member_put", tenancy.Entry{Action: "team.member_put", ResourceType: resourceTeam, ResourceID: req.Id,
 			Data: map[string]any{"user_id": u.ID.String(), "role": m.Role}}, uuid.Nil, out)
 		return out, nil
 	})
@@ -180,7 +180,7 @@ func (s *Server) DeleteTeamMember(ctx context.Context, req api.DeleteTeamMemberR
 		if n == 0 {
 			return problem.New(problem.NotFound, "No such team member.")
 		}
-		tx.Changed(tenancy.Entry{Action: "team.member_delete", ResourceType: resourceTeam, ResourceID: req.Id,
+		tx.Changed("team.member_removed", tenancy.Entry{Action: "team.member_delete", ResourceType: resourceTeam, ResourceID: req.Id,
 			Data: map[string]any{"user_id": req.UserId.String()}}, uuid.Nil, map[string]any{"team_id": req.Id, "user_id": req.UserId})
 		return nil
 	})

@@ -91,7 +91,7 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 			}
 		}
 		out := userToAPI(row)
-		tx.Changed(tenancy.Entry{Action: "user.create", ResourceType: audit.ResourceUser, ResourceID: row.ID,
+		tx.Changed("user.created", tenancy.Entry{Action: "user.create", ResourceType: audit.ResourceUser, ResourceID: row.ID,
 			Data: map[string]any{"role": row.Role, "invited": invite != nil}}, uuid.Nil, out)
 		return out, nil
 	})
@@ -140,7 +140,7 @@ func (s *Server) changeUser(ctx context.Context, id uuid.UUID, c users.Change) (
 			return api.User{}, err
 		}
 		out := userToAPI(row)
-		tx.Changed(tenancy.Entry{Action: "user.update", ResourceType: audit.ResourceUser, ResourceID: id, Data: changes}, uuid.Nil, out)
+		tx.Changed("user.updated", tenancy.Entry{Action: "user.update", ResourceType: audit.ResourceUser, ResourceID: id, Data: changes}, uuid.Nil, out)
 		return out, nil
 	})
 }

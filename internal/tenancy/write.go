@@ -55,12 +55,13 @@ func (t *Tx) Record(e Entry) { t.entries = append(t.entries, e) }
 // Emit queues the event of a change.
 func (t *Tx) Emit(e Event) { t.events = append(t.events, e) }
 
-// Changed records the audit entry of a change to a resource and emits its event, whose type is
-// the entry's action and whose payload is the resource as REST returns it (for a deletion, as it
-// was). project routes it to the project's subscribers (uuid.Nil for none).
-func (t *Tx) Changed(e Entry, project uuid.UUID, payload any) {
+// Changed records the audit entry of a change to a resource and emits its event (of type event,
+// such as "task.created"), whose payload is the resource as REST returns it (for a deletion, as
+// it was): the one call a write makes for both. project routes the event to the project's
+// subscribers (uuid.Nil for none).
+func (t *Tx) Changed(event string, e Entry, project uuid.UUID, payload any) {
 	t.Record(e)
-	t.Emit(Event{Type: e.Action, ResourceType: e.ResourceType, ResourceID: e.ResourceID, ProjectID: project, Payload: payload})
+	t.Emit(Event{Type: event, ResourceType: e.ResourceType, ResourceID: e.ResourceID, ProjectID: project, Payload: payload})
 }
 
 // ActAs names user as the actor of the entries recorded from now on, for flows that learn who

@@ -43,7 +43,7 @@ func TestWriteCommitsTheChangeItsAuditEntryAndItsEventTogether(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		tx.Changed(tenancy.Entry{Action: "team.create", ResourceType: "team", ResourceID: team.ID, Data: map[string]any{"key": key}},
+		tx.Changed("team.created", tenancy.Entry{Action: "team.create", ResourceType: "team", ResourceID: team.ID, Data: map[string]any{"key": key}},
 			uuid.Nil, map[string]string{"id": team.ID.String(), "key": key})
 		return nil
 	}
@@ -75,7 +75,7 @@ func TestWriteCommitsTheChangeItsAuditEntryAndItsEventTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if actor == nil || *actor != a.user || action != "team.create" || payload != "team.create CMT" {
+	if actor == nil || *actor != a.user || action != "team.create" || payload != "team.created CMT" {
 		t.Errorf("committed write: actor %v, action %q, event %q", actor, action, payload)
 	}
 }
