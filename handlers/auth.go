@@ -41,7 +41,7 @@ func (s *Server) Logout(ctx context.Context, req api.LogoutRequestObject) (api.L
 	return api.Logout204Response{}, nil
 }
 
-// ListSessions lists the caller's live sessions; an API key sees its creator's.
+// ListSessions lists the caller's live sessions; API keys cannot (x-api-keys: false).
 func (s *Server) ListSessions(ctx context.Context, req api.ListSessionsRequestObject) (api.ListSessionsResponseObject, error) {
 	p := principal(ctx)
 	beforeT, beforeID, err := timeCursorAt("sessions", req.Params.Cursor)
@@ -151,8 +151,12 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
 			return session.Pair{}, bad // used by a concurrent request meanwhile
 		}
-		if err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash}); err != nil {
+		n, err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash})
+		if err != nil {
 			return session.Pair{}, err
+		}
+		if n == 0 {
+			return session.Pair{}, bad // no longer invited
 		}
 		if err := tx.Q.UseInvitation(ctx, inv.ID); err != nil {
 			return session.Pair{}, err

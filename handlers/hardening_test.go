@@ -441,3 +441,16 @@ func TestUnknownDocsAssetsAreProblems(t *testing.T) {
 		t.Errorf("an unknown docs asset: %d %s", resp.StatusCode, out)
 	}
 }
+
+func TestMissingResourcesAreNamed(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a := env.Signup(t)
+	for path, want := range map[string]string{"/v1/tasks/01a2338d-4266-79c1-8a0a-80afb79f071a": "No such task.", "/v1/tasks/NOPE-1": "No such task.",
+		"/v1/teams/01a2338d-4266-79c1-8a0a-80afb79f071a": "No such team.", "/v1/users/01a2338d-4266-79c1-8a0a-80afb79f071a": "No such user."} {
+		resp, out := send(t, env, "GET", path, a.Tokens.AccessToken, nil, nil)
+		if p := problemOf(t, resp, out); resp.StatusCode != http.StatusNotFound || p.Detail == nil || *p.Detail != want {
+			t.Errorf("GET %s: %d %s; want 404 %q", path, resp.StatusCode, out, want)
+		}
+	}
+}

@@ -1,12 +1,11 @@
 package handlers
 
 import (
-	"fmt"
-
 	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
 
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 // newID returns a time-ordered UUIDv7, which keeps B-tree inserts local.
@@ -22,7 +21,7 @@ func nullableString(s *string) nullable.Nullable[string] {
 
 // keyTaken names the clash when a unique key is taken.
 func keyTaken(err error, what, key string) error {
-	if problem.Is(err, problem.Conflict) {
+	if tenancy.IsDuplicate(err) {
 		return problem.New(problem.Conflict, "The %s key %q is already taken.", what, key)
 	}
 	return err
@@ -37,14 +36,6 @@ func deref[T any](p *T) T {
 }
 
 // notFound turns a missing row into a 404 naming the resource; other errors pass.
-func notFound(err error, what string) error {
-	if problem.Is(err, problem.NotFound) {
-		return problem.New(problem.NotFound, "No such %s.", what)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
+func notFound(err error, what string) error { return tenancy.Missing(err, what) }
 
 func ptr[T any](v T) *T { return &v }

@@ -54,9 +54,6 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
-	}
 	sessions, err := session.New(cfg.DB, cfg.Issuer, cfg.Password, cfg.Sessions)
 	if err != nil {
 		return nil, err

@@ -41,7 +41,7 @@ func scope(p auth.Principal) tenancy.Scope {
 	return tenancy.Scope{Tenant: p.Tenant, User: p.User, Key: p.APIKey}
 }
 
-// write runs fn in one write transaction for the caller (tenancy.Write), after re-reading the
+// writeV runs fn in one write transaction for the caller (tenancy.Write), after re-reading the
 // caller's standing in it (auth.Current): fn gets the principal as it is now, so no write
 // trusts a token's claims, and the transaction value to record and emit the change with.
 func writeV[T any](ctx context.Context, s *Server, p auth.Principal, fn func(tx *tenancy.Tx, p auth.Principal) (T, error)) (T, error) {

@@ -51,7 +51,7 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 		tx.Record(tenancy.Entry{Action: audit.TenantSignup, ResourceType: audit.ResourceTenant, ResourceID: scope.Tenant})
 		return api.Signup201JSONResponse{Tenant: tenantToAPI(tenant), User: userToAPI(owner), Tokens: pairToAPI(pair)}, nil
 	})
-	if problem.Is(err, problem.Conflict) {
+	if tenancy.IsDuplicate(err) {
 		return nil, problem.New(problem.Conflict, "The tenant slug %q is already taken.", body.TenantSlug)
 	}
 	if err != nil {

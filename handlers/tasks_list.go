@@ -11,6 +11,7 @@ import (
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/cursor"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 // noDueDate stands in for "no due date" in the due-date sort order, after every date (see
@@ -65,26 +66,23 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 	// The unfiltered list in manual order is the common case and has a query of its own whose
 	// cached plan is always right; anything filtered is planned per call.
 	plain := sort == api.ListTasksParamsSortPosition && f.none()
-	read := s.db.Search
+	read := tenancy.SearchV[[]listedTask]
 	if plain {
-		read = s.db.Read
+		read = tenancy.ReadV[[]listedTask]
 	}
-	var rows []listedTask
-	err := read(ctx, scope(p), func(q *db.Queries) error {
+	rows, err := read(ctx, s.db, scope(p), func(q *db.Queries) ([]listedTask, error) {
+		var rows []listedTask
 		var err error
 		if plain {
 			rows, err = listProjectTasks(ctx, q, p.Tenant, req.Id, c, fetchLimit(prm.Limit))
 		} else {
 			rows, err = listTasks(ctx, q, p.Tenant, req.Id, sort, f, c, fetchLimit(prm.Limit))
 		}
-		if err != nil {
-			return err
+		if err != nil || len(rows) > 0 {
+			return rows, err
 		}
-		if len(rows) == 0 {
-			_, err = q.GetProject(ctx, req.Id)
-			return notFound(err, resourceProject)
-		}
-		return nil
+		_, err = q.GetProject(ctx, req.Id)
+		return nil, notFound(err, resourceProject)
 	})
 	if err != nil {
 		return nil, err

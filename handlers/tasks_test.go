@@ -639,8 +639,10 @@ func TestWritesToATaskDeletedMeanwhileAreNotFound(t *testing.T) {
 		}()
 		waitForLockWaiters(t, env, 1) // the write has read the task and waits to change it
 		release()
-		if resp := <-status; resp == nil || resp.StatusCode != http.StatusNotFound {
-			t.Errorf("%s of a task deleted while it waited: %v; want 404", method, resp.Status)
+		if resp := <-status; resp == nil {
+			t.Errorf("%s of a task deleted while it waited: no response; want 404", method)
+		} else if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s of a task deleted while it waited: %s; want 404", method, resp.Status)
 		}
 	}
 }

@@ -95,7 +95,7 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 			Data: map[string]any{"role": row.Role, "invited": invite != nil}}, uuid.Nil, out)
 		return out, nil
 	})
-	if problem.Is(err, problem.Conflict) {
+	if tenancy.IsDuplicate(err) {
 		return nil, problem.New(problem.Conflict, "A user with this email already exists.")
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -237,4 +238,42 @@ func TestReactivationEndsKeysThatEscapedTheDeactivation(t *testing.T) {
 	if m := me(t, env, key.Key); m.StatusCode() != http.StatusUnauthorized {
 		t.Errorf("the escaped key after reactivation: %d; want 401", m.StatusCode())
 	}
+}
+
+// Accepting an invitation while the invitee is being deactivated waits for it and then fails,
+// instead of starting a session with the role and status read before.
+func TestAcceptingAnInvitationWaitsForADeactivationInFlight(t *testing.T) {
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	inv, _ := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "racing@example.test", Name: "Racing", Role: api.UserRoleAdmin}, w.as(api.UserRoleOwner))
+	if inv.JSON201 == nil || inv.JSON201.InviteToken == nil {
+		t.Fatalf("invite: %s", inv.Body)
+	}
+	release := holdRow(t, env, w.Tenant.Id, "UPDATE users SET status = 'deactivated' WHERE id = $1", "", inv.JSON201.User.Id)
+	accepted := make(chan *api.AcceptInviteResponse, 1)
+	go func() {
+		r, _ := env.Client.AcceptInviteWithResponse(bg, api.AcceptInviteRequest{Token: *inv.JSON201.InviteToken, Password: "a long enough password"})
+		accepted <- r
+	}()
+	waitForLockWaiters(t, env, 1)
+	release()
+	r := <-accepted
+	if r == nil || r.StatusCode() != http.StatusUnauthorized {
+		t.Fatalf("accepting while the invitee was deactivated: %v", r.Status())
+	}
+	u, _ := env.Client.GetUserWithResponse(bg, inv.JSON201.User.Id, w.as(api.UserRoleOwner))
+	if u.JSON200 == nil || u.JSON200.Status != api.UserStatusDeactivated {
+		t.Errorf("the invitee after: %s", u.Body)
+	}
+}
+
+// A user change that runs out of time waiting for the user's row is 503, not "no such user".
+func TestAUserChangeThatTimesOutIsUnavailable(t *testing.T) {
+	env := apitest.NewWithOptions(t, apitest.Options{RequestTimeout: time.Second})
+	w := newWorkspace(t, env)
+	viewer := w.users[api.UserRoleViewer]
+	release := holdRow(t, env, w.Tenant.Id, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", "", viewer.Id)
+	defer release()
+	r, _ := env.Client.UpdateUserWithResponse(bg, viewer.Id, api.UserUpdate{Name: ptr("Late")}, w.as(api.UserRoleOwner))
+	wantStatus(t, "a rename that waits past the deadline", r.StatusCode(), r.Body, http.StatusServiceUnavailable)
 }

@@ -32,6 +32,7 @@ DELETE FROM projects WHERE id = sqlc.arg(id);
 SELECT EXISTS (SELECT 1 FROM tasks WHERE project_id = sqlc.arg(project_id));
 
 -- name: LockProject :one
--- Holds the project while deciding to delete it: creating a task updates the same row (its
--- number sequence), so no task can slip in between the check and the delete.
+-- Holds the project while deciding to delete it (creating a task updates the same row, its
+-- number sequence, so no task can slip in between the check and the delete), and while a task's
+-- parent changes, so two parent changes in a project take turns at the cycle check.
 SELECT * FROM projects WHERE id = sqlc.arg(id) FOR UPDATE;

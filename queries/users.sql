@@ -55,12 +55,14 @@ VALUES (sqlc.arg(tenant_id), sqlc.arg(id), sqlc.arg(user_id), sqlc.arg(secret_ha
 SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
 FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
 WHERE i.id = sqlc.arg(id)
-FOR UPDATE OF i;
+-- The user is held too (NO KEY UPDATE, as a role or status change holds it), so a deactivation
+-- or role change in flight is waited for and seen, never overtaken by the session started here.
+FOR UPDATE OF i FOR NO KEY UPDATE OF u;
 
 -- name: UseInvitation :exec
 UPDATE invitations SET used_at = now() WHERE id = sqlc.arg(id);
 
--- name: ActivateInvitedUser :exec
+-- name: ActivateInvitedUser :execrows
 UPDATE users SET password_hash = sqlc.arg(password_hash), status = 'active', updated_at = now()
 WHERE id = sqlc.arg(id) AND status = 'invited';
 

@@ -52,7 +52,7 @@ type config struct {
 	RefreshGrace        time.Duration `env:"REFRESH_GRACE" envDefault:"10s" desc:"how long a rotated refresh token still yields its successor"`
 	SessionMaxAge       time.Duration `env:"SESSION_MAX_AGE" envDefault:"720h" desc:"a session ends this long after sign-in"`
 	SessionIdleTimeout  time.Duration `env:"SESSION_IDLE_TIMEOUT" envDefault:"168h" desc:"a session ends after this long without a refresh"`
-	LoginRatePerIP      int64         `env:"LOGIN_RATE_PER_IP" envDefault:"30" max:"1000000" desc:"login attempts a minute per client IP"`
+	LoginRatePerIP      int64         `env:"LOGIN_RATE_PER_IP" envDefault:"30" max:"1000000" desc:"credential attempts (sign-in, sign-up, invitation acceptance) a minute per client IP, or per IPv6 /64"`
 	LoginRatePerAccount int64         `env:"LOGIN_RATE_PER_ACCOUNT" envDefault:"10" max:"1000000" desc:"failed logins a minute per account"`
 
 	CORSAllowedOrigins origins `env:"CORS_ALLOWED_ORIGINS" desc:"comma-separated exact origins whose browser clients may call the API"`

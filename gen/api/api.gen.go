@@ -1498,7 +1498,8 @@ type ClientInterface interface {
 	// DeactivateUser Deactivate a user
 	//
 	// The user can no longer sign in; their sessions end and their API keys are revoked. The
-	// row stays, so history keeps its author. Nobody deactivates themselves.
+	// row stays, so history keeps its author. Nobody deactivates themselves; API keys cannot
+	// change anyone's status.
 	//
 	// Corresponds with DELETE /v1/users/{id} (the `DeactivateUser` operationId).
 	DeactivateUser(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2412,7 +2413,8 @@ func (c *Client) CreateUser(ctx context.Context, params *CreateUserParams, body 
 // DeactivateUser Deactivate a user
 //
 // The user can no longer sign in; their sessions end and their API keys are revoked. The
-// row stays, so history keeps its author. Nobody deactivates themselves.
+// row stays, so history keeps its author. Nobody deactivates themselves; API keys cannot
+// change anyone's status.
 //
 // Corresponds with DELETE /v1/users/{id} (the `DeactivateUser` operationId).
 func (c *Client) DeactivateUser(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4914,7 +4916,8 @@ type ClientWithResponsesInterface interface {
 	// DeactivateUserWithResponse Deactivate a user
 	//
 	// The user can no longer sign in; their sessions end and their API keys are revoked. The
-	// row stays, so history keeps its author. Nobody deactivates themselves.
+	// row stays, so history keeps its author. Nobody deactivates themselves; API keys cannot
+	// change anyone's status.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7467,7 +7470,8 @@ func (c *ClientWithResponses) CreateUserWithResponse(ctx context.Context, params
 // DeactivateUserWithResponse Deactivate a user
 //
 // The user can no longer sign in; their sessions end and their API keys are revoked. The
-// row stays, so history keeps its author. Nobody deactivates themselves.
+// row stays, so history keeps its author. Nobody deactivates themselves; API keys cannot
+// change anyone's status.
 //
 // Returns a wrapper object for the known response body format(s).
 //

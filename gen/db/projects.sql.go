@@ -145,8 +145,9 @@ const lockProject = `-- name: LockProject :one
 SELECT tenant_id, id, team_id, name, key, description, status, task_seq, created_at, updated_at FROM projects WHERE id = $1 FOR UPDATE
 `
 
-// Holds the project while deciding to delete it: creating a task updates the same row (its
-// number sequence), so no task can slip in between the check and the delete.
+// Holds the project while deciding to delete it (creating a task updates the same row, its
+// number sequence, so no task can slip in between the check and the delete), and while a task's
+// parent changes, so two parent changes in a project take turns at the cycle check.
 func (q *Queries) LockProject(ctx context.Context, id uuid.UUID) (Project, error) {
 	row := q.db.QueryRow(ctx, lockProject, id)
 	var i Project

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const activateInvitedUser = `-- name: ActivateInvitedUser :exec
+const activateInvitedUser = `-- name: ActivateInvitedUser :execrows
 UPDATE users SET password_hash = $1, status = 'active', updated_at = now()
 WHERE id = $2 AND status = 'invited'
 `
@@ -22,9 +22,12 @@ type ActivateInvitedUserParams struct {
 	ID           uuid.UUID
 }
 
-func (q *Queries) ActivateInvitedUser(ctx context.Context, arg ActivateInvitedUserParams) error {
-	_, err := q.db.Exec(ctx, activateInvitedUser, arg.PasswordHash, arg.ID)
-	return err
+func (q *Queries) ActivateInvitedUser(ctx context.Context, arg ActivateInvitedUserParams) (int64, error) {
+	result, err := q.db.Exec(ctx, activateInvitedUser, arg.PasswordHash, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const createInvitation = `-- name: CreateInvitation :exec
@@ -170,7 +173,7 @@ const getInvitationForUpdate = `-- name: GetInvitationForUpdate :one
 SELECT i.id, i.user_id, i.secret_hash, i.expires_at, i.used_at, u.status, u.role
 FROM invitations i JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id
 WHERE i.id = $1
-FOR UPDATE OF i
+FOR UPDATE OF i FOR NO KEY UPDATE OF u
 `
 
 type GetInvitationForUpdateRow struct {
@@ -183,6 +186,8 @@ type GetInvitationForUpdateRow struct {
 	Role       string
 }
 
+// The user is held too (NO KEY UPDATE, as a role or status change holds it), so a deactivation
+// or role change in flight is waited for and seen, never overtaken by the session started here.
 func (q *Queries) GetInvitationForUpdate(ctx context.Context, id uuid.UUID) (GetInvitationForUpdateRow, error) {
 	row := q.db.QueryRow(ctx, getInvitationForUpdate, id)
 	var i GetInvitationForUpdateRow

@@ -55,6 +55,11 @@ func queryProblems(raw string) []problem.FieldError {
 // key or value, must be storable. A body that is not JSON at all is left to the schema
 // validator, which says so.
 func bodyProblems(body []byte) []problem.FieldError {
+	if utf8.Valid(body) && !bytes.Contains(body, []byte(`\u0000`)) {
+		// Valid JSON can hold a NUL only as that escape: no text problem is possible, and only
+		// what follows the value is left to check.
+		return trailingProblems(body)
+	}
 	bad := -1 // offset of the first invalid UTF-8 byte
 	if !utf8.Valid(body) {
 		for i := 0; i < len(body); {
@@ -130,6 +135,19 @@ func bodyProblems(body []byte) []problem.FieldError {
 			return out
 		}
 	}
+}
+
+// trailingProblems refuses anything but white space after the body's one JSON value.
+func trailingProblems(body []byte) []problem.FieldError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return nil // not JSON: the schema validator reports it
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return []problem.FieldError{{In: "body", Field: "body", Message: "must hold one JSON value and nothing after it"}}
+	}
+	return nil
 }
 
 // frame is one open object or array while walking a body's tokens.

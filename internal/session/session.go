@@ -216,7 +216,9 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	if !ok {
 		return Pair{}, errBadLogin()
 	}
-	s.known.Spend(fromIP)
+	if s.known.Until(fromIP, 1) == 0 {
+		s.known.Spend(fromIP) // once per knownFor: the bucket's debt never grows past one
+	}
 	return pair, nil
 }
 
@@ -311,6 +313,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Pair, error) {
 	}
 	err = s.db.Write(ctx, tenancy.Scope{Tenant: presented.Tenant}, func(tx *tenancy.Tx) error {
 		q := tx.Q
+		reused = false // a retried run starts over
 		// The common case costs one statement.
 		rotated, err := q.RotateActiveRefreshToken(ctx, db.RotateActiveRefreshTokenParams{
 			ID: presented.ID, SecretHash: presented.Hash(), ActiveSince: s.ActiveSince(),

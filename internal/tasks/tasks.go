@@ -5,18 +5,17 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 // MayWrite applies the task-writing rule to p for a project of team: admins anywhere, members in
@@ -38,7 +37,7 @@ func CheckAssignee(ctx context.Context, q *db.Queries, id *uuid.UUID) error {
 		return nil
 	}
 	if _, err := q.GetUser(ctx, *id); err != nil {
-		return missing(err, "user (assignee_id)")
+		return tenancy.Missing(err, "user (assignee_id)")
 	}
 	return nil
 }
@@ -55,7 +54,7 @@ func CheckParent(ctx context.Context, q *db.Queries, tenant, project uuid.UUID, 
 	}
 	r, err := q.GetTask(ctx, db.GetTaskParams{TenantID: tenant, ID: parent})
 	if err != nil {
-		return missing(err, "parent task (parent_id)")
+		return tenancy.Missing(err, "parent task (parent_id)")
 	}
 	if r.Task.ProjectID != project {
 		return field("must be a task of the same project")
@@ -130,15 +129,7 @@ func ETag(version int32) string { return fmt.Sprintf(`"%d"`, version) }
 func Gone(ctx context.Context, q *db.Queries, tenant, id uuid.UUID) error {
 	r, err := q.GetTask(ctx, db.GetTaskParams{TenantID: tenant, ID: id})
 	if err != nil {
-		return missing(err, "task")
+		return tenancy.Missing(err, "task")
 	}
 	return Stale(r.Task.Version)
-}
-
-// missing turns a missing row into a 404 naming what is missing; other errors pass.
-func missing(err error, what string) error {
-	if errors.Is(err, pgx.ErrNoRows) || problem.Is(err, problem.NotFound) {
-		return problem.New(problem.NotFound, "No such %s.", what)
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

@@ -73,6 +73,26 @@ func beginQuery(s Scope) string {
 		s.Tenant.String(), user)
 }
 
+// Missing turns a missing row into a 404 naming what is missing (format and args, such as
+// "task" or "user (assignee_id)"); other errors pass, wrapped. It works inside a transaction's
+// function, where queries still return pgx.ErrNoRows, as well as after Translate.
+func Missing(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) || problem.Is(err, problem.NotFound) {
+		return problem.Wrap(problem.NotFound, err, "No such "+what+".")
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// IsDuplicate reports whether err is a unique violation, so a handler can name the value that
+// is taken without mistaking another conflict (a deadlock after retries) for one.
+func IsDuplicate(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
 // Translate maps database errors onto the problem taxonomy: no rows is NotFound, a unique
 // violation is Conflict, a foreign-key or check violation is Invalid, a statement or lock
 // timeout is problem.TimedOut. Errors that already are problems, and anything else, pass through

@@ -88,6 +88,7 @@ func TestOnlyTheWriteSeamWritesAuditEntriesAndEvents(t *testing.T) {
 	root := filepath.Join("..", "..")
 	fset := token.NewFileSet()
 	seen := 0
+	sqlInserts := map[string]int{}
 	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -96,6 +97,17 @@ func TestOnlyTheWriteSeamWritesAuditEntriesAndEvents(t *testing.T) {
 		if e.IsDir() {
 			if path != root && (strings.HasPrefix(e.Name(), ".") || rel == "gen" || e.Name() == "node_modules") {
 				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(filepath.ToSlash(rel), "queries/") && strings.HasSuffix(path, ".sql") {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			// A query of its own would reach gen/ (not walked) and be callable from anywhere.
+			for _, table := range []string{"INSERT INTO audit_events", "INSERT INTO events"} {
+				sqlInserts[table] += strings.Count(string(src), table)
 			}
 			return nil
 		}
@@ -133,6 +145,14 @@ func TestOnlyTheWriteSeamWritesAuditEntriesAndEvents(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for table, n := range sqlInserts {
+		if n != 1 {
+			t.Errorf("queries/ has %d statements with %q; only InsertChanges may write there", n, table)
+		}
+	}
+	if len(sqlInserts) != 2 {
+		t.Errorf("walked no queries/: %v", sqlInserts)
 	}
 	if seen < 50 {
 		t.Fatalf("walked only %d Go files from %s; the check would prove nothing", seen, root)

@@ -13,6 +13,7 @@ import (
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 // Statuses of a user.
@@ -37,6 +38,17 @@ type Change struct {
 // them can each leave one owner and together leave none. Deactivation ends the user's sessions
 // and revokes their API keys in the same transaction.
 func Apply(ctx context.Context, q *db.Queries, p auth.Principal, id uuid.UUID, c Change) (db.User, map[string]any, error) {
+	// What p may not do whatever the user's row says is refused before any lock is taken.
+	if c.Role != nil || c.Status != nil {
+		if p.Method == auth.ByAPIKey {
+			return db.User{}, nil, authz.ChangeStanding(p, id)
+		}
+	}
+	if c.Role != nil {
+		if err := authz.GrantRole(p, *c.Role); err != nil {
+			return db.User{}, nil, err
+		}
+	}
 	var owners []uuid.UUID
 	if c.Role != nil || c.Status != nil {
 		var err error
@@ -46,7 +58,7 @@ func Apply(ctx context.Context, q *db.Queries, p auth.Principal, id uuid.UUID, c
 	}
 	u, err := q.GetUserForUpdate(ctx, id)
 	if err != nil {
-		return db.User{}, nil, problem.Wrap(problem.NotFound, err, "No such user.")
+		return db.User{}, nil, tenancy.Missing(err, "user")
 	}
 	if err := check(p, u, c, owners); err != nil {
 		return db.User{}, nil, err
