@@ -4,7 +4,9 @@
 -- +goose Up
 CREATE TABLE events (
     tenant_id     uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
-    -- Monotonic across tenants: a client that reconnects asks for what came after its last id.
+    -- Monotonic across tenants in the order ids are taken, which is not the order transactions
+    -- commit: a reader of "id > N" can pass an id whose transaction commits later. The realtime
+    -- relay must read gap-safely (for example only below the oldest transaction still running).
     id            bigint      GENERATED ALWAYS AS IDENTITY,
     created_at    timestamptz NOT NULL DEFAULT now(),
     type          text        NOT NULL,
