@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tasker/tasker/gen/db"
@@ -128,8 +127,8 @@ func WriteV[T any](ctx context.Context, d *DB, s Scope, fn func(tx *Tx) (T, erro
 		err error
 	)
 	for range writeAttempts {
-		err = d.Tx(ctx, s, func(ptx pgx.Tx) error {
-			tx := &Tx{Q: db.New(ptx), ctx: ctx, scope: s, actor: s.User}
+		err = d.pipelined(ctx, s, func(q *db.Queries) error {
+			tx := &Tx{Q: q, ctx: ctx, scope: s, actor: s.User}
 			var err error
 			if out, err = fn(tx); err != nil {
 				return err

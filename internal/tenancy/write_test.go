@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -156,5 +157,78 @@ func TestOnlyTheWriteSeamWritesAuditEntriesAndEvents(t *testing.T) {
 	}
 	if seen < 50 {
 		t.Fatalf("walked only %d Go files from %s; the check would prove nothing", seen, root)
+	}
+}
+
+// A write opens its transaction with its first statement (one round trip for BEGIN, the scope
+// and the statement); whether it commits or fails, the pooled connection comes back idle, with
+// no tenant set.
+func TestWritesLeaveTheConnectionIdleAndUnscoped(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(testdb.Get(t).AppURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	d := tenancy.New(pool)
+	a := seedTenant(t, d, uniqueSlug("pipe"))
+	ctx := context.Background()
+	scope := tenancy.Scope{Tenant: a.tenant, User: a.user}
+	var backend int32
+	idle := func(what string) {
+		t.Helper()
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Release()
+		status := conn.Conn().PgConn().TxStatus()
+		var tenant string
+		var pid int32
+		err = conn.QueryRow(ctx, "SELECT coalesce(current_setting('app.tenant_id', true), ''), pg_backend_pid()").Scan(&tenant, &pid)
+		if err != nil || tenant != "" || status != 'I' {
+			t.Errorf("after %s: tenant %q, transaction status %q (want I, idle), err %v", what, tenant, status, err)
+		}
+		// The same connection every time: the pool destroys one left inside a transaction,
+		// which would hide a rollback that did not happen.
+		if backend == 0 {
+			backend = pid
+		} else if pid != backend {
+			t.Errorf("after %s: a new connection (backend %d, was %d)", what, pid, backend)
+		}
+	}
+	if err := d.Write(ctx, scope, func(tx *tenancy.Tx) error {
+		_, err := tx.Q.CreateTeam(ctx, db.CreateTeamParams{TenantID: a.tenant, ID: uuid.Must(uuid.NewV7()), Name: "T", Key: "PIP"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	idle("a committed write")
+	failed := errors.New("after a statement")
+	err = d.Write(ctx, scope, func(tx *tenancy.Tx) error {
+		if _, err := tx.Q.CreateTeam(ctx, db.CreateTeamParams{TenantID: a.tenant, ID: uuid.Must(uuid.NewV7()), Name: "U", Key: "PIQ"}); err != nil {
+			return err
+		}
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatalf("failing write: %v", err)
+	}
+	idle("a failed write")
+	err = d.Write(ctx, scope, func(tx *tenancy.Tx) error {
+		_, err := tx.Q.CreateTeam(ctx, db.CreateTeamParams{TenantID: a.tenant, ID: uuid.Must(uuid.NewV7()), Name: "Dup", Key: "PIP"})
+		return err
+	})
+	if !tenancy.IsDuplicate(err) {
+		t.Fatalf("a duplicate key: %v", err)
+	}
+	idle("a write whose statement failed")
+	if n := countRows(t, d, a.tenant, "teams"); n != 1 {
+		t.Errorf("teams: %d, want the one committed", n)
 	}
 }
