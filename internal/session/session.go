@@ -296,7 +296,7 @@ func errBadRefresh() error {
 }
 
 // Refresh rotates a refresh token. The presented token is retired and its successor issued in
-// one statement (three round trips in all, with BEGIN and COMMIT). A retired token presented again within the grace window yields the same
+// one statement (two round trips in all: BEGIN rides with it, then COMMIT). A retired token presented again within the grace window yields the same
 // successor (concurrent refreshes by one client); later, it revokes the whole session, since
 // either the client or an attacker holds a stolen copy.
 func (s *Service) Refresh(ctx context.Context, token string) (Pair, error) {
