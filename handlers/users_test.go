@@ -210,6 +210,11 @@ func TestSignInsWaitForADeactivationInFlight(t *testing.T) {
 	if r := <-login; r == nil || r.StatusCode() != http.StatusUnauthorized {
 		t.Errorf("a sign-in while the user's deactivation was in flight: %v", r.Status())
 	}
+	// The refused sign-in is audited as a failure, with no actor.
+	ev, _ := env.Client.ListAuditEventsWithResponse(bg, &api.ListAuditEventsParams{Action: ptr("auth.login_failed")}, w.as(api.UserRoleOwner))
+	if ev.JSON200 == nil || len(ev.JSON200.Items) != 1 || ev.JSON200.Items[0].ActorUserId != nil {
+		t.Errorf("audit of the refused sign-in: %s", ev.Body)
+	}
 }
 
 // A key made by a write that raced its creator's deactivation (and so escaped its sweep) does

@@ -248,21 +248,23 @@ func reset(ctx context.Context, tdb *tenancy.DB, seeded []db.TenantDirectory, wo
 	start := time.Now()
 	var tasks atomic.Int64
 	err := parallel(ctx, workers, len(seeded), func(ctx context.Context, i int) error {
-		return tdb.Write(ctx, tenancy.Scope{Tenant: seeded[i].TenantID}, func(tx *tenancy.Tx) error {
+		// Counted after the commit: Write may run its function again after a deadlock.
+		n, err := tenancy.WriteV(ctx, tdb, tenancy.Scope{Tenant: seeded[i].TenantID}, func(tx *tenancy.Tx) (int64, error) {
 			q := tx.Q
 			n, err := q.SeedDeleteTasks(ctx)
 			if err != nil {
-				return fmt.Errorf("delete tasks of %s: %w", seeded[i].Slug, err)
+				return 0, fmt.Errorf("delete tasks of %s: %w", seeded[i].Slug, err)
 			}
-			tasks.Add(n)
 			if _, err := q.SeedDeleteProjects(ctx); err != nil {
-				return fmt.Errorf("delete projects of %s: %w", seeded[i].Slug, err)
+				return 0, fmt.Errorf("delete projects of %s: %w", seeded[i].Slug, err)
 			}
 			if _, err := q.SeedDeleteTenant(ctx, seeded[i].TenantID); err != nil {
-				return fmt.Errorf("delete tenant %s: %w", seeded[i].Slug, err)
+				return 0, fmt.Errorf("delete tenant %s: %w", seeded[i].Slug, err)
 			}
-			return nil
+			return n, nil
 		})
+		tasks.Add(n)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("reset: %w (dropping and re-creating the database also works)", err)

@@ -183,7 +183,9 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	if ok {
 		scope.User = user.ID
 	}
+	refused := !ok
 	pair, err := tenancy.WriteV(ctx, s.db, scope, func(tx *tenancy.Tx) (Pair, error) {
+		refused = !ok // a retried run starts over
 		if ok {
 			// The password was checked against a read taken before the hash; a deactivation or
 			// role change may have committed since. Hold the user as it is now.
@@ -192,13 +194,12 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 				return Pair{}, err
 			}
 			user.Role = cur.Role
-			if cur.Status != "active" {
-				return Pair{}, errBadLogin()
-			}
+			refused = cur.Status != "active"
 		}
-		if !ok {
-			// Nobody acted (the scope has no user): whoever tried is unknown. The account tried,
-			// if it exists, is the resource (uuid.Nil, recorded as none, for an unknown email).
+		if refused {
+			// Nobody acted: whoever tried is unknown. The account tried, if it exists, is the
+			// resource (uuid.Nil, recorded as none, for an unknown email).
+			tx.ActAs(uuid.Nil)
 			tx.Record(tenancy.Entry{Action: audit.LoginFailed, ResourceType: audit.ResourceUser, ResourceID: user.ID,
 				Data: map[string]any{"email": email}})
 			return Pair{}, nil
@@ -213,7 +214,7 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	if err != nil {
 		return Pair{}, fmt.Errorf("login: %w", err)
 	}
-	if !ok {
+	if refused {
 		return Pair{}, errBadLogin()
 	}
 	if s.known.Until(fromIP, 1) == 0 {
