@@ -66,27 +66,14 @@ func (p *pipelinedTx) Query(ctx context.Context, sql string, args ...any) (pgx.R
 	if p.begun {
 		return p.conn.Query(ctx, sql, args...)
 	}
-	br, err := p.first(ctx, sql, args)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := br.Query()
-	if err != nil {
-		_ = br.Close()
-		return nil, err
-	}
-	return &batchRows{Rows: rows, br: br}, nil
+	return lastRows(p.first(ctx, sql, args))
 }
 
 func (p *pipelinedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if p.begun {
 		return p.conn.QueryRow(ctx, sql, args...)
 	}
-	br, err := p.first(ctx, sql, args)
-	if err != nil {
-		return errRow{err}
-	}
-	return &batchRow{row: br.QueryRow(), br: br}
+	return lastRow(p.first(ctx, sql, args))
 }
 
 // commit ends the transaction; a transaction that never ran a statement has nothing to end.

@@ -89,7 +89,16 @@ func (r *scopedReader) Exec(context.Context, string, ...any) (pgconn.CommandTag,
 }
 
 func (r *scopedReader) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	br, err := r.send(ctx, sql, args)
+	return lastRows(r.send(ctx, sql, args))
+}
+
+func (r *scopedReader) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return lastRow(r.send(ctx, sql, args))
+}
+
+// lastRows reads the last statement of a batch whose earlier results were consumed; the rows
+// close the batch.
+func lastRows(br pgx.BatchResults, err error) (pgx.Rows, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -101,8 +110,8 @@ func (r *scopedReader) Query(ctx context.Context, sql string, args ...any) (pgx.
 	return &batchRows{Rows: rows, br: br}, nil
 }
 
-func (r *scopedReader) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	br, err := r.send(ctx, sql, args)
+// lastRow is lastRows for a single row.
+func lastRow(br pgx.BatchResults, err error) pgx.Row {
 	if err != nil {
 		return errRow{err}
 	}
