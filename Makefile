@@ -39,6 +39,16 @@ generate: ## regenerate gen/api (oapi-codegen) and gen/db (sqlc) from openapi/ a
 	$(GO) tool oapi-codegen -config oapi-codegen.yaml openapi/openapi.yaml
 	$(GO) tool sqlc generate
 
+# npm ci runs again only when node_modules is missing or older than the lock file. Install
+# scripts are skipped: the checks need none, and one dependency's would only send telemetry.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+.PHONY: check-asyncapi
+check-asyncapi: node_modules/.package-lock.json ## validate openapi/asyncapi.yaml (@asyncapi/parser, examples, REST schema copies)
+	node scripts/validate-asyncapi.mjs --openapi openapi/openapi.yaml openapi/asyncapi.yaml
+
 .PHONY: migrate
 migrate: build ## apply migrations to DATABASE_URL (or the local PostgreSQL)
 	@DATABASE_URL="$$(scripts/devdb.sh url)" bin/tasker migrate

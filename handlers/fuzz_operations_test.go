@@ -97,10 +97,19 @@ var fuzzShared = map[string]string{
 	"tasks id":      "{task}",
 }
 
+// webSocketOperation tells an operation the server serves outside the strict server and the
+// request validator (x-websocket: true, the WebSocket upgrade): it is no REST call, so the
+// harnesses that walk every operation leave it out.
+func webSocketOperation(op *openapi3.Operation) bool {
+	v, _ := op.Extensions["x-websocket"].(bool)
+	return v
+}
+
 var fuzzPathParam = regexp.MustCompile(`\{([^}]+)\}`)
 
 // fuzzOperations lists the spec's operations sorted by operationId, failing when one takes a
-// path parameter the harness has no fixture for or deletes without a throwaway.
+// path parameter the harness has no fixture for or deletes without a throwaway. WebSocket
+// operations are left out (webSocketOperation).
 func fuzzOperations(tb testing.TB) []fuzzOp {
 	tb.Helper()
 	spec, err := contract.Load(context.Background())
@@ -110,6 +119,9 @@ func fuzzOperations(tb testing.TB) []fuzzOp {
 	var ops []fuzzOp
 	for path, item := range spec.Doc.Paths.Map() {
 		for method, o := range item.Operations() {
+			if webSocketOperation(o) {
+				continue
+			}
 			op := fuzzOp{id: o.OperationID, method: method, path: path, defaults: map[string]string{}}
 			throwaway, isThrowaway := fuzzThrowaway[op.id]
 			if method == http.MethodDelete && !isThrowaway {
