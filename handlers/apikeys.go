@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/audit"
@@ -81,7 +83,8 @@ func (s *Server) DeleteAPIKey(ctx context.Context, req api.DeleteAPIKeyRequestOb
 		if err := authz.ManageUser(p, auth.Role(creator)); err != nil {
 			return err
 		}
-		tx.Record(tenancy.Entry{Action: audit.APIKeyRevoked, ResourceType: audit.ResourceAPIKey, ResourceID: req.Id})
+		tx.Changed(audit.EventAPIKeyRevoked, tenancy.Entry{Action: audit.APIKeyRevoked, ResourceType: audit.ResourceAPIKey, ResourceID: req.Id},
+			uuid.Nil, map[string]any{"id": req.Id})
 		return nil
 	})
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/audit"
@@ -75,7 +77,8 @@ func (s *Server) RevokeSession(ctx context.Context, req api.RevokeSessionRequest
 		if n == 0 {
 			return problem.New(problem.NotFound, "No such session.")
 		}
-		tx.Record(tenancy.Entry{Action: audit.SessionRevoked, ResourceType: audit.ResourceSession, ResourceID: req.Id})
+		tx.Changed(audit.EventSessionRevoked, tenancy.Entry{Action: audit.SessionRevoked, ResourceType: audit.ResourceSession, ResourceID: req.Id},
+			uuid.Nil, audit.RevokedSession(req.Id, p.User, "revoked"))
 		return nil
 	})
 	if err != nil {

@@ -45,6 +45,10 @@ type Config struct {
 	// (a query waiting on a lock, say) fails, and the request is answered 503 with Retry-After.
 	// Zero means no deadline.
 	RequestTimeout time.Duration
+	// Revocations is the deny list access tokens are checked against, kept by the realtime relay.
+	Revocations *auth.Revocations
+	// Realtime serves GET /v1/realtime; nil answers it 503 (realtime disabled).
+	Realtime http.Handler
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -59,7 +63,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions}
-	authn := auth.NewAuthenticator(cfg.Issuer, cfg.DB)
+	authn := auth.NewAuthenticator(cfg.Issuer, cfg.DB, cfg.Revocations)
 
 	strict := api.NewStrictHandlerWithOptions(srv, []api.StrictMiddlewareFunc{publicCaching}, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -85,6 +89,15 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Authenticate: authn.Authenticate,
 	})(srv.idempotency(apiMux)))
+	// Outside the validator and the strict server: the socket hijacks the connection. It checks
+	// the credential and the Origin itself, before upgrading.
+	var rt http.Handler = cfg.Realtime
+	if rt == nil {
+		rt = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			problem.Write(w, r, reqinfo.RequestID(r.Context()), problem.New(problem.Unavailable, "Realtime is disabled on this server."))
+		})
+	}
+	mux.Handle("GET "+RealtimePath, middleware.Route("GET "+RealtimePath, rt))
 	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", middleware.CacheControl("no-cache", yamlFile(tasker.OpenAPISpec))))
 	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", middleware.CacheControl("no-cache", yamlFile(tasker.AsyncAPISpec))))
 	mux.Handle("GET /metrics", middleware.Route("GET /metrics",
@@ -112,11 +125,18 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(h), nil
 }
 
+// RealtimePath is the WebSocket endpoint.
+const RealtimePath = "/v1/realtime"
+
 // withDeadline gives each request's context a deadline d from now. Unlike http.TimeoutHandler
 // it neither buffers responses nor answers for the handler: the work that runs out of time
 // returns context.DeadlineExceeded, which writeError answers as 503 (problem.As).
 func withDeadline(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == RealtimePath {
+			next.ServeHTTP(w, r) // a socket lives as long as its client keeps it
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))

@@ -23,7 +23,7 @@ SELECT u.role AS creator_role FROM revoked JOIN users u ON u.id = revoked.create
 
 -- name: GetActiveAPIKey :one
 -- The key's creator must still be active: a deactivated user's keys stop working.
-SELECT k.id, k.secret_hash, k.role, k.created_by, k.last_used_at, u.role AS user_role
+SELECT k.id, k.secret_hash, k.role, k.created_by, k.last_used_at, k.expires_at, u.role AS user_role
 FROM api_keys k JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.created_by
 WHERE k.id = sqlc.arg(id) AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
   AND u.status = 'active';

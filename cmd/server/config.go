@@ -14,6 +14,7 @@ import (
 
 	"github.com/tasker/tasker/internal/middleware"
 	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/realtime"
 	"github.com/tasker/tasker/internal/session"
 )
 
@@ -56,6 +57,28 @@ type config struct {
 	LoginRatePerAccount int64         `env:"LOGIN_RATE_PER_ACCOUNT" envDefault:"10" max:"1000000" desc:"failed logins a minute per account"`
 
 	CORSAllowedOrigins origins `env:"CORS_ALLOWED_ORIGINS" desc:"comma-separated exact origins whose browser clients may call the API"`
+
+	RealtimeEnabled           bool          `env:"REALTIME_ENABLED" envDefault:"true" desc:"serve GET /v1/realtime and wake other instances on every write (NOTIFY)"`
+	RealtimeAllowedOrigins    origins       `env:"REALTIME_ALLOWED_ORIGINS" desc:"comma-separated exact browser origins allowed to open the WebSocket besides the server's own"`
+	RealtimeMaxConnsPerUser   int64         `env:"REALTIME_MAX_CONNECTIONS_PER_USER" envDefault:"20" max:"1000000" desc:"open sockets per user on one instance (429 beyond)"`
+	RealtimeMaxSubscriptions  int64         `env:"REALTIME_MAX_SUBSCRIPTIONS" envDefault:"100" max:"100000" desc:"topics one socket may subscribe to"`
+	RealtimeMaxMessageBytes   int64         `env:"REALTIME_MAX_MESSAGE_BYTES" envDefault:"4096" max:"1048576" desc:"largest client message; a larger frame closes the socket with 1009"`
+	RealtimeMessagesPerSecond int64         `env:"REALTIME_MESSAGES_PER_SECOND" envDefault:"20" max:"100000" desc:"client messages a second per socket; beyond closes it with 1008"`
+	RealtimeSendQueue         int64         `env:"REALTIME_SEND_QUEUE" envDefault:"256" max:"1000000" desc:"messages queued for a socket; a fuller queue closes it with 4008 (slow consumer)"`
+	RealtimePingInterval      time.Duration `env:"REALTIME_PING_INTERVAL" envDefault:"25s" desc:"how often the server pings each socket"`
+	RealtimePingTimeout       time.Duration `env:"REALTIME_PING_TIMEOUT" envDefault:"10s" desc:"a socket whose pong takes longer is dropped"`
+	EventRetention            time.Duration `env:"EVENT_RETENTION" envDefault:"24h" desc:"how long events are kept for replays (since); older ones are pruned"`
+}
+
+// realtime is the realtime service's configuration.
+func (c config) realtime() realtime.Config {
+	return realtime.Config{
+		AllowedOrigins: c.RealtimeAllowedOrigins, MaxConnsPerUser: int(c.RealtimeMaxConnsPerUser),
+		MaxSubscriptions: int(c.RealtimeMaxSubscriptions), MaxMessageBytes: c.RealtimeMaxMessageBytes,
+		MessagesPerSecond: int(c.RealtimeMessagesPerSecond), SendQueue: int(c.RealtimeSendQueue),
+		PingInterval: c.RealtimePingInterval, PingTimeout: c.RealtimePingTimeout,
+		Retention: c.EventRetention, TokenTTL: c.AccessTTL,
+	}
 }
 
 // origins are the exact origins (scheme://host[:port]) of CORS_ALLOWED_ORIGINS; none by default.

@@ -12,14 +12,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tasker/tasker/handlers"
+	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/database"
 	"github.com/tasker/tasker/internal/migrate"
+	"github.com/tasker/tasker/internal/realtime"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
 	"github.com/tasker/tasker/internal/workers"
@@ -80,12 +83,24 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
+	issuer := tokens.NewIssuer(tokens.IssuerConfig{
+		Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTTL,
+	})
+	store := tenancy.New(pool)
+	revocations := auth.NewRevocations(cfg.AccessTTL)
+	var rt *realtime.Service
+	var rtHandler http.Handler
+	if cfg.RealtimeEnabled {
+		store = store.WakeOnCommit(realtime.Channel)
+		rc := cfg.realtime()
+		rc.DB, rc.Issuer, rc.Revocations, rc.Logger, rc.Listen = store, issuer, revocations, logger, pool.Config().ConnConfig.Copy()
+		rt = realtime.New(rc)
+		rtHandler = rt
+	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
-		DB: tenancy.New(pool), Logger: logger, Registry: reg,
+		DB: store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
 		Password: cfg.argon2(), MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
-		Issuer: tokens.NewIssuer(tokens.IssuerConfig{
-			Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTTL,
-		}),
+		Issuer:             issuer,
 		Sessions:           cfg.sessions(),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 	})
@@ -118,7 +133,19 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		ready <- ln.Addr().String()
 	}
 
-	err = workers.Run(ctx, logger, workers.HTTPServer(srv, ln, cfg.ShutdownTimeout))
+	group := []workers.Worker{workers.HTTPServer(srv, ln, cfg.ShutdownTimeout)}
+	if rt != nil {
+		group[0] = afterReady(rt, logger, group[0])
+		// Stopped after the HTTP drain: sockets close with 1001, then the relay stops.
+		group = append(group, workers.Worker{Name: "realtime-sockets", Run: func(ctx context.Context) error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			rt.Shutdown(sctx)
+			return nil
+		}}, workers.Worker{Name: "realtime-relay", Run: rt.Run})
+	}
+	err = workers.Run(ctx, logger, group...)
 	pool.Close()
 	logger.Info("database pool closed")
 	if err != nil {
@@ -126,6 +153,24 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// afterReady holds w back until the relay listens and has loaded the revocations of the last
+// token lifetime, so the instance never accepts a token another instance already revoked; after
+// 10 s it starts anyway, and says so.
+func afterReady(rt *realtime.Service, logger *slog.Logger, w workers.Worker) workers.Worker {
+	run := w.Run
+	w.Run = func(ctx context.Context) error {
+		select {
+		case <-rt.Ready():
+		case <-time.After(10 * time.Second):
+			logger.Warn("realtime relay not ready after 10s; serving anyway")
+		case <-ctx.Done():
+			return nil
+		}
+		return run(ctx)
+	}
+	return w
 }
 
 func baseURL(addr net.Addr) string {

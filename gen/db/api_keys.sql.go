@@ -59,7 +59,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (Api
 }
 
 const getActiveAPIKey = `-- name: GetActiveAPIKey :one
-SELECT k.id, k.secret_hash, k.role, k.created_by, k.last_used_at, u.role AS user_role
+SELECT k.id, k.secret_hash, k.role, k.created_by, k.last_used_at, k.expires_at, u.role AS user_role
 FROM api_keys k JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.created_by
 WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
   AND u.status = 'active'
@@ -71,6 +71,7 @@ type GetActiveAPIKeyRow struct {
 	Role       string
 	CreatedBy  uuid.UUID
 	LastUsedAt *time.Time
+	ExpiresAt  *time.Time
 	UserRole   string
 }
 
@@ -84,6 +85,7 @@ func (q *Queries) GetActiveAPIKey(ctx context.Context, id uuid.UUID) (GetActiveA
 		&i.Role,
 		&i.CreatedBy,
 		&i.LastUsedAt,
+		&i.ExpiresAt,
 		&i.UserRole,
 	)
 	return i, err

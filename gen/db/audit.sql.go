@@ -12,33 +12,112 @@ import (
 	"github.com/google/uuid"
 )
 
+const authEventsSince = `-- name: AuthEventsSince :many
+SELECT a.tenant_id::uuid AS tenant_id, a.type::text AS type, a.resource_id::uuid AS resource_id,
+       coalesce(a.user_id, '00000000-0000-0000-0000-000000000000')::uuid AS user_id,
+       coalesce(a.role, '')::text AS role, coalesce(a.status, '')::text AS status, a.created_at::timestamptz AS created_at
+FROM auth_events_since($1::timestamptz) AS a
+`
+
+type AuthEventsSinceRow struct {
+	TenantID   uuid.UUID
+	Type       string
+	ResourceID uuid.UUID
+	UserID     uuid.UUID
+	Role       string
+	Status     string
+	CreatedAt  time.Time
+}
+
+// Revocations and user changes of every tenant since after (auth_events_since, SECURITY DEFINER).
+func (q *Queries) AuthEventsSince(ctx context.Context, after time.Time) ([]AuthEventsSinceRow, error) {
+	rows, err := q.db.Query(ctx, authEventsSince, after)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AuthEventsSinceRow{}
+	for rows.Next() {
+		var i AuthEventsSinceRow
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.Type,
+			&i.ResourceID,
+			&i.UserID,
+			&i.Role,
+			&i.Status,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const eventStreamBounds = `-- name: EventStreamBounds :one
+SELECT coalesce((SELECT last_id FROM event_streams), 0)::bigint AS last_id,
+       coalesce((SELECT min(id) FROM events), 0)::bigint AS oldest_id
+`
+
+type EventStreamBoundsRow struct {
+	LastID   int64
+	OldestID int64
+}
+
+// The tenant stream's newest id and the oldest one retention has kept (0 when none).
+func (q *Queries) EventStreamBounds(ctx context.Context) (EventStreamBoundsRow, error) {
+	row := q.db.QueryRow(ctx, eventStreamBounds)
+	var i EventStreamBoundsRow
+	err := row.Scan(&i.LastID, &i.OldestID)
+	return i, err
+}
+
 const insertChanges = `-- name: InsertChanges :exec
 WITH audit AS (
     INSERT INTO audit_events (tenant_id, id, actor_user_id, actor_key_id, action, resource_type, resource_id, ip, data)
-    SELECT $1::uuid, a.id, NULLIF(a.actor_user_id, '00000000-0000-0000-0000-000000000000'::uuid),
+    SELECT $2::uuid, a.id, NULLIF(a.actor_user_id, '00000000-0000-0000-0000-000000000000'::uuid),
            NULLIF(a.actor_key_id, '00000000-0000-0000-0000-000000000000'::uuid), a.action, a.resource_type,
            NULLIF(a.resource_id, '00000000-0000-0000-0000-000000000000'::uuid), a.ip, a.data
-    FROM (SELECT unnest($7::uuid[]) AS id, unnest($8::uuid[]) AS actor_user_id,
-                 unnest($9::uuid[]) AS actor_key_id, unnest($10::text[]) AS action,
-                 unnest($11::text[]) AS resource_type,
-                 unnest($12::uuid[]) AS resource_id, unnest($13::text[]) AS ip,
-                 unnest($14::jsonb[]) AS data) AS a
+    FROM (SELECT unnest($4::uuid[]) AS id, unnest($5::uuid[]) AS actor_user_id,
+                 unnest($6::uuid[]) AS actor_key_id, unnest($7::text[]) AS action,
+                 unnest($8::text[]) AS resource_type,
+                 unnest($9::uuid[]) AS resource_id, unnest($10::text[]) AS ip,
+                 unnest($11::jsonb[]) AS data) AS a
+),
+stream AS (
+    INSERT INTO event_streams (tenant_id, last_id)
+    SELECT $2::uuid, cardinality($12::text[])
+    WHERE cardinality($12::text[]) > 0
+    ON CONFLICT (tenant_id) DO UPDATE SET last_id = event_streams.last_id + EXCLUDED.last_id
+    RETURNING last_id
+),
+inserted AS (
+    INSERT INTO events (tenant_id, id, actor_user_id, type, resource_type, resource_id, project_id, payload)
+    SELECT $2::uuid, s.last_id - cardinality($12::text[]) + e.n,
+           NULLIF($13::uuid, '00000000-0000-0000-0000-000000000000'::uuid), e.type, e.resource_type,
+           e.resource_id, NULLIF(e.project_id, '00000000-0000-0000-0000-000000000000'::uuid), e.payload
+    FROM stream s,
+         (SELECT unnest($12::text[]) AS type, unnest($14::text[]) AS resource_type,
+                 unnest($15::uuid[]) AS resource_id, unnest($16::uuid[]) AS project_id,
+                 unnest($17::jsonb[]) AS payload,
+                 generate_subscripts($12::text[], 1) AS n) AS e
+    RETURNING id
 )
-INSERT INTO events (tenant_id, type, resource_type, resource_id, project_id, payload)
-SELECT $1::uuid, e.type, e.resource_type, e.resource_id,
-       NULLIF(e.project_id, '00000000-0000-0000-0000-000000000000'::uuid), e.payload
-FROM (SELECT unnest($2::text[]) AS type, unnest($3::text[]) AS resource_type,
-             unnest($4::uuid[]) AS resource_id, unnest($5::uuid[]) AS project_id,
-             unnest($6::jsonb[]) AS payload) AS e
+SELECT pg_notify($1::text,
+                 $2::uuid::text || ':' || min(i.id) || ':' || max(i.id) || ':' || CASE WHEN $3::bool THEN '1' ELSE '0' END)
+FROM inserted i
+WHERE $1::text <> ''
+HAVING count(*) > 0
 `
 
 type InsertChangesParams struct {
+	Channel            string
 	TenantID           uuid.UUID
-	EventTypes         []string
-	EventResourceTypes []string
-	EventResourceIds   []uuid.UUID
-	EventProjectIds    []uuid.UUID
-	EventPayloads      [][]byte
+	Auth               bool
 	AuditIds           []uuid.UUID
 	AuditActorUsers    []uuid.UUID
 	AuditActorKeys     []uuid.UUID
@@ -47,19 +126,27 @@ type InsertChangesParams struct {
 	AuditResourceIds   []uuid.UUID
 	AuditIps           []string
 	AuditData          [][]byte
+	EventTypes         []string
+	ActorUserID        uuid.UUID
+	EventResourceTypes []string
+	EventResourceIds   []uuid.UUID
+	EventProjectIds    []uuid.UUID
+	EventPayloads      [][]byte
 }
 
 // Everything a write queued through the write seam (tenancy.Tx), audit entries and events, in
 // one statement and so one round trip, just before COMMIT. uuid.Nil stands for "none" in the
 // optional uuid columns, since arrays of non-null uuids are what the driver sends.
+//
+// The events take the next ids of the tenant's stream; the stream's row stays locked until
+// COMMIT, which is what makes a tenant's ids follow commit order. When channel is not empty the
+// commit also wakes every listening server (NOTIFY is delivered only if the write commits) with
+// "tenant:first:last:auth", auth being 1 when the events include one every server must apply.
 func (q *Queries) InsertChanges(ctx context.Context, arg InsertChangesParams) error {
 	_, err := q.db.Exec(ctx, insertChanges,
+		arg.Channel,
 		arg.TenantID,
-		arg.EventTypes,
-		arg.EventResourceTypes,
-		arg.EventResourceIds,
-		arg.EventProjectIds,
-		arg.EventPayloads,
+		arg.Auth,
 		arg.AuditIds,
 		arg.AuditActorUsers,
 		arg.AuditActorKeys,
@@ -68,6 +155,12 @@ func (q *Queries) InsertChanges(ctx context.Context, arg InsertChangesParams) er
 		arg.AuditResourceIds,
 		arg.AuditIps,
 		arg.AuditData,
+		arg.EventTypes,
+		arg.ActorUserID,
+		arg.EventResourceTypes,
+		arg.EventResourceIds,
+		arg.EventProjectIds,
+		arg.EventPayloads,
 	)
 	return err
 }
@@ -128,4 +221,87 @@ func (q *Queries) ListAuditEvents(ctx context.Context, arg ListAuditEventsParams
 		return nil, err
 	}
 	return items, nil
+}
+
+const listEventsAfter = `-- name: ListEventsAfter :many
+SELECT id, created_at, actor_user_id, type, resource_type, resource_id, project_id, payload
+FROM events
+WHERE id > $1::bigint AND id <= $2::bigint
+  AND ($3::uuid IS NULL OR project_id = $3::uuid)
+  AND ($4::uuid IS NULL OR resource_id = $4::uuid)
+ORDER BY id
+LIMIT $5
+`
+
+type ListEventsAfterParams struct {
+	After      int64
+	Upto       int64
+	ProjectID  *uuid.UUID
+	ResourceID *uuid.UUID
+	Lim        int32
+}
+
+type ListEventsAfterRow struct {
+	ID           int64
+	CreatedAt    time.Time
+	ActorUserID  *uuid.UUID
+	Type         string
+	ResourceType string
+	ResourceID   uuid.UUID
+	ProjectID    *uuid.UUID
+	Payload      []byte
+}
+
+// The tenant's events after id after, up to upto, oldest first; optionally of one project or one
+// resource (the topics' filters).
+func (q *Queries) ListEventsAfter(ctx context.Context, arg ListEventsAfterParams) ([]ListEventsAfterRow, error) {
+	rows, err := q.db.Query(ctx, listEventsAfter,
+		arg.After,
+		arg.Upto,
+		arg.ProjectID,
+		arg.ResourceID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListEventsAfterRow{}
+	for rows.Next() {
+		var i ListEventsAfterRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.CreatedAt,
+			&i.ActorUserID,
+			&i.Type,
+			&i.ResourceType,
+			&i.ResourceID,
+			&i.ProjectID,
+			&i.Payload,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const pruneEvents = `-- name: PruneEvents :one
+SELECT prune_events($1::timestamptz, $2::integer)::bigint AS pruned
+`
+
+type PruneEventsParams struct {
+	Before  time.Time
+	MaxRows int32
+}
+
+// Deletes up to max_rows events older than before, in every tenant (prune_events, SECURITY DEFINER).
+func (q *Queries) PruneEvents(ctx context.Context, arg PruneEventsParams) (int64, error) {
+	row := q.db.QueryRow(ctx, pruneEvents, arg.Before, arg.MaxRows)
+	var pruned int64
+	err := row.Scan(&pruned)
+	return pruned, err
 }

@@ -46,6 +46,12 @@ type Event struct {
 	ResourceID   uuid.UUID
 	ProjectID    *uuid.UUID
 	Payload      []byte
+	ActorUserID  *uuid.UUID
+}
+
+type EventStream struct {
+	TenantID uuid.UUID
+	LastID   int64
 }
 
 type IdempotencyKey struct {

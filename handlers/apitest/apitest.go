@@ -28,9 +28,11 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/handlers"
+	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/database"
 	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/realtime"
 	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/testdb"
@@ -51,6 +53,8 @@ type Env struct {
 	Pool   *pgxpool.Pool
 	Logs   *SyncBuffer
 	Issuer *tokens.Issuer
+	// Realtime is the realtime service, when Options.Realtime asked for it.
+	Realtime *realtime.Service
 
 	t    testing.TB
 	spec *contract.Spec
@@ -72,6 +76,10 @@ type Options struct {
 	CORSAllowedOrigins []string
 	// RequestTimeout is the deadline of each request (none by default).
 	RequestTimeout time.Duration
+	// Realtime serves GET /v1/realtime and runs the relay; writes then NOTIFY on commit.
+	Realtime bool
+	// RealtimeConfig adjusts the realtime limits (zero values take the defaults).
+	RealtimeConfig realtime.Config
 }
 
 // TestSessions are the session settings tests run with: the production lifetimes, and login
@@ -117,9 +125,32 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	issuer := tokens.NewIssuer(tokens.IssuerConfig{Keys: keys, Issuer: Issuer, Audience: Audience, TTL: 15 * time.Minute, Now: opts.Now})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(database.NewPoolCollector(pool))
+	store := tenancy.New(pool)
+	logger := slog.New(slog.NewJSONHandler(logOut, nil))
+	revocations := auth.NewRevocations(15 * time.Minute)
+	var rt *realtime.Service
+	var rtHandler http.Handler
+	if opts.Realtime {
+		store = store.WakeOnCommit(realtime.Channel)
+		rc := opts.RealtimeConfig
+		rc.DB, rc.Issuer, rc.Revocations, rc.Logger, rc.Listen = store, issuer, revocations, logger, pool.Config().ConnConfig.Copy()
+		rt = realtime.New(rc)
+		rtHandler = rt
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = rt.Run(rctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		select {
+		case <-rt.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatal("realtime relay not ready")
+		}
+	}
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
-		DB:                 tenancy.New(pool),
-		Logger:             slog.New(slog.NewJSONHandler(logOut, nil)),
+		Revocations:        revocations,
+		Realtime:           rtHandler,
+		DB:                 store,
+		Logger:             logger,
 		Registry:           reg,
 		Password:           FastPassword,
 		MaxBodyBytes:       opts.MaxBodyBytes,
@@ -133,6 +164,14 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	if rt != nil {
+		// Before srv.Close, which would wait for the hijacked sockets otherwise.
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			rt.Shutdown(sctx)
+		})
+	}
 
 	spec, err := contract.Load(ctx)
 	if err != nil {
@@ -143,7 +182,7 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: tenancy.New(pool), Pool: pool, Logs: logs, Issuer: issuer, t: t, spec: spec}
+	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: store, Pool: pool, Logs: logs, Issuer: issuer, Realtime: rt, t: t, spec: spec}
 }
 
 // ClientFrom is a generated client, validating like Client, whose connections come from the

@@ -3,6 +3,8 @@
 // the data can never disagree.
 package audit
 
+import "github.com/google/uuid"
+
 // Actions recorded by the auth flows; resource types are the API's nouns. The CRUD handlers name
 // their actions where they make them ("task.create").
 const (
@@ -19,3 +21,16 @@ const (
 	ResourceSession = "session"
 	ResourceAPIKey  = "api_key"
 )
+
+// Events of the auth flows: each ends credentials that every server instance must stop
+// accepting (see tenancy.ReachesEveryServer).
+const (
+	EventSessionRevoked = "session.revoked"
+	EventAPIKeyRevoked  = "api_key.revoked"
+)
+
+// RevokedSession is the payload of a session.revoked event: which session, whose, and why
+// (logout, revoked, reuse).
+func RevokedSession(session, user uuid.UUID, reason string) map[string]any {
+	return map[string]any{"id": session, "user_id": user, "reason": reason}
+}

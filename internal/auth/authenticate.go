@@ -19,14 +19,16 @@ import (
 
 // Authenticator verifies bearer credentials for operations that require them.
 type Authenticator struct {
-	issuer *tokens.Issuer
-	db     *tenancy.DB
-	now    func() time.Time
+	issuer  *tokens.Issuer
+	db      *tenancy.DB
+	revoked *Revocations
+	now     func() time.Time
 }
 
-// NewAuthenticator returns an Authenticator; API keys are looked up through d.
-func NewAuthenticator(issuer *tokens.Issuer, d *tenancy.DB) *Authenticator {
-	return &Authenticator{issuer: issuer, db: d, now: time.Now}
+// NewAuthenticator returns an Authenticator; API keys are looked up through d, and access tokens
+// checked against revoked (nil: against nothing but their signature and claims).
+func NewAuthenticator(issuer *tokens.Issuer, d *tenancy.DB, revoked *Revocations) *Authenticator {
+	return &Authenticator{issuer: issuer, db: d, revoked: revoked, now: time.Now}
 }
 
 // Unauthenticated is a 401 problem carrying the RFC 6750 WWW-Authenticate challenge.
@@ -53,22 +55,11 @@ func (a *Authenticator) Authenticate(r *http.Request, route *routers.Route) (*ht
 	if len(*security) == 0 {
 		return r, nil
 	}
-	header := r.Header.Get("Authorization")
-	scheme, credential, found := strings.Cut(header, " ")
-	if header == "" {
-		return nil, Unauthenticated("invalid_request", "This operation needs an Authorization: Bearer header.")
+	credential, err := BearerCredential(r.Header.Get("Authorization"))
+	if err != nil {
+		return nil, err
 	}
-	if !found || !strings.EqualFold(scheme, "Bearer") || credential == "" {
-		return nil, Unauthenticated("invalid_request", "The Authorization header must be: Bearer <token>.")
-	}
-
-	var p Principal
-	var err error
-	if strings.HasPrefix(credential, string(tokens.APIKey)+"_") {
-		p, err = a.apiKey(r.Context(), credential)
-	} else {
-		p, err = a.accessToken(credential)
-	}
+	p, err := a.Credential(r.Context(), credential)
 	if err != nil {
 		return nil, err
 	}
@@ -87,17 +78,45 @@ func (a *Authenticator) Authenticate(r *http.Request, route *routers.Route) (*ht
 	return r.WithContext(ctx), nil
 }
 
+// BearerCredential returns the credential of an Authorization header, or the 401 to answer.
+func BearerCredential(header string) (string, error) {
+	scheme, credential, found := strings.Cut(header, " ")
+	if header == "" {
+		return "", Unauthenticated("invalid_request", "This operation needs an Authorization: Bearer header.")
+	}
+	if !found || !strings.EqualFold(scheme, "Bearer") || credential == "" {
+		return "", Unauthenticated("invalid_request", "The Authorization header must be: Bearer <token>.")
+	}
+	return credential, nil
+}
+
+// Credential verifies a bearer credential, an access token or an API key, and returns whom it
+// acts for. Failures are 401 problems.
+func (a *Authenticator) Credential(ctx context.Context, credential string) (Principal, error) {
+	if strings.HasPrefix(credential, string(tokens.APIKey)+"_") {
+		return a.apiKey(ctx, credential)
+	}
+	return a.accessToken(credential)
+}
+
 func (a *Authenticator) accessToken(tok string) (Principal, error) {
+	invalid := Unauthenticated("invalid_token", "The access token is invalid or expired.")
 	c, err := a.issuer.Verify(tok)
 	if err != nil {
-		return Principal{}, Unauthenticated("invalid_token", "The access token is invalid or expired.")
+		return Principal{}, invalid
 	}
 	user, _ := uuid.Parse(c.Subject) // Verify checked it parses
 	role := Role(c.Role)
 	if !role.Valid() {
-		return Principal{}, Unauthenticated("invalid_token", "The access token is invalid or expired.")
+		return Principal{}, invalid
 	}
-	return Principal{Tenant: c.TenantID, User: user, Role: role, Method: ByAccessToken, Session: c.SessionID}, nil
+	if a.revoked != nil {
+		var ok bool
+		if role, ok = a.revoked.Check(user, c.SessionID, role, c.IssuedAt.Time); !ok {
+			return Principal{}, Unauthenticated("invalid_token", "The session of this access token has ended.")
+		}
+	}
+	return Principal{Tenant: c.TenantID, User: user, Role: role, Method: ByAccessToken, Session: c.SessionID, Expires: c.ExpiresAt.Time}, nil
 }
 
 // touchEvery limits last_used_at writes for API keys to one a minute per key.
@@ -121,7 +140,7 @@ func (a *Authenticator) apiKey(ctx context.Context, credential string) (Principa
 		}
 		touch = row.LastUsedAt == nil || a.now().Sub(*row.LastUsedAt) > touchEvery
 		p = Principal{
-			Tenant: key.Tenant, User: row.CreatedBy, Method: ByAPIKey, APIKey: key.ID,
+			Tenant: key.Tenant, User: row.CreatedBy, Method: ByAPIKey, APIKey: key.ID, Expires: deref(row.ExpiresAt),
 			// A key never acts above its creator's current role.
 			Role: Lower(Role(row.Role), Role(row.UserRole)),
 		}
@@ -140,3 +159,11 @@ func (a *Authenticator) apiKey(ctx context.Context, credential string) (Principa
 }
 
 var errMismatch = errors.New("credential secret mismatch")
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

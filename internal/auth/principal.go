@@ -5,6 +5,7 @@ package auth
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -51,6 +52,8 @@ type Principal struct {
 	Method  Method
 	Session uuid.UUID // set for access tokens
 	APIKey  uuid.UUID // set for API keys
+	// Expires is when the credential stops being valid; zero for an API key without expiry.
+	Expires time.Time
 }
 
 type principalKey struct{}

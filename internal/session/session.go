@@ -369,8 +369,8 @@ func (s *Service) Refresh(ctx context.Context, token string) (Pair, error) {
 			return err
 		}
 		tx.ActAs(rt.UserID)
-		tx.Record(tenancy.Entry{Action: audit.RefreshReuse, ResourceType: audit.ResourceSession, ResourceID: rt.SessionID,
-			Data: map[string]any{"refresh_token_id": presented.ID.String()}})
+		tx.Changed(audit.EventSessionRevoked, tenancy.Entry{Action: audit.RefreshReuse, ResourceType: audit.ResourceSession, ResourceID: rt.SessionID,
+			Data: map[string]any{"refresh_token_id": presented.ID.String()}}, uuid.Nil, audit.RevokedSession(rt.SessionID, rt.UserID, "reuse"))
 		return nil
 	})
 	switch {
@@ -405,7 +405,8 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 			return err
 		}
 		tx.ActAs(row.UserID)
-		tx.Record(tenancy.Entry{Action: audit.Logout, ResourceType: audit.ResourceSession, ResourceID: row.ID})
+		tx.Changed(audit.EventSessionRevoked, tenancy.Entry{Action: audit.Logout, ResourceType: audit.ResourceSession, ResourceID: row.ID},
+			uuid.Nil, audit.RevokedSession(row.ID, row.UserID, "logout"))
 		return nil
 	})
 	if errors.Is(err, errMismatch) || problem.Is(err, problem.NotFound) {

@@ -24,9 +24,18 @@ type table struct {
 	name       string
 	owner      string
 	rls, force bool
-	policies   []string // USING and WITH CHECK expressions
-	hasTenant  bool
-	pk         []string
+	policies   []string // USING and WITH CHECK expressions of the policies for every role
+	// rolePolicies are the policies for named roles: "name command USING to roles".
+	rolePolicies []string
+	hasTenant    bool
+	pk           []string
+}
+
+// rolePolicies are the only policies allowed for a named role rather than everyone: the relay's
+// SECURITY DEFINER functions (auth_events_since, prune_events) run as the owner and serve every
+// tenant (r is SELECT, d is DELETE).
+var rolePolicies = map[string][]string{
+	"events": {"relay_prune d true to tasker_owner", "relay_read r true to tasker_owner"},
 }
 
 // TestSchemaEnforcesTenancy walks pg_catalog so that a new table cannot slip past the tenancy
@@ -42,7 +51,10 @@ func TestSchemaEnforcesTenancy(t *testing.T) {
 		       coalesce((SELECT array_agg(coalesce(p.qual_text, '') || ' / ' || coalesce(p.check_text, ''))
 		                 FROM (SELECT pg_get_expr(polqual, polrelid) AS qual_text,
 		                              pg_get_expr(polwithcheck, polrelid) AS check_text
-		                       FROM pg_policy WHERE polrelid = c.oid) p), '{}'),
+		                       FROM pg_policy WHERE polrelid = c.oid AND polroles = '{0}') p), '{}'),
+		       coalesce((SELECT array_agg(p.polname || ' ' || p.polcmd::text || ' ' || pg_get_expr(p.polqual, p.polrelid) || ' to ' ||
+		                                  (SELECT string_agg(pg_get_userbyid(r), ',') FROM unnest(p.polroles) r) ORDER BY p.polname)
+		                 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polroles <> '{0}'), '{}'),
 		       EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped),
 		       coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum)
 		                 FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
@@ -55,7 +67,7 @@ func TestSchemaEnforcesTenancy(t *testing.T) {
 	}
 	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (table, error) {
 		var tb table
-		err := r.Scan(&tb.name, &tb.owner, &tb.rls, &tb.force, &tb.policies, &tb.hasTenant, &tb.pk)
+		err := r.Scan(&tb.name, &tb.owner, &tb.rls, &tb.force, &tb.policies, &tb.rolePolicies, &tb.hasTenant, &tb.pk)
 		return tb, err
 	})
 	if err != nil {
@@ -95,6 +107,11 @@ func TestSchemaEnforcesTenancy(t *testing.T) {
 			if p != want+" / "+want {
 				t.Errorf("%s: policy USING / WITH CHECK is %q; want exactly %q for both", tb.name, p, want)
 			}
+		}
+		// Policies for one role rather than everyone: only the relay's, for the owner role its
+		// SECURITY DEFINER functions run as; the application role never gets one.
+		if want := rolePolicies[tb.name]; !slices.Equal(tb.rolePolicies, want) {
+			t.Errorf("%s: role-specific policies are %q; want %q", tb.name, tb.rolePolicies, want)
 		}
 		if tb.hasTenant && !slices.Contains(tb.pk, "tenant_id") {
 			t.Errorf("%s: primary key %v lacks tenant_id", tb.name, tb.pk)

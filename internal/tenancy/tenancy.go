@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
 )
@@ -28,10 +29,32 @@ type Scope struct {
 // DB runs tenant-scoped transactions on a pool connected as the application role.
 type DB struct {
 	pool *pgxpool.Pool
+	// channel is the NOTIFY channel a committing write wakes (WakeOnCommit).
+	channel string
 }
 
 // New returns a DB over pool.
 func New(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }
+
+// WakeOnCommit returns a DB whose writes that emit events also NOTIFY channel when they commit,
+// so every server listening on it learns of them at once. Without it events are stored only.
+func (d *DB) WakeOnCommit(channel string) *DB {
+	c := *d
+	c.channel = channel
+	return &c
+}
+
+// System runs fn on a pooled connection with no tenant set, for the narrow SECURITY DEFINER
+// functions that serve every tenant (the relay's catch-up, retention). Every tenant-owned table
+// is empty to it otherwise.
+func (d *DB) System(ctx context.Context, fn func(q *db.Queries) error) error {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	defer conn.Release()
+	return Translate(fn(db.New(conn)))
+}
 
 // Ping checks that the database answers.
 func (d *DB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }

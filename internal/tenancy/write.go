@@ -25,6 +25,8 @@ type Tx struct {
 	actor   uuid.UUID
 	entries []Entry
 	events  []Event
+	// channel is the NOTIFY channel woken on commit; empty when realtime is off.
+	channel string
 }
 
 // Entry is one audit log entry: what was done to which resource. The actor is the transaction's
@@ -46,6 +48,17 @@ type Event struct {
 	// ProjectID routes the event to the project's subscribers; uuid.Nil when none.
 	ProjectID uuid.UUID
 	Payload   any
+}
+
+// ReachesEveryServer reports whether events of this type must be applied by every server
+// instance, whatever tenants its sockets serve: they end sessions or change what a user may do,
+// and each instance keeps verified tokens in memory.
+func ReachesEveryServer(eventType string) bool {
+	switch eventType {
+	case "session.revoked", "api_key.revoked", "user.updated":
+		return true
+	}
+	return false
 }
 
 // Record queues the audit entry of a change.
@@ -73,7 +86,7 @@ func (t *Tx) flush() error {
 		return nil
 	}
 	ip, _ := reqinfo.Client(t.ctx)
-	p := db.InsertChangesParams{TenantID: t.scope.Tenant}
+	p := db.InsertChangesParams{TenantID: t.scope.Tenant, ActorUserID: t.actor, Channel: t.channel}
 	for _, e := range t.entries {
 		data := []byte("{}")
 		if len(e.Data) > 0 {
@@ -96,6 +109,7 @@ func (t *Tx) flush() error {
 		if err != nil {
 			return fmt.Errorf("event %s: %w", e.Type, err)
 		}
+		p.Auth = p.Auth || ReachesEveryServer(e.Type)
 		p.EventTypes = append(p.EventTypes, e.Type)
 		p.EventResourceTypes = append(p.EventResourceTypes, e.ResourceType)
 		p.EventResourceIds = append(p.EventResourceIds, e.ResourceID)
@@ -128,7 +142,7 @@ func WriteV[T any](ctx context.Context, d *DB, s Scope, fn func(tx *Tx) (T, erro
 	)
 	for range writeAttempts {
 		err = d.pipelined(ctx, s, func(q *db.Queries) error {
-			tx := &Tx{Q: q, ctx: ctx, scope: s, actor: s.User}
+			tx := &Tx{Q: q, ctx: ctx, scope: s, actor: s.User, channel: d.channel}
 			var err error
 			if out, err = fn(tx); err != nil {
 				return err

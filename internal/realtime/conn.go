@@ -1,0 +1,630 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/tenancy"
+)
+
+// Conn is one client socket. Two goroutines serve it: the reader (the HTTP handler's) reads and
+// answers client messages, and the writer writes queued frames, pings, and does the database
+// work of catching subscriptions up. The relay only ever queues frames, never waits on a socket.
+type Conn struct {
+	svc            *Service
+	ws             *websocket.Conn
+	tenant         uuid.UUID
+	registeredUser uuid.UUID
+	ctx            context.Context
+	cancel         context.CancelFunc
+	limiter        *rate.Limiter
+
+	mu sync.Mutex // guards everything below
+	p  auth.Principal
+	// tokenRole is the role the credential itself carries; user changes can only lower it.
+	tokenRole auth.Role
+	subs      map[string]*sub
+	queue     [][]byte
+	// work flags tell the writer what to do besides writing the queue.
+	recheck, catchUp, expiryChanged bool
+	closing                         bool
+	wake                            chan struct{}
+}
+
+// sub is one topic subscription of a socket.
+type sub struct {
+	t topic
+	// team is the team owning the topic's project; project is that project.
+	team, project uuid.UUID
+	// last is the id of the newest event of the topic the client has been given (or, before
+	// any, the position it subscribed at): the next one it gets has a higher id.
+	last  int64
+	state subState
+	// pending holds live events that arrived while catching up, until the replay reaches them.
+	pending  []*Event
+	overflow bool
+}
+
+type subState int
+
+const (
+	live       subState = iota
+	catchingUp          // replaying from the database; live events wait in pending
+	suspended           // access is being re-checked; live events are dropped, the replay finds them
+)
+
+func (c *Conn) principal() auth.Principal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p
+}
+
+func (c *Conn) scope() tenancy.Scope {
+	p := c.principal()
+	return tenancy.Scope{Tenant: p.Tenant, User: p.User}
+}
+
+// signal wakes the writer; c.mu is held or not, either way.
+func (c *Conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueueLocked queues a frame for the writer; a full queue means the client does not keep up,
+// and it is closed rather than slowing anyone else. c.mu is held.
+func (c *Conn) enqueueLocked(frame []byte) {
+	if c.closing {
+		return
+	}
+	if len(c.queue) >= c.svc.cfg.SendQueue {
+		c.closeLocked(CloseSlowConsumer, "send queue full: the client reads too slowly")
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.signal()
+}
+
+func (c *Conn) send(v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.enqueueLocked(mustJSON(v))
+}
+
+func (c *Conn) sendError(code, topic, format string, args ...any) {
+	c.send(errorMessage{Type: "error", Code: code, Topic: topic, Message: fmt.Sprintf(format, args...)})
+}
+
+// closeWith closes the socket with code, once, without blocking the caller: the close handshake
+// may wait on a slow peer.
+func (c *Conn) closeWith(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason)
+}
+
+func (c *Conn) closeLocked(code websocket.StatusCode, reason string) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.queue = nil
+	go func() {
+		_ = c.ws.Close(code, reason)
+		c.cancel()
+	}()
+}
+
+// drop ends the socket at once, without a close handshake.
+func (c *Conn) drop() {
+	_ = c.ws.CloseNow()
+	c.cancel()
+}
+
+// offer gives the socket a live event: first what it changes about the socket (control), then
+// to each subscription whose topic shows it. It runs on the relay's goroutine, under the hub's
+// lock, so it never waits for anything.
+func (c *Conn) offer(e *Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.control(e)
+	for name, s := range c.subs {
+		if !visible(e, s.t, c.p) {
+			continue
+		}
+		switch s.state {
+		case live:
+			if e.ID > s.last {
+				s.last = e.ID
+				c.enqueueLocked(e.frame(name))
+			}
+		case catchingUp:
+			if len(s.pending) >= maxPendingPerSub {
+				s.pending, s.overflow = nil, true
+			} else if !s.overflow {
+				s.pending = append(s.pending, e)
+			}
+		case suspended:
+		}
+	}
+}
+
+// control applies what e changes about this socket: a revoked session or key, or a deactivated
+// user closes it; a role change, a lost membership or a project moving to another team
+// suspends the subscriptions concerned until the writer has re-checked them. c.mu is held.
+func (c *Conn) control(e *Event) {
+	p := c.p
+	switch e.Type {
+	case eventSessionRevoked:
+		if p.Method == auth.ByAccessToken && e.ResourceID == p.Session {
+			c.closeLocked(CloseAccessRevoked, "session revoked")
+		}
+	case eventAPIKeyRevoked:
+		if p.Method == auth.ByAPIKey && e.ResourceID == p.APIKey {
+			c.closeLocked(CloseAccessRevoked, "API key revoked")
+		}
+	case eventUserUpdated:
+		if e.ResourceID != p.User {
+			return
+		}
+		f := e.fields()
+		if f.Status != statusActive {
+			c.closeLocked(CloseAccessRevoked, "user deactivated")
+			return
+		}
+		c.p.Role = auth.Lower(c.tokenRole, auth.Role(f.Role))
+		c.suspendLocked(func(*sub) bool { return true })
+	case eventMemberRemoved:
+		f := e.fields()
+		if f.UserID == p.User {
+			c.suspendLocked(func(s *sub) bool { return s.team == f.TeamID })
+		}
+	case eventTeamDeleted:
+		c.suspendLocked(func(s *sub) bool { return s.team == e.ResourceID })
+	case eventProjectUpdated:
+		f := e.fields()
+		c.suspendLocked(func(s *sub) bool { return s.project == e.ResourceID && s.team != f.TeamID })
+	}
+}
+
+// suspendLocked suspends the project and task subscriptions that match, for a re-check by the
+// writer. Admins read every project, so their subscriptions only learn the new team. c.mu is held.
+func (c *Conn) suspendLocked(match func(*sub) bool) {
+	for _, s := range c.subs {
+		if s.t.kind == topicTenant || !match(s) {
+			continue
+		}
+		s.state, s.pending, s.overflow = suspended, nil, false
+		c.recheck = true
+	}
+	if c.recheck {
+		c.signal()
+	}
+}
+
+// readLoop serves the client's messages until the socket ends.
+func (c *Conn) readLoop() {
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			return // closed by either side; a frame over the read limit was closed with 1009
+		}
+		if typ != websocket.MessageText {
+			c.closeWith(closeUnsupportedMsg, "only JSON text messages are accepted")
+			return
+		}
+		if !c.limiter.Allow() {
+			c.closeWith(ClosePolicy, fmt.Sprintf("more than %d messages a second", c.svc.cfg.MessagesPerSecond))
+			return
+		}
+		c.handle(data)
+	}
+}
+
+func (c *Conn) handle(data []byte) {
+	var m clientMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		c.sendError(ErrBadMessage, "", "The message is not a JSON object of this protocol.")
+		return
+	}
+	switch m.Type {
+	case "ping":
+		c.mu.Lock()
+		c.enqueueLocked(pongFrame)
+		c.mu.Unlock()
+	case "subscribe":
+		c.subscribe(m.Topic, m.Since)
+	case "unsubscribe":
+		c.mu.Lock()
+		_, ok := c.subs[m.Topic]
+		delete(c.subs, m.Topic)
+		c.mu.Unlock()
+		if !ok {
+			c.sendError(errNotSubscribed, m.Topic, "Not subscribed to %s.", m.Topic)
+			return
+		}
+		c.send(topicMessage{Type: "unsubscribed", Topic: m.Topic})
+	case "auth":
+		c.renew(m.Token)
+	default:
+		c.sendError(ErrBadMessage, "", "Unknown message type %q: want subscribe, unsubscribe, auth or ping.", m.Type)
+	}
+}
+
+// subscribe checks the topic, registers it catching up, then sends "subscribed" with the
+// stream's newest id; the writer replays what follows since (or that id) and goes live.
+// Registering before reading the stream's bounds is what leaves no gap: whatever commits after
+// the read reaches the subscription live, whatever before is in the replay.
+func (c *Conn) subscribe(name string, since *int64) {
+	t, ok := parseTopic(name)
+	if !ok {
+		if len(name) > maxTopicLen {
+			name = name[:maxTopicLen]
+		}
+		c.sendError(ErrInvalidTopic, name, "A topic is tenant, project:<id> or task:<id>, with a lowercase uuid.")
+		return
+	}
+	c.mu.Lock()
+	_, again := c.subs[name]
+	full := !again && len(c.subs) >= c.svc.cfg.MaxSubscriptions
+	c.mu.Unlock()
+	if full {
+		c.sendError(ErrTooManySubs, name, "A connection holds at most %d subscriptions.", c.svc.cfg.MaxSubscriptions)
+		return
+	}
+	s := &sub{t: t, state: catchingUp}
+	if code, msg := c.authorize(s, c.principal()); code != "" {
+		c.sendError(code, name, "%s", msg)
+		return
+	}
+	c.mu.Lock()
+	if c.subs == nil {
+		c.subs = map[string]*sub{}
+	}
+	c.subs[name] = s
+	c.mu.Unlock()
+
+	bounds, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, c.scope(), func(q *db.Queries) (db.EventStreamBoundsRow, error) {
+		return q.EventStreamBounds(c.ctx)
+	})
+	code, msg := "", ""
+	switch {
+	case err != nil:
+		c.svc.cfg.Logger.Error("realtime: stream bounds", "error", err)
+		code, msg = ErrInternal, "The subscription failed; try again."
+	case since == nil:
+		s.last = bounds.LastID
+	case *since < 0 || *since > bounds.LastID:
+		code, msg = ErrSinceInvalid, fmt.Sprintf("since must be between 0 and the newest event id, %d.", bounds.LastID)
+	case *since < bounds.LastID && (bounds.OldestID == 0 || bounds.OldestID > *since+1):
+		code, msg = ErrSinceExpired, "Events after since are past retention: reload the resources through the REST API, then subscribe without since."
+	default:
+		s.last = *since
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if code != "" {
+		if c.subs[name] == s {
+			delete(c.subs, name)
+		}
+		c.enqueueLocked(mustJSON(errorMessage{Type: "error", Code: code, Topic: name, Message: msg}))
+		return
+	}
+	c.enqueueLocked(mustJSON(subscribedMessage{Type: "subscribed", Topic: name, LastID: bounds.LastID}))
+	c.catchUp = true
+	c.signal()
+}
+
+// authorize decides whether p may read s's topic, filling in its project and team. It answers
+// an error code and message, or "" when allowed. Another tenant's ids are simply not found:
+// row-level security hides them.
+func (c *Conn) authorize(s *sub, p auth.Principal) (code, msg string) {
+	if s.t.kind == topicTenant {
+		return "", ""
+	}
+	type access struct {
+		project, team uuid.UUID
+		member        bool
+	}
+	a, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) (access, error) {
+		var a access
+		if s.t.kind == resourceTypeTask {
+			t, err := q.GetTask(c.ctx, db.GetTaskParams{TenantID: p.Tenant, ID: s.t.id})
+			if err != nil {
+				return a, err
+			}
+			a.project, a.team = t.Task.ProjectID, t.TeamID
+		} else {
+			proj, err := q.GetProject(c.ctx, s.t.id)
+			if err != nil {
+				return a, err
+			}
+			a.project, a.team = proj.ID, proj.TeamID
+		}
+		if p.Role.AtLeast(auth.Admin) {
+			return a, nil
+		}
+		var err error
+		a.member, err = q.IsTeamMember(c.ctx, db.IsTeamMemberParams{TeamID: a.team, UserID: p.User})
+		return a, err
+	})
+	switch {
+	case problem.Is(tenancy.Missing(err, s.t.kind), problem.NotFound):
+		return ErrTopicNotFound, fmt.Sprintf("No such %s.", s.t.kind)
+	case err != nil:
+		c.svc.cfg.Logger.Error("realtime: authorize topic", "error", err)
+		return ErrInternal, "The subscription failed; try again."
+	}
+	s.project, s.team = a.project, a.team
+	if !p.Role.AtLeast(auth.Admin) && !a.member {
+		return ErrTopicForbidden, "Only admins and members of the project's team receive its events."
+	}
+	return "", ""
+}
+
+// renew replaces the socket's credential before it expires; it must be the same user's.
+func (c *Conn) renew(token string) {
+	p, err := c.svc.auth.Credential(c.ctx, token)
+	cur := c.principal()
+	if err != nil || p.User != cur.User || p.Tenant != cur.Tenant {
+		c.sendError(ErrAuthFailed, "", "The token is invalid, expired, or another user's; the current one stays until it expires.")
+		return
+	}
+	c.mu.Lock()
+	c.p, c.tokenRole = p, p.Role
+	c.expiryChanged = true
+	c.recheck = true
+	for _, s := range c.subs {
+		if s.t.kind != topicTenant && s.state == live {
+			s.state = suspended
+		}
+	}
+	var exp *time.Time
+	if !p.Expires.IsZero() {
+		exp = &p.Expires
+	}
+	c.enqueueLocked(mustJSON(authenticatedMessage{Type: "authenticated", ExpiresAt: exp}))
+	c.mu.Unlock()
+}
+
+// writeLoop writes queued frames, pings, closes on expiry, and does the subscriptions' database
+// work, until the socket ends.
+func (c *Conn) writeLoop() {
+	ping := time.NewTicker(c.svc.cfg.PingInterval)
+	defer ping.Stop()
+	expiry := time.NewTimer(c.untilExpiry())
+	defer expiry.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-ping.C:
+			ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.PingTimeout)
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				c.drop() // a dead peer; it would never read a close frame
+				return
+			}
+		case <-expiry.C:
+			c.closeWith(CloseTokenExpired, "the credential expired; renew it with an auth message before it does")
+			return
+		case <-c.wake:
+		}
+		if !c.flush() {
+			return
+		}
+		c.mu.Lock()
+		recheck, catchUp, expiryChanged := c.recheck, c.catchUp, c.expiryChanged
+		c.recheck, c.catchUp, c.expiryChanged = false, false, false
+		c.mu.Unlock()
+		if expiryChanged {
+			expiry.Reset(c.untilExpiry())
+		}
+		if recheck {
+			c.recheckSubs()
+		}
+		if recheck || catchUp {
+			if !c.catchUpSubs() {
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) untilExpiry() time.Duration {
+	exp := c.principal().Expires
+	if exp.IsZero() {
+		return math.MaxInt64
+	}
+	return max(time.Until(exp), 0)
+}
+
+// flush writes what is queued; false when the socket is gone.
+func (c *Conn) flush() bool {
+	for {
+		c.mu.Lock()
+		frames := c.queue
+		c.queue = nil
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			return false
+		}
+		if len(frames) == 0 {
+			return true
+		}
+		for _, f := range frames {
+			if !c.write(f) {
+				return false
+			}
+		}
+	}
+}
+
+func (c *Conn) write(frame []byte) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+		c.closeWith(CloseSlowConsumer, "write timed out")
+		return false
+	}
+	return true
+}
+
+// recheckSubs re-reads the caller's standing and each suspended subscription's access. A
+// subscription the caller may no longer read ends with an access_revoked error; the others
+// catch up from where they were.
+func (c *Conn) recheckSubs() {
+	c.mu.Lock()
+	p := c.p
+	p.Role = c.tokenRole
+	c.mu.Unlock()
+	cur, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) (auth.Principal, error) {
+		return auth.Current(c.ctx, q, p)
+	})
+	if err != nil {
+		if c.ctx.Err() == nil {
+			c.closeWith(CloseAccessRevoked, "access revoked")
+		}
+		return
+	}
+	c.mu.Lock()
+	c.p.Role = cur.Role
+	p = c.p
+	var check []*sub
+	names := map[*sub]string{}
+	for name, s := range c.subs {
+		if s.state == suspended {
+			check = append(check, s)
+			names[s] = name
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range check {
+		probe := &sub{t: s.t}
+		code, msg := c.authorize(probe, p)
+		c.mu.Lock()
+		if c.subs[names[s]] != s {
+			c.mu.Unlock()
+			continue // unsubscribed meanwhile
+		}
+		if code != "" {
+			delete(c.subs, names[s])
+			if code != ErrInternal {
+				code, msg = ErrAccessRevoked, "You can no longer read this topic: "+msg
+			}
+			c.enqueueLocked(mustJSON(errorMessage{Type: "error", Code: code, Topic: names[s], Message: msg}))
+		} else {
+			s.team, s.project = probe.team, probe.project
+			s.state = catchingUp
+		}
+		c.mu.Unlock()
+	}
+}
+
+// catchUpSubs replays, for each subscription catching up, the events after its position from
+// the database, then the live ones that arrived meanwhile, and sets it live. A subscription
+// whose pending events overflowed reads the database again. False when the socket is gone.
+func (c *Conn) catchUpSubs() bool {
+	for {
+		c.mu.Lock()
+		var s *sub
+		var name string
+		for n, x := range c.subs {
+			if x.state == catchingUp {
+				s, name = x, n
+				break
+			}
+		}
+		c.mu.Unlock()
+		if s == nil {
+			return true
+		}
+		// Frames queued before the subscription began catching up are older: send them first.
+		if !c.flush() || !c.replay(s, name) {
+			return false
+		}
+	}
+}
+
+// replay brings one subscription from s.last to live.
+func (c *Conn) replay(s *sub, name string) bool {
+	p := c.principal()
+	for {
+		c.mu.Lock()
+		after := s.last
+		c.mu.Unlock()
+		params := db.ListEventsAfterParams{After: after, Upto: math.MaxInt64, Lim: maxReplayPage}
+		switch s.t.kind {
+		case resourceTypeProject:
+			params.ProjectID = &s.t.id
+		case resourceTypeTask:
+			params.ResourceID = &s.t.id
+		}
+		rows, err := tenancy.SearchV(c.ctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) ([]db.ListEventsAfterRow, error) {
+			return q.ListEventsAfter(c.ctx, params)
+		})
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.svc.cfg.Logger.Error("realtime: replay", "error", err)
+				c.closeWith(CloseInternal, "replay failed")
+			}
+			return false
+		}
+		for _, r := range rows {
+			e := eventFromRow(p.Tenant, r)
+			c.mu.Lock()
+			gone := c.subs[name] != s || s.state != catchingUp
+			show := !gone && e.ID > s.last && visible(e, s.t, c.p)
+			if !gone && e.ID > s.last {
+				s.last = e.ID
+			}
+			c.mu.Unlock()
+			if gone {
+				return true
+			}
+			if show && !c.write(e.frame(name)) {
+				return false
+			}
+		}
+		if len(rows) == maxReplayPage {
+			continue
+		}
+		c.mu.Lock()
+		if c.subs[name] != s || s.state != catchingUp {
+			c.mu.Unlock()
+			return true
+		}
+		if s.overflow {
+			s.overflow, s.pending = false, nil
+			c.mu.Unlock()
+			continue
+		}
+		for _, e := range s.pending {
+			if e.ID > s.last {
+				s.last = e.ID
+				c.enqueueLocked(e.frame(name))
+			}
+		}
+		s.pending = nil
+		s.state = live
+		c.mu.Unlock()
+		return c.flush()
+	}
+}

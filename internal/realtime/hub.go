@@ -1,0 +1,160 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ErrTooManyConnections is returned by register when the user holds the most sockets allowed.
+var ErrTooManyConnections = errors.New("realtime: too many connections for this user")
+
+// errShuttingDown is returned by register once Shutdown has begun.
+var errShuttingDown = errors.New("realtime: shutting down")
+
+// Hub holds this instance's sockets by tenant, with each tenant's relay cursor: the newest event
+// id fanned out to its sockets. A tenant is tracked while it has sockets here; the relay reads
+// the events of tracked tenants, and of the others only what every instance must apply.
+type Hub struct {
+	mu       sync.Mutex
+	tenants  map[uuid.UUID]*tenantConns
+	perUser  map[uuid.UUID]int
+	maxUser  int
+	shutdown bool
+	all      sync.WaitGroup
+}
+
+type tenantConns struct {
+	conns  map[*Conn]struct{}
+	cursor int64
+}
+
+func newHub(maxPerUser int) *Hub {
+	return &Hub{tenants: map[uuid.UUID]*tenantConns{}, perUser: map[uuid.UUID]int{}, maxUser: maxPerUser}
+}
+
+// register adds c; cursor is the tenant stream's newest id, read before this call, which starts
+// the tenant's relay cursor if c is its first socket here.
+func (h *Hub) register(c *Conn, cursor int64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shutdown {
+		return errShuttingDown
+	}
+	user := c.principal().User
+	if h.perUser[user] >= h.maxUser {
+		return ErrTooManyConnections
+	}
+	h.perUser[user]++
+	tc := h.tenants[c.tenant]
+	if tc == nil {
+		tc = &tenantConns{conns: map[*Conn]struct{}{}, cursor: cursor}
+		h.tenants[c.tenant] = tc
+	}
+	tc.conns[c] = struct{}{}
+	h.all.Add(1)
+	return nil
+}
+
+func (h *Hub) unregister(c *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tc := h.tenants[c.tenant]
+	if tc == nil {
+		return
+	}
+	if _, ok := tc.conns[c]; !ok {
+		return
+	}
+	delete(tc.conns, c)
+	if len(tc.conns) == 0 {
+		delete(h.tenants, c.tenant)
+	}
+	user := c.registeredUser
+	if h.perUser[user]--; h.perUser[user] <= 0 {
+		delete(h.perUser, user)
+	}
+	h.all.Done()
+}
+
+// cursor returns the tenant's relay cursor; tracked is false when no socket here serves it.
+func (h *Hub) cursor(tenant uuid.UUID) (cursor int64, tracked bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tc := h.tenants[tenant]
+	if tc == nil {
+		return 0, false
+	}
+	return tc.cursor, true
+}
+
+// tracked lists the tracked tenants and their cursors.
+func (h *Hub) tracked() map[uuid.UUID]int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[uuid.UUID]int64, len(h.tenants))
+	for id, tc := range h.tenants {
+		out[id] = tc.cursor
+	}
+	return out
+}
+
+// deliver fans e out to the tenant's sockets, each of which applies what it changes about the
+// socket itself (a revoked session, a lost membership) before its topics get it. Sockets never
+// block it: each has its own bounded queue. Events at or below the cursor were delivered already.
+func (h *Hub) deliver(e *Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tc := h.tenants[e.Tenant]
+	if tc == nil || e.ID <= tc.cursor {
+		return
+	}
+	tc.cursor = e.ID
+	for c := range tc.conns {
+		c.offer(e)
+	}
+}
+
+// count is the number of open sockets.
+func (h *Hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, tc := range h.tenants {
+		n += len(tc.conns)
+	}
+	return n
+}
+
+// Shutdown closes every socket with 1001 (going away) and waits for them to end, until ctx is
+// done; then it drops the rest without a close handshake.
+func (h *Hub) Shutdown(ctx context.Context) {
+	h.mu.Lock()
+	h.shutdown = true
+	var conns []*Conn
+	for _, tc := range h.tenants {
+		for c := range tc.conns {
+			conns = append(conns, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { h.all.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.drop()
+		}
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/tenancy"
+)
+
+// relay brings committed events to this instance. A committing write NOTIFYs "tenant:first:
+// last:auth" (see InsertChanges); the relay listens on a dedicated connection, and its one
+// dispatch goroutine reads the tenant's events by id through the application role, scoped to
+// the tenant the wake-up names, so row-level security holds, and hands them to the hub in id
+// order. Tenants with no socket here are read only for what every instance must apply
+// (revocations). After the LISTEN connection drops, it reads every tracked tenant from its
+// cursor and the revocations of the gap (auth_events_since), so a lost wake-up loses nothing.
+type relay struct {
+	svc   *Service
+	ready chan struct{}
+
+	mu      sync.Mutex
+	pending map[uuid.UUID]wake
+	signal  chan struct{}
+}
+
+// wake is what the notifications of one tenant since the last dispatch add up to.
+type wake struct {
+	first, last int64
+	auth        bool
+}
+
+func newRelay(s *Service) *relay {
+	return &relay{svc: s, ready: make(chan struct{}), pending: map[uuid.UUID]wake{}, signal: make(chan struct{}, 1)}
+}
+
+// Run listens and dispatches until ctx ends, reconnecting with backoff when the connection
+// drops.
+func (s *Service) Run(ctx context.Context) error {
+	r := s.relay
+	go r.dispatchLoop(ctx)
+	go s.pruneLoop(ctx)
+	since := time.Now().Add(-s.cfg.TokenTTL - defaultAuthCatchUp)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := r.listen(ctx, since)
+		if ctx.Err() != nil {
+			return nil
+		}
+		// Everything after the last moment the connection surely worked is caught up on the
+		// next connect (with a margin for transactions that began before and committed after).
+		since = started.Add(-defaultAuthCatchUp)
+		if time.Since(since) > authCatchUpMaxWindow {
+			since = time.Now().Add(-authCatchUpMaxWindow)
+		}
+		s.cfg.Logger.Warn("realtime: listen connection lost; reconnecting", "error", err, "backoff", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return nil
+}
+
+// listen runs one LISTEN session: it subscribes, then catches up (revocations since since, and
+// the tracked tenants from their cursors), then relays wake-ups until the connection fails.
+func (r *relay) listen(ctx context.Context, since time.Time) error {
+	conn, err := pgx.ConnectConfig(ctx, r.svc.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if err := r.catchUpAuth(ctx, since); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for tenant := range r.svc.hub.tracked() {
+		w := r.pending[tenant]
+		w.last = math.MaxInt64
+		r.pending[tenant] = w
+	}
+	r.mu.Unlock()
+	r.poke()
+	select {
+	case <-r.ready:
+	default:
+		close(r.ready)
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		tenant, w, ok := parseWake(n.Payload)
+		if !ok {
+			r.svc.cfg.Logger.Warn("realtime: malformed wake-up", "payload", n.Payload)
+			continue
+		}
+		r.mu.Lock()
+		if prev, seen := r.pending[tenant]; seen {
+			w.first = min(w.first, prev.first)
+			w.last = max(w.last, prev.last)
+			w.auth = w.auth || prev.auth
+		}
+		r.pending[tenant] = w
+		r.mu.Unlock()
+		r.poke()
+	}
+}
+
+func (r *relay) poke() {
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
+
+func parseWake(payload string) (uuid.UUID, wake, bool) {
+	parts := strings.Split(payload, ":")
+	if len(parts) != 4 {
+		return uuid.Nil, wake{}, false
+	}
+	tenant, err1 := uuid.Parse(parts[0])
+	first, err2 := strconv.ParseInt(parts[1], 10, 64)
+	last, err3 := strconv.ParseInt(parts[2], 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil || first < 1 || last < first {
+		return uuid.Nil, wake{}, false
+	}
+	return tenant, wake{first: first, last: last, auth: parts[3] == "1"}, true
+}
+
+// dispatchLoop is the one goroutine that reads and fans out events, so each tenant's events
+// reach the hub in id order.
+func (r *relay) dispatchLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.signal:
+		}
+		r.mu.Lock()
+		batch := r.pending
+		r.pending = make(map[uuid.UUID]wake, len(batch))
+		r.mu.Unlock()
+		for tenant, w := range batch {
+			if err := r.dispatch(ctx, tenant, w); err != nil && ctx.Err() == nil {
+				r.svc.cfg.Logger.Error("realtime: dispatch", "tenant", tenant, "error", err)
+				// Try again with the next wake-up of this tenant, or now if none comes.
+				r.mu.Lock()
+				p := r.pending[tenant]
+				p.last = max(p.last, w.last)
+				if p.first == 0 || w.first < p.first {
+					p.first = w.first
+				}
+				p.auth = p.auth || w.auth
+				r.pending[tenant] = p
+				r.mu.Unlock()
+				time.AfterFunc(100*time.Millisecond, r.poke)
+			}
+		}
+	}
+}
+
+// dispatch reads the tenant's events the wake-up announced (from the cursor, for a tracked
+// tenant, so a gap left by a lost wake-up is filled) and hands them on.
+func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
+	cursor, tracked := r.svc.hub.cursor(tenant)
+	after := w.first - 1
+	if tracked {
+		if cursor >= w.last {
+			return nil
+		}
+		after = cursor
+	} else if !w.auth {
+		return nil
+	}
+	for {
+		rows, err := tenancy.ReadV(ctx, r.svc.cfg.DB, tenancy.Scope{Tenant: tenant}, func(q *db.Queries) ([]db.ListEventsAfterRow, error) {
+			return q.ListEventsAfter(ctx, db.ListEventsAfterParams{After: after, Upto: w.last, Lim: relayPage})
+		})
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			e := eventFromRow(tenant, row)
+			r.svc.applyRevocation(e.Type, e.ResourceID, e.fields(), e.At)
+			if tracked {
+				r.svc.hub.deliver(e)
+			}
+			after = e.ID
+		}
+		if len(rows) < relayPage {
+			return nil
+		}
+	}
+}
+
+const relayPage = 1000
+
+// catchUpAuth applies the revocations and user changes of every tenant since since.
+func (r *relay) catchUpAuth(ctx context.Context, since time.Time) error {
+	return r.svc.cfg.DB.System(ctx, func(q *db.Queries) error {
+		rows, err := q.AuthEventsSince(ctx, since)
+		if err != nil {
+			return fmt.Errorf("auth catch-up: %w", err)
+		}
+		for _, row := range rows {
+			r.svc.applyRevocation(row.Type, row.ResourceID, payloadFields{UserID: row.UserID, Role: row.Role, Status: row.Status}, row.CreatedAt)
+		}
+		return nil
+	})
+}
+
+// applyRevocation records in the verified-token cache's deny list what an event ends.
+func (s *Service) applyRevocation(eventType string, resource uuid.UUID, f payloadFields, at time.Time) {
+	if s.cfg.Revocations == nil {
+		return
+	}
+	switch eventType {
+	case eventSessionRevoked:
+		s.cfg.Revocations.SessionRevoked(resource, at)
+	case eventUserUpdated:
+		s.cfg.Revocations.UserChanged(resource, auth.Role(f.Role), f.Status == statusActive, at)
+	}
+}
