@@ -96,6 +96,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		rc.DB, rc.Issuer, rc.Revocations, rc.Logger, rc.Listen = store, issuer, revocations, logger, pool.Config().ConnConfig.Copy()
 		rt = realtime.New(rc)
 		rtHandler = rt
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tasker_realtime_connections", Help: "Open realtime WebSocket connections on this instance.",
+		}, func() float64 { return float64(rt.Connections()) }))
 	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
 		DB: store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,

@@ -23,7 +23,6 @@ import (
 // work of catching subscriptions up. The relay only ever queues frames, never waits on a socket.
 type Conn struct {
 	svc            *Service
-	ws             *websocket.Conn
 	tenant         uuid.UUID
 	registeredUser uuid.UUID
 	ctx            context.Context
@@ -31,6 +30,7 @@ type Conn struct {
 	limiter        *rate.Limiter
 
 	mu sync.Mutex // guards everything below
+	ws *websocket.Conn
 	p  auth.Principal
 	// tokenRole is the role the credential itself carries; user changes can only lower it.
 	tokenRole auth.Role
@@ -39,7 +39,10 @@ type Conn struct {
 	// work flags tell the writer what to do besides writing the queue.
 	recheck, catchUp, expiryChanged bool
 	closing                         bool
-	wake                            chan struct{}
+	// closeCode and closeReason are kept when closing comes before the upgrade finished.
+	closeCode   websocket.StatusCode
+	closeReason string
+	wake        chan struct{}
 }
 
 // sub is one topic subscription of a socket.
@@ -121,15 +124,26 @@ func (c *Conn) closeLocked(code websocket.StatusCode, reason string) {
 	}
 	c.closing = true
 	c.queue = nil
+	ws := c.ws
+	if ws == nil {
+		// Not upgraded yet: ServeHTTP sees closing once it is, and closes with closeCode.
+		c.closeCode, c.closeReason = code, reason
+		return
+	}
 	go func() {
-		_ = c.ws.Close(code, reason)
+		_ = ws.Close(code, reason)
 		c.cancel()
 	}()
 }
 
 // drop ends the socket at once, without a close handshake.
 func (c *Conn) drop() {
-	_ = c.ws.CloseNow()
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws != nil {
+		_ = ws.CloseNow()
+	}
 	c.cancel()
 }
 

@@ -160,8 +160,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept answered the client
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	c.ws = ws
 	defer func() { _ = ws.CloseNow() }()
+	c.mu.Lock()
+	c.ws = ws
+	closing, code, reason := c.closing, c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if closing {
+		_ = ws.Close(code, reason) // revoked or shut down while upgrading
+		return
+	}
 
 	done := make(chan struct{})
 	go func() {
