@@ -57,12 +57,15 @@ type sub struct {
 	// pending holds live events that arrived while catching up, until the replay reaches them.
 	pending  []*Event
 	overflow bool
+	// recheckOnStart is set when access changed while the subscription was starting.
+	recheckOnStart bool
 }
 
 type subState int
 
 const (
 	live       subState = iota
+	starting            // subscribing: its position is being read; live events wait in pending
 	catchingUp          // replaying from the database; live events wait in pending
 	suspended           // access is being re-checked; live events are dropped, the replay finds them
 )
@@ -167,7 +170,7 @@ func (c *Conn) offer(e *Event) {
 				s.last = e.ID
 				c.enqueueLocked(e.frame(name))
 			}
-		case catchingUp:
+		case starting, catchingUp:
 			if len(s.pending) >= maxPendingPerSub {
 				s.pending, s.overflow = nil, true
 			} else if !s.overflow {
@@ -221,6 +224,10 @@ func (c *Conn) control(e *Event) {
 func (c *Conn) suspendLocked(match func(*sub) bool) {
 	for _, s := range c.subs {
 		if s.t.kind == topicTenant || !match(s) {
+			continue
+		}
+		if s.state == starting {
+			s.recheckOnStart = true // subscribe suspends it once its position is known
 			continue
 		}
 		s.state, s.pending, s.overflow = suspended, nil, false
@@ -301,7 +308,7 @@ func (c *Conn) subscribe(name string, since *int64) {
 		c.sendError(ErrTooManySubs, name, "A connection holds at most %d subscriptions.", c.svc.cfg.MaxSubscriptions)
 		return
 	}
-	s := &sub{t: t, state: catchingUp}
+	s := &sub{t: t, state: starting}
 	if code, msg := c.authorize(s, c.principal()); code != "" {
 		c.sendError(code, name, "%s", msg)
 		return
@@ -316,28 +323,33 @@ func (c *Conn) subscribe(name string, since *int64) {
 	bounds, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, c.scope(), func(q *db.Queries) (db.EventStreamBoundsRow, error) {
 		return q.EventStreamBounds(c.ctx)
 	})
-	code, msg := "", ""
+	code, msg, from := "", "", bounds.LastID
 	switch {
 	case err != nil:
 		c.svc.cfg.Logger.Error("realtime: stream bounds", "error", err)
 		code, msg = ErrInternal, "The subscription failed; try again."
 	case since == nil:
-		s.last = bounds.LastID
 	case *since < 0 || *since > bounds.LastID:
 		code, msg = ErrSinceInvalid, fmt.Sprintf("since must be between 0 and the newest event id, %d.", bounds.LastID)
 	case *since < bounds.LastID && (bounds.OldestID == 0 || bounds.OldestID > *since+1):
 		code, msg = ErrSinceExpired, "Events after since are past retention: reload the resources through the REST API, then subscribe without since."
 	default:
-		s.last = *since
+		from = *since
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.subs[name] != s || s.state != starting {
+		return // unsubscribed, or subscribed again, meanwhile
+	}
 	if code != "" {
-		if c.subs[name] == s {
-			delete(c.subs, name)
-		}
+		delete(c.subs, name)
 		c.enqueueLocked(mustJSON(errorMessage{Type: "error", Code: code, Topic: name, Message: msg}))
 		return
+	}
+	s.last, s.state = from, catchingUp
+	if s.recheckOnStart {
+		s.state, s.pending, s.overflow = suspended, nil, false
+		c.recheck = true
 	}
 	c.enqueueLocked(mustJSON(subscribedMessage{Type: "subscribed", Topic: name, LastID: bounds.LastID}))
 	c.catchUp = true
