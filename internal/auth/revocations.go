@@ -29,6 +29,8 @@ type standing struct {
 	role   Role
 	active bool
 	at     time.Time
+	// endedBefore is the user's latest deactivation: no token issued before it is valid.
+	endedBefore time.Time
 }
 
 // NewRevocations keeps entries for tokenTTL plus a minute.
@@ -57,10 +59,17 @@ func (r *Revocations) SessionRevoked(session uuid.UUID, at time.Time) {
 func (r *Revocations) UserChanged(user uuid.UUID, role Role, active bool, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if prev, ok := r.users[user]; ok && prev.at.After(at) {
+	prev, ok := r.users[user]
+	if ok && prev.at.After(at) {
 		return
 	}
-	r.users[user] = standing{role: role, active: active, at: at}
+	next := standing{role: role, active: active, at: at, endedBefore: prev.endedBefore}
+	if !active {
+		// Deactivation ends every session of the user: tokens issued before it stay invalid
+		// even after a reactivation.
+		next.endedBefore = at
+	}
+	r.users[user] = next
 	r.gc()
 }
 
@@ -73,7 +82,13 @@ func (r *Revocations) Check(user, session uuid.UUID, claimed Role, issued time.T
 		return "", false
 	}
 	s, changed := r.users[user]
-	if !changed || issued.After(s.at.Add(changeMargin)) {
+	if !changed {
+		return claimed, true
+	}
+	if !s.endedBefore.IsZero() && !issued.After(s.endedBefore.Add(changeMargin)) {
+		return "", false
+	}
+	if issued.After(s.at.Add(changeMargin)) {
 		return claimed, true
 	}
 	if !s.active {
