@@ -135,7 +135,7 @@ func (s *Server) DeactivateUser(ctx context.Context, req api.DeactivateUserReque
 
 func (s *Server) changeUser(ctx context.Context, id uuid.UUID, c users.Change) (api.User, error) {
 	return writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) (api.User, error) {
-		row, changes, err := users.Apply(ctx, tx.Q, p, id, c)
+		row, changes, err := users.Apply(ctx, tx, p, id, c)
 		if err != nil {
 			return api.User{}, err
 		}

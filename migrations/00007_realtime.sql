@@ -33,32 +33,42 @@ CREATE INDEX events_created ON events (created_at);
 CREATE POLICY relay_read ON events FOR SELECT TO tasker_owner USING (true);
 CREATE POLICY relay_prune ON events FOR DELETE TO tasker_owner USING (true);
 
--- The changes every server instance must apply whatever tenants it serves: revoked sessions and
--- keys, and users' role and status. Only those types, and only ids, role and status.
+-- The changes every server instance must apply whatever tenants it serves, since after (at most
+-- a day back): revoked sessions, and each user's latest role and status. Only ids, role and
+-- status; paged by (tenant_id, id), which for one tenant is commit order.
 -- +goose StatementBegin
-CREATE FUNCTION auth_events_since(after timestamptz)
-RETURNS TABLE (tenant_id uuid, type text, resource_id uuid, user_id uuid, role text, status text, created_at timestamptz)
+CREATE FUNCTION auth_events_since(after timestamptz, after_tenant uuid, after_id bigint, max_rows integer)
+RETURNS TABLE (tenant_id uuid, id bigint, type text, resource_id uuid, role text, status text, created_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    SELECT e.tenant_id, e.type, e.resource_id,
-           CASE WHEN e.type = 'user.updated' THEN e.resource_id ELSE (e.payload->>'user_id')::uuid END,
-           e.payload->>'role', e.payload->>'status', e.created_at
-    FROM public.events e
-    WHERE e.created_at > after AND e.type IN ('session.revoked', 'api_key.revoked', 'user.updated')
-    ORDER BY e.created_at
-    LIMIT 100000
+    SELECT x.tenant_id, x.id, x.type, x.resource_id, x.role, x.status, x.created_at
+    FROM ((SELECT DISTINCT ON (e.tenant_id, e.resource_id) e.tenant_id, e.id, e.type, e.resource_id,
+                  e.payload->>'role' AS role, e.payload->>'status' AS status, e.created_at
+           FROM public.events e
+           WHERE e.type = 'user.updated' AND e.created_at > greatest(after, now() - interval '1 day')
+           ORDER BY e.tenant_id, e.resource_id, e.id DESC)
+          UNION ALL
+          (SELECT e.tenant_id, e.id, e.type, e.resource_id, NULL, NULL, e.created_at
+           FROM public.events e
+           WHERE e.type = 'session.revoked' AND e.created_at > greatest(after, now() - interval '1 day'))) AS x
+    WHERE (x.tenant_id, x.id) > (after_tenant, after_id)
+    ORDER BY x.tenant_id, x.id
+    LIMIT least(max_rows, 10000)
 $$;
 -- +goose StatementEnd
-REVOKE ALL ON FUNCTION auth_events_since(timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION auth_events_since(timestamptz) TO tasker_app;
+REVOKE ALL ON FUNCTION auth_events_since(timestamptz, uuid, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth_events_since(timestamptz, uuid, bigint, integer) TO tasker_app;
 
--- Retention: deletes at most max_rows events older than before, across tenants, and says how many.
+-- Retention: deletes at most max_rows events older than before, across tenants, and says how
+-- many. Never anything younger than an hour, whatever before says: the application role calls
+-- it, and must not be able to empty every tenant's replay history at once.
 -- +goose StatementBegin
 CREATE FUNCTION prune_events(before timestamptz, max_rows integer)
 RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     WITH gone AS (
         DELETE FROM public.events WHERE ctid = ANY (ARRAY(
-            SELECT ctid FROM public.events WHERE created_at < before ORDER BY created_at LIMIT max_rows))
+            SELECT ctid FROM public.events WHERE created_at < least(before, now() - interval '1 hour')
+            ORDER BY created_at LIMIT least(max_rows, 100000)))
         RETURNING 1)
     SELECT count(*) FROM gone
 $$;
@@ -68,7 +78,7 @@ GRANT EXECUTE ON FUNCTION prune_events(timestamptz, integer) TO tasker_app;
 
 -- +goose Down
 DROP FUNCTION prune_events(timestamptz, integer);
-DROP FUNCTION auth_events_since(timestamptz);
+DROP FUNCTION auth_events_since(timestamptz, uuid, bigint, integer);
 DROP POLICY relay_prune ON events;
 DROP POLICY relay_read ON events;
 DROP INDEX events_created;

@@ -60,11 +60,12 @@ SELECT coalesce((SELECT last_id FROM event_streams), 0)::bigint AS last_id,
        coalesce((SELECT min(id) FROM events), 0)::bigint AS oldest_id;
 
 -- name: AuthEventsSince :many
--- Revocations and user changes of every tenant since after (auth_events_since, SECURITY DEFINER).
-SELECT a.tenant_id::uuid AS tenant_id, a.type::text AS type, a.resource_id::uuid AS resource_id,
-       coalesce(a.user_id, '00000000-0000-0000-0000-000000000000')::uuid AS user_id,
+-- Revoked sessions and users' latest standing in every tenant since after, a page after
+-- (after_tenant, after_id) (auth_events_since, SECURITY DEFINER).
+SELECT a.tenant_id::uuid AS tenant_id, a.id::bigint AS id, a.type::text AS type, a.resource_id::uuid AS resource_id,
        coalesce(a.role, '')::text AS role, coalesce(a.status, '')::text AS status, a.created_at::timestamptz AS created_at
-FROM auth_events_since(sqlc.arg(after)::timestamptz) AS a;
+FROM auth_events_since(sqlc.arg(after)::timestamptz, sqlc.arg(after_tenant)::uuid, sqlc.arg(after_id)::bigint,
+                       sqlc.arg(max_rows)::integer) AS a;
 
 -- name: PruneEvents :one
 -- Deletes up to max_rows events older than before, in every tenant (prune_events, SECURITY DEFINER).

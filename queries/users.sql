@@ -40,12 +40,15 @@ UPDATE users SET
 WHERE id = sqlc.arg(id)
 RETURNING *;
 
--- name: RevokeUserSessions :exec
+-- name: RevokeUserSessions :many
+-- The sessions it ends, each announced to every server (session.revoked).
 UPDATE sessions SET revoked_at = now(), revoked_reason = 'user_deactivated'
-WHERE user_id = sqlc.arg(user_id) AND revoked_at IS NULL;
+WHERE user_id = sqlc.arg(user_id) AND revoked_at IS NULL
+RETURNING id;
 
--- name: RevokeUserAPIKeys :exec
-UPDATE api_keys SET revoked_at = now() WHERE created_by = sqlc.arg(user_id) AND revoked_at IS NULL;
+-- name: RevokeUserAPIKeys :many
+UPDATE api_keys SET revoked_at = now() WHERE created_by = sqlc.arg(user_id) AND revoked_at IS NULL
+RETURNING id;
 
 -- name: CreateInvitation :exec
 INSERT INTO invitations (tenant_id, id, user_id, secret_hash, expires_at)

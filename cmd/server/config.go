@@ -67,7 +67,7 @@ type config struct {
 	RealtimeSendQueue         int64         `env:"REALTIME_SEND_QUEUE" envDefault:"256" max:"1000000" desc:"messages queued for a socket; a fuller queue closes it with 4008 (slow consumer)"`
 	RealtimePingInterval      time.Duration `env:"REALTIME_PING_INTERVAL" envDefault:"25s" desc:"how often the server pings each socket"`
 	RealtimePingTimeout       time.Duration `env:"REALTIME_PING_TIMEOUT" envDefault:"10s" desc:"a socket whose pong takes longer is dropped"`
-	EventRetention            time.Duration `env:"EVENT_RETENTION" envDefault:"24h" desc:"how long events are kept for replays (since); older ones are pruned"`
+	EventRetention            time.Duration `env:"EVENT_RETENTION" envDefault:"24h" desc:"how long events are kept for replays (since); older ones are pruned; at least 1h and above ACCESS_TOKEN_TTL"`
 }
 
 // realtime is the realtime service's configuration.
@@ -116,6 +116,10 @@ func loadConfig(environ map[string]string) (config, error) {
 	if c.RequestTimeout > 0 && c.WriteTimeout > 0 && c.WriteTimeout <= c.RequestTimeout {
 		errs = append(errs, fmt.Sprintf("WRITE_TIMEOUT=%s: want more than REQUEST_TIMEOUT=%s, or a request that runs out of time gets no answer",
 			c.WriteTimeout, c.RequestTimeout))
+	}
+	if c.EventRetention > 0 && c.EventRetention < max(time.Hour, c.AccessTTL+time.Minute) {
+		errs = append(errs, fmt.Sprintf("EVENT_RETENTION=%s: want at least an hour and more than ACCESS_TOKEN_TTL=%s, "+
+			"or an instance that starts would miss revocations of tokens still valid", c.EventRetention, c.AccessTTL))
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("config: %s", strings.Join(errs, "; "))

@@ -132,6 +132,10 @@ func TestConfigRefusesNonPositiveValuesAndCapsLargeOnes(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "WRITE_TIMEOUT=1m0s: want more than REQUEST_TIMEOUT") {
 		t.Errorf("a write timeout no longer than the request timeout: %v; want it refused", err)
 	}
+	_, err = loadConfig(map[string]string{"DATABASE_URL": "postgres://x/y", "EVENT_RETENTION": "10m"})
+	if err == nil || !strings.Contains(err.Error(), "EVENT_RETENTION=10m0s: want at least an hour") {
+		t.Errorf("a retention shorter than the revocation catch-up needs: %v; want it refused", err)
+	}
 	_, err = loadConfig(map[string]string{"DATABASE_URL": ""})
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL is empty") {
 		t.Errorf("empty DATABASE_URL: %v; want it refused", err)

@@ -13,25 +13,38 @@ import (
 )
 
 const authEventsSince = `-- name: AuthEventsSince :many
-SELECT a.tenant_id::uuid AS tenant_id, a.type::text AS type, a.resource_id::uuid AS resource_id,
-       coalesce(a.user_id, '00000000-0000-0000-0000-000000000000')::uuid AS user_id,
+SELECT a.tenant_id::uuid AS tenant_id, a.id::bigint AS id, a.type::text AS type, a.resource_id::uuid AS resource_id,
        coalesce(a.role, '')::text AS role, coalesce(a.status, '')::text AS status, a.created_at::timestamptz AS created_at
-FROM auth_events_since($1::timestamptz) AS a
+FROM auth_events_since($1::timestamptz, $2::uuid, $3::bigint,
+                       $4::integer) AS a
 `
+
+type AuthEventsSinceParams struct {
+	After       time.Time
+	AfterTenant uuid.UUID
+	AfterID     int64
+	MaxRows     int32
+}
 
 type AuthEventsSinceRow struct {
 	TenantID   uuid.UUID
+	ID         int64
 	Type       string
 	ResourceID uuid.UUID
-	UserID     uuid.UUID
 	Role       string
 	Status     string
 	CreatedAt  time.Time
 }
 
-// Revocations and user changes of every tenant since after (auth_events_since, SECURITY DEFINER).
-func (q *Queries) AuthEventsSince(ctx context.Context, after time.Time) ([]AuthEventsSinceRow, error) {
-	rows, err := q.db.Query(ctx, authEventsSince, after)
+// Revoked sessions and users' latest standing in every tenant since after, a page after
+// (after_tenant, after_id) (auth_events_since, SECURITY DEFINER).
+func (q *Queries) AuthEventsSince(ctx context.Context, arg AuthEventsSinceParams) ([]AuthEventsSinceRow, error) {
+	rows, err := q.db.Query(ctx, authEventsSince,
+		arg.After,
+		arg.AfterTenant,
+		arg.AfterID,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -41,9 +54,9 @@ func (q *Queries) AuthEventsSince(ctx context.Context, after time.Time) ([]AuthE
 		var i AuthEventsSinceRow
 		if err := rows.Scan(
 			&i.TenantID,
+			&i.ID,
 			&i.Type,
 			&i.ResourceID,
-			&i.UserID,
 			&i.Role,
 			&i.Status,
 			&i.CreatedAt,

@@ -396,23 +396,56 @@ func (q *Queries) LockActiveOwners(ctx context.Context) ([]uuid.UUID, error) {
 	return items, nil
 }
 
-const revokeUserAPIKeys = `-- name: RevokeUserAPIKeys :exec
+const revokeUserAPIKeys = `-- name: RevokeUserAPIKeys :many
 UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL
+RETURNING id
 `
 
-func (q *Queries) RevokeUserAPIKeys(ctx context.Context, userID uuid.UUID) error {
-	_, err := q.db.Exec(ctx, revokeUserAPIKeys, userID)
-	return err
+func (q *Queries) RevokeUserAPIKeys(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, revokeUserAPIKeys, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
-const revokeUserSessions = `-- name: RevokeUserSessions :exec
+const revokeUserSessions = `-- name: RevokeUserSessions :many
 UPDATE sessions SET revoked_at = now(), revoked_reason = 'user_deactivated'
 WHERE user_id = $1 AND revoked_at IS NULL
+RETURNING id
 `
 
-func (q *Queries) RevokeUserSessions(ctx context.Context, userID uuid.UUID) error {
-	_, err := q.db.Exec(ctx, revokeUserSessions, userID)
-	return err
+// The sessions it ends, each announced to every server (session.revoked).
+func (q *Queries) RevokeUserSessions(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, revokeUserSessions, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const updateUser = `-- name: UpdateUser :one

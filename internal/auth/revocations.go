@@ -26,11 +26,10 @@ type Revocations struct {
 const changeMargin = 5 * time.Second
 
 type standing struct {
+	seq    int64
 	role   Role
 	active bool
 	at     time.Time
-	// endedBefore is the user's latest deactivation: no token issued before it is valid.
-	endedBefore time.Time
 }
 
 // NewRevocations keeps entries for tokenTTL plus a minute.
@@ -51,25 +50,21 @@ func (r *Revocations) SessionRevoked(session uuid.UUID, at time.Time) {
 	r.gc()
 }
 
-// UserChanged records user's role and status as of at (the changing transaction's start). Tokens
-// issued up to changeMargin after at carry at most this role, and none is valid while the user
-// is not active; a later token was issued with the new standing already. The margin covers iat's
-// second precision and a refresh that read the old standing while the change was committing;
-// a token it catches that was in fact issued with the new standing loses nothing.
-func (r *Revocations) UserChanged(user uuid.UUID, role Role, active bool, at time.Time) {
+// UserChanged records user's role and status as of event seq of the user's tenant, whose
+// transaction began at at. The latest event wins, by id (commit order), whatever order they
+// arrive in: their start times do not follow commit order. Tokens issued up to changeMargin
+// after at carry at most this role, and none is valid while the user is not active; a later
+// token was issued with the new standing already. The margin covers iat's second precision and
+// a refresh that read the old standing while the change was committing; a token it catches that
+// was issued with the new standing loses nothing. The sessions a deactivation ends are revoked
+// one by one (SessionRevoked), so they stay ended after a reactivation.
+func (r *Revocations) UserChanged(user uuid.UUID, seq int64, role Role, active bool, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	prev, ok := r.users[user]
-	if ok && prev.at.After(at) {
+	if prev, ok := r.users[user]; ok && prev.seq >= seq {
 		return
 	}
-	next := standing{role: role, active: active, at: at, endedBefore: prev.endedBefore}
-	if !active {
-		// Deactivation ends every session of the user: tokens issued before it stay invalid
-		// even after a reactivation.
-		next.endedBefore = at
-	}
-	r.users[user] = next
+	r.users[user] = standing{seq: seq, role: role, active: active, at: at}
 	r.gc()
 }
 
@@ -82,13 +77,7 @@ func (r *Revocations) Check(user, session uuid.UUID, claimed Role, issued time.T
 		return "", false
 	}
 	s, changed := r.users[user]
-	if !changed {
-		return claimed, true
-	}
-	if !s.endedBefore.IsZero() && !issued.After(s.endedBefore.Add(changeMargin)) {
-		return "", false
-	}
-	if issued.After(s.at.Add(changeMargin)) {
+	if !changed || issued.After(s.at.Add(changeMargin)) {
 		return claimed, true
 	}
 	if !s.active {

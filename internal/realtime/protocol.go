@@ -34,41 +34,40 @@ const (
 
 // Error codes of error messages.
 const (
-	ErrBadMessage        = "bad_message"
-	ErrInvalidTopic      = "invalid_topic"
-	ErrTopicNotFound     = "topic_not_found"
-	ErrTopicForbidden    = "topic_forbidden"
-	ErrTooManySubs       = "too_many_subscriptions"
-	ErrSinceExpired      = "since_expired"
-	ErrSinceInvalid      = "since_invalid"
-	ErrAccessRevoked     = "access_revoked"
-	ErrAuthFailed        = "auth_failed"
-	ErrInternal          = "internal_error"
-	errNotSubscribed     = "not_subscribed"
-	topicTenant          = "tenant"
-	topicProjectPrefix   = "project:"
-	topicTaskPrefix      = "task:"
-	maxTopicLen          = 64
-	resourceTypeTask     = "task"
-	resourceTypeProject  = "project"
-	eventSessionRevoked  = "session.revoked"
-	eventAPIKeyRevoked   = "api_key.revoked"
-	eventUserUpdated     = "user.updated"
-	eventMemberRemoved   = "team.member_removed"
-	eventTeamDeleted     = "team.deleted"
-	eventProjectUpdated  = "project.updated"
-	eventProjectDeleted  = "project.deleted"
-	eventTypePrefixTask  = "task."
-	eventTypePrefixUser  = "user."
-	eventTypePrefixTeam  = "team."
-	eventTypePrefixProj  = "project."
-	eventTypePrefixFile  = "file."
-	eventTypePrefixBill  = "billing."
-	statusActive         = "active"
-	maxReplayPage        = 500
-	maxPendingPerSub     = 1024
-	defaultAuthCatchUp   = time.Minute
-	authCatchUpMaxWindow = 24 * time.Hour
+	ErrBadMessage       = "bad_message"
+	ErrInvalidTopic     = "invalid_topic"
+	ErrTopicNotFound    = "topic_not_found"
+	ErrTopicForbidden   = "topic_forbidden"
+	ErrTooManySubs      = "too_many_subscriptions"
+	ErrSinceExpired     = "since_expired"
+	ErrSinceInvalid     = "since_invalid"
+	ErrAccessRevoked    = "access_revoked"
+	ErrAuthFailed       = "auth_failed"
+	ErrInternal         = "internal_error"
+	errNotSubscribed    = "not_subscribed"
+	topicTenant         = "tenant"
+	topicProjectPrefix  = "project:"
+	topicTaskPrefix     = "task:"
+	maxTopicLen         = 64
+	resourceTypeTask    = "task"
+	resourceTypeProject = "project"
+	eventSessionRevoked = "session.revoked"
+	eventAPIKeyRevoked  = "api_key.revoked"
+	eventUserUpdated    = "user.updated"
+	eventMemberRemoved  = "team.member_removed"
+	eventTeamDeleted    = "team.deleted"
+	eventProjectUpdated = "project.updated"
+	eventProjectDeleted = "project.deleted"
+	eventTypePrefixTask = "task."
+	eventTypePrefixUser = "user."
+	eventTypePrefixTeam = "team."
+	eventTypePrefixProj = "project."
+	eventTypePrefixFile = "file."
+	eventTypePrefixBill = "billing."
+	statusActive        = "active"
+	maxReplayPage       = 500
+	maxPendingPerSub    = 1024
+	defaultAuthCatchUp  = time.Minute
 )
 
 // clientMessage is any message a client sends; Type says which fields matter.

@@ -60,9 +60,10 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		// Everything after the last moment the connection surely worked is caught up on the
 		// next connect (with a margin for transactions that began before and committed after).
+		// Nothing older than a token's lifetime can matter: such tokens have expired.
 		since = started.Add(-defaultAuthCatchUp)
-		if time.Since(since) > authCatchUpMaxWindow {
-			since = time.Now().Add(-authCatchUpMaxWindow)
+		if oldest := time.Now().Add(-s.cfg.TokenTTL - defaultAuthCatchUp); since.Before(oldest) {
+			since = oldest
 		}
 		s.cfg.Logger.Warn("realtime: listen connection lost; reconnecting", "error", err, "backoff", backoff.String())
 		select {
@@ -199,7 +200,7 @@ func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 		}
 		for _, row := range rows {
 			e := eventFromRow(tenant, row)
-			r.svc.applyRevocation(e.Type, e.ResourceID, e.fields(), e.At)
+			r.svc.applyRevocation(e.Type, e.ID, e.ResourceID, e.fields(), e.At)
 			if tracked {
 				r.svc.hub.deliver(e)
 			}
@@ -213,22 +214,34 @@ func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 
 const relayPage = 1000
 
-// catchUpAuth applies the revocations and user changes of every tenant since since.
+// catchUpAuth applies the revocations and user changes of every tenant since since, a page at a
+// time until there are no more.
 func (r *relay) catchUpAuth(ctx context.Context, since time.Time) error {
-	return r.svc.cfg.DB.System(ctx, func(q *db.Queries) error {
-		rows, err := q.AuthEventsSince(ctx, since)
+	params := db.AuthEventsSinceParams{After: since, MaxRows: authPage}
+	for {
+		var rows []db.AuthEventsSinceRow
+		err := r.svc.cfg.DB.System(ctx, func(q *db.Queries) error {
+			var err error
+			rows, err = q.AuthEventsSince(ctx, params)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("auth catch-up: %w", err)
 		}
 		for _, row := range rows {
-			r.svc.applyRevocation(row.Type, row.ResourceID, payloadFields{UserID: row.UserID, Role: row.Role, Status: row.Status}, row.CreatedAt)
+			r.svc.applyRevocation(row.Type, row.ID, row.ResourceID, payloadFields{Role: row.Role, Status: row.Status}, row.CreatedAt)
+			params.AfterTenant, params.AfterID = row.TenantID, row.ID
 		}
-		return nil
-	})
+		if len(rows) < authPage {
+			return nil
+		}
+	}
 }
 
+const authPage = 5000
+
 // applyRevocation records in the verified-token cache's deny list what an event ends.
-func (s *Service) applyRevocation(eventType string, resource uuid.UUID, f payloadFields, at time.Time) {
+func (s *Service) applyRevocation(eventType string, id int64, resource uuid.UUID, f payloadFields, at time.Time) {
 	if s.cfg.Revocations == nil {
 		return
 	}
@@ -236,6 +249,6 @@ func (s *Service) applyRevocation(eventType string, resource uuid.UUID, f payloa
 	case eventSessionRevoked:
 		s.cfg.Revocations.SessionRevoked(resource, at)
 	case eventUserUpdated:
-		s.cfg.Revocations.UserChanged(resource, auth.Role(f.Role), f.Status == statusActive, at)
+		s.cfg.Revocations.UserChanged(resource, id, auth.Role(f.Role), f.Status == statusActive, at)
 	}
 }

@@ -295,7 +295,7 @@ func TestReadIsScopedAndLeavesNothingOnTheConnection(t *testing.T) {
 		if err != nil || len(rows) != 1 || rows[0].TenantID != a.tenant {
 			t.Errorf("A lists %v, %v; want only its owner", rows, err)
 		}
-		if err := q.RevokeUserSessions(context.Background(), a.user); err == nil {
+		if _, err := q.RevokeUserSessions(context.Background(), a.user); err == nil {
 			t.Error("Read allowed a write through Exec")
 		}
 		// A write that returns rows goes through QueryRow: the read-only transaction stops it.

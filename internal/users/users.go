@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/audit"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/problem"
@@ -37,7 +38,8 @@ type Change struct {
 // in id order, before the target: concurrent changes queue instead of deadlocking, and no two of
 // them can each leave one owner and together leave none. Deactivation ends the user's sessions
 // and revokes their API keys in the same transaction.
-func Apply(ctx context.Context, q *db.Queries, p auth.Principal, id uuid.UUID, c Change) (db.User, map[string]any, error) {
+func Apply(ctx context.Context, tx *tenancy.Tx, p auth.Principal, id uuid.UUID, c Change) (db.User, map[string]any, error) {
+	q := tx.Q
 	// What p may not do whatever the user's row says is refused before any lock is taken.
 	if c.Role != nil || c.Status != nil {
 		if p.Method == auth.ByAPIKey {
@@ -82,11 +84,23 @@ func Apply(ctx context.Context, q *db.Queries, p auth.Principal, id uuid.UUID, c
 	// write of the user's created while the deactivation ran (its read of the user came first)
 	// may have escaped the first sweep, and must not come back to life with its creator.
 	if c.Status != nil && *c.Status != u.Status && (*c.Status == Deactivated || u.Status == Deactivated) {
-		if err := q.RevokeUserSessions(ctx, id); err != nil {
+		// Each one is announced, so every server stops accepting exactly those credentials; the
+		// user.update audit entry records the change itself.
+		sessions, err := q.RevokeUserSessions(ctx, id)
+		if err != nil {
 			return db.User{}, nil, err
 		}
-		if err := q.RevokeUserAPIKeys(ctx, id); err != nil {
+		for _, s := range sessions {
+			tx.Emit(tenancy.Event{Type: audit.EventSessionRevoked, ResourceType: audit.ResourceSession, ResourceID: s,
+				Payload: audit.RevokedSession(s, id, "user_deactivated")})
+		}
+		keys, err := q.RevokeUserAPIKeys(ctx, id)
+		if err != nil {
 			return db.User{}, nil, err
+		}
+		for _, k := range keys {
+			tx.Emit(tenancy.Event{Type: audit.EventAPIKeyRevoked, ResourceType: audit.ResourceAPIKey, ResourceID: k,
+				Payload: map[string]any{"id": k}})
 		}
 	}
 	return out, changes, nil
