@@ -59,6 +59,8 @@ type sub struct {
 	overflow bool
 	// recheckOnStart is set when access changed while the subscription was starting.
 	recheckOnStart bool
+	// gen counts suspensions, so a re-check whose answer a newer change made stale is not used.
+	gen int
 }
 
 type subState int
@@ -231,6 +233,7 @@ func (c *Conn) suspendLocked(match func(*sub) bool) {
 			continue
 		}
 		s.state, s.pending, s.overflow = suspended, nil, false
+		s.gen++
 		c.recheck = true
 	}
 	if c.recheck {
@@ -308,16 +311,27 @@ func (c *Conn) subscribe(name string, since *int64) {
 		c.sendError(ErrTooManySubs, name, "A connection holds at most %d subscriptions.", c.svc.cfg.MaxSubscriptions)
 		return
 	}
+	// Registered before its access is checked, so that a change of access while checking
+	// reaches it (recheckOnStart).
 	s := &sub{t: t, state: starting}
-	if code, msg := c.authorize(s, c.principal()); code != "" {
-		c.sendError(code, name, "%s", msg)
-		return
-	}
 	c.mu.Lock()
 	if c.subs == nil {
 		c.subs = map[string]*sub{}
 	}
 	c.subs[name] = s
+	c.mu.Unlock()
+	probe := &sub{t: t}
+	if code, msg := c.authorize(probe, c.principal()); code != "" {
+		c.mu.Lock()
+		if c.subs[name] == s {
+			delete(c.subs, name)
+		}
+		c.mu.Unlock()
+		c.sendError(code, name, "%s", msg)
+		return
+	}
+	c.mu.Lock()
+	s.project, s.team = probe.project, probe.team
 	c.mu.Unlock()
 
 	bounds, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, c.scope(), func(q *db.Queries) (db.EventStreamBoundsRow, error) {
@@ -407,8 +421,10 @@ func (c *Conn) authorize(s *sub, p auth.Principal) (code, msg string) {
 func (c *Conn) renew(token string) {
 	p, err := c.svc.auth.Credential(c.ctx, token)
 	cur := c.principal()
-	if err != nil || p.User != cur.User || p.Tenant != cur.Tenant {
-		c.sendError(ErrAuthFailed, "", "The token is invalid, expired, or another user's; the current one stays until it expires.")
+	// An access token only: an API key, which need not expire, would let a socket of a session
+	// outlive the session.
+	if err != nil || p.Method != auth.ByAccessToken || p.User != cur.User || p.Tenant != cur.Tenant {
+		c.sendError(ErrAuthFailed, "", "The token is not a valid access token of this user; the current one stays until it expires.")
 		return
 	}
 	c.mu.Lock()
@@ -535,10 +551,11 @@ func (c *Conn) recheckSubs() {
 	p = c.p
 	var check []*sub
 	names := map[*sub]string{}
+	gens := map[*sub]int{}
 	for name, s := range c.subs {
 		if s.state == suspended {
 			check = append(check, s)
-			names[s] = name
+			names[s], gens[s] = name, s.gen
 		}
 	}
 	c.mu.Unlock()
@@ -546,9 +563,9 @@ func (c *Conn) recheckSubs() {
 		probe := &sub{t: s.t}
 		code, msg := c.authorize(probe, p)
 		c.mu.Lock()
-		if c.subs[names[s]] != s {
+		if c.subs[names[s]] != s || s.gen != gens[s] {
 			c.mu.Unlock()
-			continue // unsubscribed meanwhile
+			continue // unsubscribed, or suspended again (and so checked again), meanwhile
 		}
 		if code != "" {
 			delete(c.subs, names[s])

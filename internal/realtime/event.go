@@ -23,8 +23,11 @@ type Event struct {
 	ProjectID    *uuid.UUID
 	Payload      []byte
 
-	// frames caches the encoded message per topic; an event is fanned out by one goroutine.
+	// frames caches the encoded message per topic, and parsed the payload fields access rules
+	// read: an event is fanned out by one goroutine, to every socket of its tenant, and must
+	// cost each socket nothing proportional to its size.
 	frames map[string][]byte
+	parsed *payloadFields
 }
 
 func eventFromRow(tenant uuid.UUID, r db.ListEventsAfterRow) *Event {
@@ -59,9 +62,12 @@ type payloadFields struct {
 }
 
 func (e *Event) fields() payloadFields {
-	var f payloadFields
-	_ = json.Unmarshal(e.Payload, &f) // payloads are our own JSON; a missing field stays zero
-	return f
+	if e.parsed == nil {
+		var f payloadFields
+		_ = json.Unmarshal(e.Payload, &f) // payloads are our own JSON; a missing field stays zero
+		e.parsed = &f
+	}
+	return *e.parsed
 }
 
 // visible reports whether a subscriber acting as p receives e on the topic t whose project is

@@ -183,12 +183,18 @@ func (r *relay) dispatchLoop(ctx context.Context) {
 func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 	cursor, tracked := r.svc.hub.cursor(tenant)
 	after := w.first - 1
-	if tracked {
+	switch {
+	case tracked && w.auth:
+		// From the announced range even when the cursor is past it: a tenant's first socket
+		// here starts the cursor at the stream's newest id, which can be past a revocation this
+		// relay has not applied yet. The hub skips what its sockets already have.
+		after = min(cursor, after)
+	case tracked:
 		if cursor >= w.last {
 			return nil
 		}
 		after = cursor
-	} else if !w.auth {
+	case !w.auth:
 		return nil
 	}
 	for {
@@ -198,13 +204,21 @@ func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 		if err != nil {
 			return err
 		}
-		for _, row := range rows {
-			e := eventFromRow(tenant, row)
-			r.svc.applyRevocation(e.Type, e.ID, e.ResourceID, e.fields(), e.At)
-			if tracked {
+		events := make([]*Event, len(rows))
+		for i, row := range rows {
+			events[i] = eventFromRow(tenant, row)
+			after = row.ID
+		}
+		// Revocations first: they must not wait for the fan-out of the events before them.
+		for _, e := range events {
+			if tenancy.ReachesEveryServer(e.Type) {
+				r.svc.applyRevocation(e.Type, e.ID, e.ResourceID, e.fields(), e.At)
+			}
+		}
+		if tracked {
+			for _, e := range events {
 				r.svc.hub.deliver(e)
 			}
-			after = e.ID
 		}
 		if len(rows) < relayPage {
 			return nil

@@ -145,6 +145,19 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.hub.unregister(c)
+	// The database's word, now that the relay reaches this socket: a revocation committed
+	// before this read is refused here, one after reaches the socket through the relay. It
+	// also lowers the role to the user's current one.
+	cur, err := tenancy.ReadV(ctx, s.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) (auth.Principal, error) {
+		return auth.Current(ctx, q, p)
+	})
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	c.mu.Lock()
+	c.p.Role = cur.Role
+	c.mu.Unlock()
 
 	// The HTTP server's read and write deadlines would end the socket; it keeps its own.
 	rc := http.NewResponseController(w)
