@@ -29,6 +29,10 @@ type standing struct {
 	role   Role
 	active bool
 	at     time.Time
+	// deadBefore is set once the user was deactivated: deactivation ends every session, so
+	// no token issued up to it is valid again, even after a reactivation (which revives no
+	// session). See UserChanged.
+	deadBefore time.Time
 }
 
 // NewRevocations keeps entries for tokenTTL plus a minute.
@@ -54,14 +58,35 @@ func (r *Revocations) SessionRevoked(session uuid.UUID, at time.Time) {
 // is not active; a later token was issued with the new standing already. The margin covers iat's
 // second precision and a refresh that read the old standing while the change was committing;
 // a token it catches that was in fact issued with the new standing loses nothing.
+//
+// A deactivation is remembered past a reactivation: the sessions it ended stay ended, so tokens
+// issued up to changeMargin after it stay refused, except those issued after the reactivation
+// (iat is whole seconds, hence the second before it). Without this, a reactivation made every
+// token of the sessions the deactivation had ended valid again until it expired.
 func (r *Revocations) UserChanged(user uuid.UUID, role Role, active bool, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if prev, ok := r.users[user]; ok && prev.at.After(at) {
+	prev, ok := r.users[user]
+	if ok && prev.at.After(at) {
 		return
 	}
-	r.users[user] = standing{role: role, active: active, at: at}
+	next := standing{role: role, active: active, at: at, deadBefore: prev.deadBefore}
+	switch {
+	case !active:
+		next.deadBefore = at.Add(changeMargin)
+	case ok && !prev.active:
+		// Reactivated: what is issued from now on is of new sessions.
+		next.deadBefore = minTime(prev.deadBefore, at.Add(-time.Second))
+	}
+	r.users[user] = next
 	r.gc()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // Check returns the role an access token of session for user, issued at issued with role
@@ -73,6 +98,9 @@ func (r *Revocations) Check(user, session uuid.UUID, claimed Role, issued time.T
 		return "", false
 	}
 	s, changed := r.users[user]
+	if changed && !issued.After(s.deadBefore) {
+		return "", false
+	}
 	if !changed || issued.After(s.at.Add(changeMargin)) {
 		return claimed, true
 	}

@@ -30,7 +30,7 @@ type Conn struct {
 	cancel         context.CancelFunc
 	limiter        *rate.Limiter
 
-	mu sync.Mutex // guards everything below
+	mu sync.Mutex // guards everything below (ws only until the upgrade; see upgraded)
 	p  auth.Principal
 	// tokenRole is the role the credential itself carries; user changes can only lower it.
 	tokenRole auth.Role
@@ -39,7 +39,11 @@ type Conn struct {
 	// work flags tell the writer what to do besides writing the queue.
 	recheck, catchUp, expiryChanged bool
 	closing                         bool
-	wake                            chan struct{}
+	// closeCode and closeReason are a close asked for before the upgrade, when there was no
+	// ws to close yet; upgraded carries it out.
+	closeCode   websocket.StatusCode
+	closeReason string
+	wake        chan struct{}
 }
 
 // sub is one topic subscription of a socket.
@@ -49,8 +53,13 @@ type sub struct {
 	team, project uuid.UUID
 	// last is the id of the newest event of the topic the client has been given (or, before
 	// any, the position it subscribed at): the next one it gets has a higher id.
-	last  int64
-	state subState
+	last int64
+	// started is set once last holds the subscription's position. Until then the writer must
+	// not replay it: it did, from 0, when the subscription was registered and its bounds not
+	// yet read, and sent events from before the subscription ahead of its "subscribed" (and
+	// raced on last) (TestRealtimePipelinedSubscriptionsReplayNothingFromBefore).
+	started bool
+	state   subState
 	// pending holds live events that arrived while catching up, until the replay reaches them.
 	pending  []*Event
 	overflow bool
@@ -121,15 +130,45 @@ func (c *Conn) closeLocked(code websocket.StatusCode, reason string) {
 	}
 	c.closing = true
 	c.queue = nil
+	c.svc.cfg.Logger.Info("realtime: closing socket", "code", int(code), "reason", reason, "tenant", c.tenant, "user", c.registeredUser)
+	if c.ws == nil {
+		// Registered (so the relay and Shutdown reach it) but not upgraded yet: closing the
+		// nil ws here panicked and took the server down when a revocation or Shutdown came in
+		// between (TestRealtimeRevocationRacingASocketOpeningStillCloses did, once the
+		// relay's controlOnly reached such sockets).
+		c.closeCode, c.closeReason = code, reason
+		return
+	}
+	ws := c.ws
 	go func() {
-		_ = c.ws.Close(code, reason)
+		_ = ws.Close(code, reason)
 		c.cancel()
 	}()
 }
 
+// upgraded hands c its WebSocket; false when c was closed before, and then the close asked
+// for is done here (a drop leaves it to the caller's CloseNow), so the socket is not served.
+func (c *Conn) upgraded(ws *websocket.Conn) bool {
+	c.mu.Lock()
+	c.ws = ws
+	closing, code, reason := c.closing, c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if closing && code != 0 {
+		_ = ws.Close(code, reason)
+	}
+	return !closing
+}
+
 // drop ends the socket at once, without a close handshake.
-func (c *Conn) drop() {
-	_ = c.ws.CloseNow()
+func (c *Conn) drop(reason string) {
+	c.svc.cfg.Logger.Info("realtime: dropping socket", "reason", reason, "tenant", c.tenant, "user", c.registeredUser)
+	c.mu.Lock()
+	ws := c.ws
+	c.closing = true
+	c.mu.Unlock()
+	if ws != nil {
+		_ = ws.CloseNow()
+	}
 	c.cancel()
 }
 
@@ -161,6 +200,16 @@ func (c *Conn) offer(e *Event) {
 			}
 		case suspended:
 		}
+	}
+}
+
+// controlOnly applies what e changes about this socket, without giving e to any topic; see
+// Hub.deliver.
+func (c *Conn) controlOnly(e *Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closing {
+		c.control(e)
 	}
 }
 
@@ -226,15 +275,24 @@ func (c *Conn) readLoop() {
 		}
 		if typ != websocket.MessageText {
 			c.closeWith(closeUnsupportedMsg, "only JSON text messages are accepted")
+			c.awaitClose()
 			return
 		}
 		if !c.limiter.Allow() {
 			c.closeWith(ClosePolicy, fmt.Sprintf("more than %d messages a second", c.svc.cfg.MessagesPerSecond))
+			c.awaitClose()
 			return
 		}
 		c.handle(data)
 	}
 }
+
+// awaitClose waits until a close the reader asked for (closeWith) has finished. Returning at
+// once would let ServeHTTP cancel the writer and CloseNow the connection while the close
+// goroutine has not yet written its frame, and the client would see 1006 instead of the code
+// (it did, in TestRealtimeAbusiveFramesCloseWithTheirCode). The close goroutine cancels c.ctx
+// when the handshake is over, or after its own timeouts when the peer does not answer.
+func (c *Conn) awaitClose() { <-c.ctx.Done() }
 
 func (c *Conn) handle(data []byte) {
 	var m clientMessage
@@ -302,29 +360,31 @@ func (c *Conn) subscribe(name string, since *int64) {
 	bounds, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, c.scope(), func(q *db.Queries) (db.EventStreamBoundsRow, error) {
 		return q.EventStreamBounds(c.ctx)
 	})
-	code, msg := "", ""
+	code, msg, last := "", "", int64(0)
 	switch {
 	case err != nil:
 		c.svc.cfg.Logger.Error("realtime: stream bounds", "error", err)
 		code, msg = ErrInternal, "The subscription failed; try again."
 	case since == nil:
-		s.last = bounds.LastID
+		last = bounds.LastID
 	case *since < 0 || *since > bounds.LastID:
 		code, msg = ErrSinceInvalid, fmt.Sprintf("since must be between 0 and the newest event id, %d.", bounds.LastID)
 	case *since < bounds.LastID && (bounds.OldestID == 0 || bounds.OldestID > *since+1):
 		code, msg = ErrSinceExpired, "Events after since are past retention: reload the resources through the REST API, then subscribe without since."
 	default:
-		s.last = *since
+		last = *since
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.subs[name] != s {
+		return // dropped meanwhile by a re-check, which said why
+	}
 	if code != "" {
-		if c.subs[name] == s {
-			delete(c.subs, name)
-		}
+		delete(c.subs, name)
 		c.enqueueLocked(mustJSON(errorMessage{Type: "error", Code: code, Topic: name, Message: msg}))
 		return
 	}
+	s.last, s.started = last, true
 	c.enqueueLocked(mustJSON(subscribedMessage{Type: "subscribed", Topic: name, LastID: bounds.LastID}))
 	c.catchUp = true
 	c.signal()
@@ -418,7 +478,7 @@ func (c *Conn) writeLoop() {
 			err := c.ws.Ping(ctx)
 			cancel()
 			if err != nil {
-				c.drop() // a dead peer; it would never read a close frame
+				c.drop("no pong within the ping timeout") // a dead peer; it would never read a close frame
 				return
 			}
 		case <-expiry.C:
@@ -547,7 +607,7 @@ func (c *Conn) catchUpSubs() bool {
 		var s *sub
 		var name string
 		for n, x := range c.subs {
-			if x.state == catchingUp {
+			if x.state == catchingUp && x.started {
 				s, name = x, n
 				break
 			}

@@ -179,15 +179,22 @@ func (r *relay) dispatchLoop(ctx context.Context) {
 
 // dispatch reads the tenant's events the wake-up announced (from the cursor, for a tracked
 // tenant, so a gap left by a lost wake-up is filled) and hands them on.
+//
+// A wake-up with events every instance must apply (auth) is read from its first id even when
+// the tenant's cursor is past it: a tenant's first socket here starts the cursor at the
+// stream's newest id, which can be past a revocation that committed while the socket opened
+// and that this relay had not applied yet, nor shown the socket (whose credential was checked
+// before). Skipping it left the revoked session's token accepted here, and its socket open,
+// until the token expired (TestRealtimeRevocationRacingASocketOpeningStillCloses).
 func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 	cursor, tracked := r.svc.hub.cursor(tenant)
 	after := w.first - 1
-	if tracked {
-		if cursor >= w.last {
-			return nil
-		}
+	switch {
+	case tracked && cursor >= w.last && !w.auth:
+		return nil
+	case tracked && (!w.auth || cursor < after):
 		after = cursor
-	} else if !w.auth {
+	case !tracked && !w.auth:
 		return nil
 	}
 	for {
@@ -200,9 +207,9 @@ func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 		for _, row := range rows {
 			e := eventFromRow(tenant, row)
 			r.svc.applyRevocation(e.Type, e.ResourceID, e.fields(), e.At)
-			if tracked {
-				r.svc.hub.deliver(e)
-			}
+			// Whether the tenant has sockets here is decided under the hub's lock, not by
+			// tracked: a socket registered since must still see what e changes about it.
+			r.svc.hub.deliver(e)
 			after = e.ID
 		}
 		if len(rows) < relayPage {

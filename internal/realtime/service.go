@@ -145,6 +145,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.hub.unregister(c)
+	// Checked again now that the relay reaches this socket: a revocation it applied after the
+	// check above but before register would reach the socket neither way, and leave it open
+	// (TestRealtimeRevocationRacingASocketOpeningStillCloses).
+	if _, err := s.auth.Credential(ctx, credential); err != nil {
+		s.refuse(w, r, err)
+		return
+	}
 
 	// The HTTP server's read and write deadlines would end the socket; it keeps its own.
 	rc := http.NewResponseController(w)
@@ -160,8 +167,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept answered the client
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	c.ws = ws
 	defer func() { _ = ws.CloseNow() }()
+	if !c.upgraded(ws) {
+		return
+	}
 
 	done := make(chan struct{})
 	go func() {
