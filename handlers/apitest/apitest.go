@@ -80,6 +80,14 @@ type Options struct {
 	Realtime bool
 	// RealtimeConfig adjusts the realtime limits (zero values take the defaults).
 	RealtimeConfig realtime.Config
+	// SendBuffer, when set, is the kernel send buffer (SO_SNDBUF) of each connection the
+	// server accepts. Setting it turns off the buffer's autotuning, which on loopback absorbs
+	// megabytes, so a test of a client that stops reading fills TCP's buffers with a few
+	// messages.
+	SendBuffer int
+	// AccessTokenTTL is the lifetime of the access tokens the server issues (15 minutes when
+	// zero), for tests of expiry and renewal.
+	AccessTokenTTL time.Duration
 }
 
 // TestSessions are the session settings tests run with: the production lifetimes, and login
@@ -122,18 +130,23 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 			t.Fatal(err)
 		}
 	}
-	issuer := tokens.NewIssuer(tokens.IssuerConfig{Keys: keys, Issuer: Issuer, Audience: Audience, TTL: 15 * time.Minute, Now: opts.Now})
+	ttl := opts.AccessTokenTTL
+	if ttl <= 0 {
+		ttl = 15 * time.Minute
+	}
+	issuer := tokens.NewIssuer(tokens.IssuerConfig{Keys: keys, Issuer: Issuer, Audience: Audience, TTL: ttl, Now: opts.Now})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(database.NewPoolCollector(pool))
 	store := tenancy.New(pool)
 	logger := slog.New(slog.NewJSONHandler(logOut, nil))
-	revocations := auth.NewRevocations(15 * time.Minute)
+	revocations := auth.NewRevocations(ttl)
 	var rt *realtime.Service
 	var rtHandler http.Handler
 	if opts.Realtime {
 		store = store.WakeOnCommit(realtime.Channel)
 		rc := opts.RealtimeConfig
 		rc.DB, rc.Issuer, rc.Revocations, rc.Logger, rc.Listen = store, issuer, revocations, logger, pool.Config().ConnConfig.Copy()
+		rc.TokenTTL = ttl
 		rt = realtime.New(rc)
 		rtHandler = rt
 		rctx, cancel := context.WithCancel(ctx)
@@ -162,7 +175,11 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("build handler: %v", err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if opts.SendBuffer > 0 {
+		srv.Listener = sendBufferListener{Listener: srv.Listener, size: opts.SendBuffer}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	if rt != nil {
 		// Before srv.Close, which would wait for the hijacked sockets otherwise.
@@ -183,6 +200,33 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 		t.Fatalf("client: %v", err)
 	}
 	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: store, Pool: pool, Logs: logs, Issuer: issuer, Realtime: rt, t: t, spec: spec}
+}
+
+// Peer starts another server instance on the same database, as a second replica behind a load
+// balancer would run: its own pool and, with opts.Realtime, its own relay and LISTEN
+// connection, and the same signing keys, so tokens either instance issues work on both.
+// opts.Pool and opts.Keys are ignored.
+func (e *Env) Peer(t testing.TB, opts Options) *Env {
+	t.Helper()
+	opts.Pool, opts.Keys = nil, e.Issuer.Keys()
+	return NewWithOptions(t, opts)
+}
+
+// sendBufferListener sets the send buffer of the connections it accepts.
+type sendBufferListener struct {
+	net.Listener
+	size int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		if err := tc.SetWriteBuffer(l.size); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	}
+	return c, err
 }
 
 // ClientFrom is a generated client, validating like Client, whose connections come from the

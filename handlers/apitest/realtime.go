@@ -150,3 +150,35 @@ func (s *Socket) CloseStatus(timeout time.Duration) websocket.StatusCode {
 	}
 	return -2
 }
+
+// ExpectError reads the next message and fails unless it is an error with code about topic.
+func (s *Socket) ExpectError(code, topic string) Message {
+	s.t.Helper()
+	m := s.Next()
+	if m.Type() != "error" || m.Str("code") != code || m.Str("topic") != topic {
+		s.t.Fatalf("got %v, want an error %s about topic %q", m, code, topic)
+	}
+	return m
+}
+
+// WriteFrame writes one raw frame, for tests of what the server refuses.
+func (s *Socket) WriteFrame(typ websocket.MessageType, b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.Conn.Write(ctx, typ, b)
+}
+
+// WaitConnections waits up to timeout for the instance to hold n open sockets; it reports
+// whether it did.
+func (e *Env) WaitConnections(n int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if e.Realtime.Connections() == n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

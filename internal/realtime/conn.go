@@ -39,7 +39,8 @@ type Conn struct {
 	// work flags tell the writer what to do besides writing the queue.
 	recheck, catchUp, expiryChanged bool
 	closing                         bool
-	// closeCode and closeReason are kept when closing comes before the upgrade finished.
+	// closeCode and closeReason are a close asked for before the upgrade, when there was no
+	// ws to close yet; upgraded carries it out.
 	closeCode   websocket.StatusCode
 	closeReason string
 	wake        chan struct{}
@@ -129,22 +130,41 @@ func (c *Conn) closeLocked(code websocket.StatusCode, reason string) {
 	}
 	c.closing = true
 	c.queue = nil
-	ws := c.ws
-	if ws == nil {
-		// Not upgraded yet: ServeHTTP sees closing once it is, and closes with closeCode.
+	c.svc.cfg.Logger.Info("realtime: closing socket", "code", int(code), "reason", reason, "tenant", c.tenant, "user", c.registeredUser)
+	if c.ws == nil {
+		// Registered (so the relay and Shutdown reach it) but not upgraded yet: closing the
+		// nil ws here panicked and took the server down when a revocation or Shutdown came in
+		// between (TestRealtimeRevocationRacingASocketOpeningStillCloses did, once the
+		// relay's controlOnly reached such sockets).
 		c.closeCode, c.closeReason = code, reason
 		return
 	}
+	ws := c.ws
 	go func() {
 		_ = ws.Close(code, reason)
 		c.cancel()
 	}()
 }
 
+// upgraded hands c its WebSocket; false when c was closed before, and then the close asked
+// for is done here (a drop leaves it to the caller's CloseNow), so the socket is not served.
+func (c *Conn) upgraded(ws *websocket.Conn) bool {
+	c.mu.Lock()
+	c.ws = ws
+	closing, code, reason := c.closing, c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if closing && code != 0 {
+		_ = ws.Close(code, reason)
+	}
+	return !closing
+}
+
 // drop ends the socket at once, without a close handshake.
-func (c *Conn) drop() {
+func (c *Conn) drop(reason string) {
+	c.svc.cfg.Logger.Info("realtime: dropping socket", "reason", reason, "tenant", c.tenant, "user", c.registeredUser)
 	c.mu.Lock()
 	ws := c.ws
+	c.closing = true
 	c.mu.Unlock()
 	if ws != nil {
 		_ = ws.CloseNow()
@@ -180,6 +200,16 @@ func (c *Conn) offer(e *Event) {
 			}
 		case suspended:
 		}
+	}
+}
+
+// controlOnly applies what e changes about this socket, without giving e to any topic; see
+// Hub.deliver.
+func (c *Conn) controlOnly(e *Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closing {
+		c.control(e)
 	}
 }
 
@@ -250,15 +280,24 @@ func (c *Conn) readLoop() {
 		}
 		if typ != websocket.MessageText {
 			c.closeWith(closeUnsupportedMsg, "only JSON text messages are accepted")
+			c.awaitClose()
 			return
 		}
 		if !c.limiter.Allow() {
 			c.closeWith(ClosePolicy, fmt.Sprintf("more than %d messages a second", c.svc.cfg.MessagesPerSecond))
+			c.awaitClose()
 			return
 		}
 		c.handle(data)
 	}
 }
+
+// awaitClose waits until a close the reader asked for (closeWith) has finished. Returning at
+// once would let ServeHTTP cancel the writer and CloseNow the connection while the close
+// goroutine has not yet written its frame, and the client would see 1006 instead of the code
+// (it did, in TestRealtimeAbusiveFramesCloseWithTheirCode). The close goroutine cancels c.ctx
+// when the handshake is over, or after its own timeouts when the peer does not answer.
+func (c *Conn) awaitClose() { <-c.ctx.Done() }
 
 func (c *Conn) handle(data []byte) {
 	var m clientMessage
@@ -460,7 +499,7 @@ func (c *Conn) writeLoop() {
 			err := c.ws.Ping(ctx)
 			cancel()
 			if err != nil {
-				c.drop() // a dead peer; it would never read a close frame
+				c.drop("no pong within the ping timeout") // a dead peer; it would never read a close frame
 				return
 			}
 		case <-expiry.C:

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/tasker/tasker/internal/tenancy"
 )
 
 // ErrTooManyConnections is returned by register when the user holds the most sockets allowed.
@@ -105,11 +107,23 @@ func (h *Hub) tracked() map[uuid.UUID]int64 {
 // deliver fans e out to the tenant's sockets, each of which applies what it changes about the
 // socket itself (a revoked session, a lost membership) before its topics get it. Sockets never
 // block it: each has its own bounded queue. Events at or below the cursor were delivered already.
+//
+// An event at or below the cursor that every instance must apply (a revocation, a user change)
+// still goes to each socket's control, though to no topic: the cursor of a tenant's first
+// socket starts at the stream's newest id, so that socket may not have seen it yet.
 func (h *Hub) deliver(e *Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	tc := h.tenants[e.Tenant]
-	if tc == nil || e.ID <= tc.cursor {
+	if tc == nil {
+		return
+	}
+	if e.ID <= tc.cursor {
+		if tenancy.ReachesEveryServer(e.Type) {
+			for c := range tc.conns {
+				c.controlOnly(e)
+			}
+		}
 		return
 	}
 	tc.cursor = e.ID
@@ -150,7 +164,7 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 		for _, c := range conns {
-			c.drop()
+			c.drop("shutdown: the close handshake did not finish in time")
 		}
 		select {
 		case <-done:

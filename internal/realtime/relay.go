@@ -180,6 +180,13 @@ func (r *relay) dispatchLoop(ctx context.Context) {
 
 // dispatch reads the tenant's events the wake-up announced (from the cursor, for a tracked
 // tenant, so a gap left by a lost wake-up is filled) and hands them on.
+//
+// A wake-up with events every instance must apply (auth) is read from its first id even when
+// the tenant's cursor is past it: a tenant's first socket here starts the cursor at the
+// stream's newest id, which can be past a revocation that committed while the socket opened
+// and that this relay had not applied yet, nor shown the socket (whose credential was checked
+// before). Skipping it left the revoked session's token accepted here, and its socket open,
+// until the token expired (TestRealtimeRevocationRacingASocketOpeningStillCloses).
 func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 	cursor, tracked := r.svc.hub.cursor(tenant)
 	after := w.first - 1
@@ -215,10 +222,10 @@ func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 				r.svc.applyRevocation(e.Type, e.ID, e.ResourceID, e.fields(), e.At)
 			}
 		}
-		if tracked {
-			for _, e := range events {
-				r.svc.hub.deliver(e)
-			}
+		// Whether the tenant has sockets here is decided under the hub's lock, not by tracked:
+		// a socket registered since must still see what e changes about it.
+		for _, e := range events {
+			r.svc.hub.deliver(e)
 		}
 		if len(rows) < relayPage {
 			return nil

@@ -174,12 +174,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
 	defer func() { _ = ws.CloseNow() }()
-	c.mu.Lock()
-	c.ws = ws
-	closing, code, reason := c.closing, c.closeCode, c.closeReason
-	c.mu.Unlock()
-	if closing {
-		_ = ws.Close(code, reason) // revoked or shut down while upgrading
+	if !c.upgraded(ws) {
 		return
 	}
 
