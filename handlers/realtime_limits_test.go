@@ -180,6 +180,9 @@ func TestRealtimeAbusiveFramesCloseWithTheirCode(t *testing.T) {
 			return s.WriteFrame(websocket.MessageText, []byte(`{"type":"ping","pad":"`+strings.Repeat("x", 1100)+`"}`))
 		}, websocket.StatusMessageTooBig},
 		{"binary", func(s *apitest.Socket) error { return s.WriteFrame(websocket.MessageBinary, ping) }, websocket.StatusUnsupportedData},
+		{"not UTF-8", func(s *apitest.Socket) error {
+			return s.WriteFrame(websocket.MessageText, []byte("{\"type\":\"ping\",\"x\":\"\xff\"}"))
+		}, websocket.StatusInvalidFramePayloadData},
 		{"too many", func(s *apitest.Socket) error {
 			for range 30 {
 				if err := s.WriteFrame(websocket.MessageText, ping); err != nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -271,6 +272,14 @@ func (c *Conn) suspendLocked(match func(*sub) bool) {
 	}
 }
 
+// queryContext bounds one database read of the socket's. It does not end with the socket: a
+// query cancelled in flight costs the pool its connection, and these reads are short.
+func (c *Conn) queryContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(c.ctx), queryTimeout)
+}
+
+const queryTimeout = 10 * time.Second
+
 // readLoop serves the client's messages until the socket ends.
 func (c *Conn) readLoop() {
 	for {
@@ -280,6 +289,11 @@ func (c *Conn) readLoop() {
 		}
 		if typ != websocket.MessageText {
 			c.closeWith(closeUnsupportedMsg, "only JSON text messages are accepted")
+			c.awaitClose()
+			return
+		}
+		if !utf8.Valid(data) {
+			c.closeWith(websocket.StatusInvalidFramePayloadData, "text messages must be UTF-8")
 			c.awaitClose()
 			return
 		}
@@ -373,8 +387,10 @@ func (c *Conn) subscribe(name string, since *int64) {
 	s.project, s.team = probe.project, probe.team
 	c.mu.Unlock()
 
-	bounds, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, c.scope(), func(q *db.Queries) (db.EventStreamBoundsRow, error) {
-		return q.EventStreamBounds(c.ctx)
+	qctx, cancel := c.queryContext()
+	defer cancel()
+	bounds, err := tenancy.ReadV(qctx, c.svc.cfg.DB, c.scope(), func(q *db.Queries) (db.EventStreamBoundsRow, error) {
+		return q.EventStreamBounds(qctx)
 	})
 	code, msg, from := "", "", bounds.LastID
 	switch {
@@ -420,16 +436,18 @@ func (c *Conn) authorize(s *sub, p auth.Principal) (code, msg string) {
 		project, team uuid.UUID
 		member        bool
 	}
-	a, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) (access, error) {
+	qctx, cancel := c.queryContext()
+	defer cancel()
+	a, err := tenancy.ReadV(qctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) (access, error) {
 		var a access
 		if s.t.kind == resourceTypeTask {
-			t, err := q.GetTask(c.ctx, db.GetTaskParams{TenantID: p.Tenant, ID: s.t.id})
+			t, err := q.GetTask(qctx, db.GetTaskParams{TenantID: p.Tenant, ID: s.t.id})
 			if err != nil {
 				return a, err
 			}
 			a.project, a.team = t.Task.ProjectID, t.TeamID
 		} else {
-			proj, err := q.GetProject(c.ctx, s.t.id)
+			proj, err := q.GetProject(qctx, s.t.id)
 			if err != nil {
 				return a, err
 			}
@@ -439,7 +457,7 @@ func (c *Conn) authorize(s *sub, p auth.Principal) (code, msg string) {
 			return a, nil
 		}
 		var err error
-		a.member, err = q.IsTeamMember(c.ctx, db.IsTeamMemberParams{TeamID: a.team, UserID: p.User})
+		a.member, err = q.IsTeamMember(qctx, db.IsTeamMemberParams{TeamID: a.team, UserID: p.User})
 		return a, err
 	})
 	switch {
@@ -576,9 +594,11 @@ func (c *Conn) recheckSubs() {
 	p := c.p
 	p.Role = c.tokenRole
 	c.mu.Unlock()
-	cur, err := tenancy.ReadV(c.ctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) (auth.Principal, error) {
-		return auth.Current(c.ctx, q, p)
+	qctx, cancel := c.queryContext()
+	cur, err := tenancy.ReadV(qctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) (auth.Principal, error) {
+		return auth.Current(qctx, q, p)
 	})
+	cancel()
 	if err != nil {
 		if c.ctx.Err() == nil {
 			c.closeWith(CloseAccessRevoked, "access revoked")
@@ -659,9 +679,11 @@ func (c *Conn) replay(s *sub, name string) bool {
 		case resourceTypeTask:
 			params.ResourceID = &s.t.id
 		}
-		rows, err := tenancy.SearchV(c.ctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) ([]db.ListEventsAfterRow, error) {
-			return q.ListEventsAfter(c.ctx, params)
+		qctx, cancel := c.queryContext()
+		rows, err := tenancy.SearchV(qctx, c.svc.cfg.DB, tenancy.Scope{Tenant: p.Tenant, User: p.User}, func(q *db.Queries) ([]db.ListEventsAfterRow, error) {
+			return q.ListEventsAfter(qctx, params)
 		})
+		cancel()
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.svc.cfg.Logger.Error("realtime: replay", "error", err)
