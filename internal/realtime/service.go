@@ -102,7 +102,8 @@ func (s *Service) Connections() int { return s.hub.count() }
 func (s *Service) Shutdown(ctx context.Context) { s.hub.Shutdown(ctx) }
 
 // ServeHTTP authenticates, checks the Origin and the connection limit, all answered as
-// problem+json before anything is upgraded, then upgrades and serves the socket until it ends.
+// problem+json before anything is upgraded, then upgrades and hands the socket to goroutines
+// of its own.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !s.originAllowed(r) {
@@ -129,7 +130,6 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
 	c := &Conn{
 		svc: s, tenant: p.Tenant, registeredUser: p.User, ctx: cctx, cancel: cancel,
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessagesPerSecond), s.cfg.MessagesPerSecond),
@@ -142,9 +142,14 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			s.refuse(w, r, problem.New(problem.Unavailable, "The server is shutting down."))
 		}
+		cancel()
 		return
 	}
-	defer s.hub.unregister(c)
+	// Until the socket is handed to its own goroutines below.
+	release := func() {
+		s.hub.unregister(c)
+		cancel()
+	}
 	// The database's word, now that the relay reaches this socket: a revocation committed
 	// before this read is refused here, one after reaches the socket through the relay. It
 	// also lowers the role to the user's current one.
@@ -153,6 +158,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.refuse(w, r, err)
+		release()
 		return
 	}
 	c.mu.Lock()
@@ -170,22 +176,31 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
+		release()
 		return // Accept answered the client
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	defer func() { _ = ws.CloseNow() }()
 	if !c.upgraded(ws) {
+		_ = ws.CloseNow()
+		release()
 		return
 	}
-
-	done := make(chan struct{})
+	// The socket gets goroutines of its own, and this one returns: its stack, grown by the
+	// middleware and the database reads above, and the request go with it. An idle socket
+	// then costs two small stacks (see docs/performance.md). The access log line records the
+	// upgrade, not the socket's life.
 	go func() {
-		defer close(done)
-		c.writeLoop()
+		defer release()
+		defer func() { _ = ws.CloseNow() }()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.writeLoop()
+		}()
+		c.readLoop()
+		cancel()
+		<-done
 	}()
-	c.readLoop()
-	cancel()
-	<-done
 }
 
 func (s *Service) refuse(w http.ResponseWriter, r *http.Request, err error) {
