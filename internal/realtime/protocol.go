@@ -57,12 +57,9 @@ const (
 	eventMemberRemoved  = "team.member_removed"
 	eventTeamDeleted    = "team.deleted"
 	eventProjectUpdated = "project.updated"
-	eventProjectDeleted = "project.deleted"
-	eventTypePrefixTask = "task."
 	eventTypePrefixUser = "user."
 	eventTypePrefixTeam = "team."
 	eventTypePrefixProj = "project."
-	eventTypePrefixFile = "file."
 	eventTypePrefixBill = "billing."
 	statusActive        = "active"
 	maxReplayPage       = 500

@@ -90,13 +90,10 @@ func (r *relay) listen(ctx context.Context, since time.Time) error {
 	if err := r.catchUpAuth(ctx, since); err != nil {
 		return err
 	}
-	r.mu.Lock()
 	for tenant := range r.svc.hub.tracked() {
-		w := r.pending[tenant]
-		w.last = math.MaxInt64
-		r.pending[tenant] = w
+		// Everything after the cursor: first 0 reads from it (see dispatch).
+		r.queue(tenant, wake{first: 0, last: math.MaxInt64})
 	}
-	r.mu.Unlock()
 	r.poke()
 	select {
 	case <-r.ready:
@@ -113,16 +110,21 @@ func (r *relay) listen(ctx context.Context, since time.Time) error {
 			r.svc.cfg.Logger.Warn("realtime: malformed wake-up", "payload", n.Payload)
 			continue
 		}
-		r.mu.Lock()
-		if prev, seen := r.pending[tenant]; seen {
-			w.first = min(w.first, prev.first)
-			w.last = max(w.last, prev.last)
-			w.auth = w.auth || prev.auth
-		}
-		r.pending[tenant] = w
-		r.mu.Unlock()
+		r.queue(tenant, w)
 		r.poke()
 	}
+}
+
+// queue adds a wake-up of tenant to what the next dispatch reads, merged with any pending one.
+func (r *relay) queue(tenant uuid.UUID, w wake) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if prev, seen := r.pending[tenant]; seen {
+		w.first = min(w.first, prev.first)
+		w.last = max(w.last, prev.last)
+		w.auth = w.auth || prev.auth
+	}
+	r.pending[tenant] = w
 }
 
 func (r *relay) poke() {
@@ -163,15 +165,7 @@ func (r *relay) dispatchLoop(ctx context.Context) {
 			if err := r.dispatch(ctx, tenant, w); err != nil && ctx.Err() == nil {
 				r.svc.cfg.Logger.Error("realtime: dispatch", "tenant", tenant, "error", err)
 				// Try again with the next wake-up of this tenant, or now if none comes.
-				r.mu.Lock()
-				p := r.pending[tenant]
-				p.last = max(p.last, w.last)
-				if p.first == 0 || w.first < p.first {
-					p.first = w.first
-				}
-				p.auth = p.auth || w.auth
-				r.pending[tenant] = p
-				r.mu.Unlock()
+				r.queue(tenant, w)
 				time.AfterFunc(100*time.Millisecond, r.poke)
 			}
 		}
