@@ -30,9 +30,10 @@ type receipt struct {
 	at   int64     // when the whole frame had been read
 }
 
-// subscriber is one socket. Only its own goroutine touches it until the run ends.
+// subscriber is one socket. Only the goroutine that reads it (its own, or its poller for
+// -client epoll) touches it until the run ends.
 type subscriber struct {
-	ws     *websocket.Conn
+	ws     *websocket.Conn // -client library only
 	got    []receipt
 	bytes  int64    // of the task.created frames
 	other  int      // messages that are not task.created events
@@ -65,15 +66,20 @@ func fanout(ctx context.Context, o options) error {
 		}
 		tokens = append(tokens, tok)
 	}
-	fmt.Printf("tenant=%s project=%s users=%d subscribers=%d (%d per user at most)\n",
-		t.slug, t.project, o.users, o.subscribers, (o.subscribers+o.users-1)/o.users)
+	clientDesc := o.client
+	if o.client == "epoll" {
+		clientDesc += fmt.Sprintf(" readers=%d", o.readers)
+	}
+	fmt.Printf("client=%s tenant=%s project=%s users=%d subscribers=%d (%d per user at most)\n",
+		clientDesc, t.slug, t.project, o.users, o.subscribers, (o.subscribers+o.users-1)/o.users)
 
 	before, err := settle(ctx, o.url, "before", o.gcWait)
 	if err != nil {
 		return err
 	}
 
-	// Open the sockets, -dialers at a time; each then reads until the run stops it.
+	// Open the sockets, -dialers at a time; each is then read, by its own goroutine or by a
+	// poller, until the run stops it.
 	wsURL := "ws" + strings.TrimPrefix(o.url, "http") + "/v1/realtime"
 	topic := "project:" + t.project.String()
 	subs := make([]*subscriber, o.subscribers)
@@ -86,6 +92,12 @@ func fanout(ctx context.Context, o options) error {
 	)
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
+	var ep *epollClient
+	if o.client == "epoll" {
+		if ep, err = startEpoll(rctx, o.url, o.readers, o.subscribers, &received, &readers); err != nil {
+			return err
+		}
+	}
 	sem := make(chan struct{}, o.dialers)
 	openStart := time.Now()
 	for i := range subs {
@@ -96,7 +108,12 @@ func fanout(ctx context.Context, o options) error {
 		go func() {
 			defer readers.Done()
 			sem <- struct{}{}
-			err := s.open(rctx, wsURL, tokens[i%len(tokens)], topic)
+			var err error
+			if ep != nil {
+				err = ep.open(rctx, i, s, tokens[i%len(tokens)], topic)
+			} else {
+				err = s.open(rctx, wsURL, tokens[i%len(tokens)], topic)
+			}
 			<-sem
 			if err != nil {
 				failMu.Lock()
@@ -106,7 +123,9 @@ func fanout(ctx context.Context, o options) error {
 				return
 			}
 			opened.Done()
-			s.read(rctx, &received)
+			if ep == nil {
+				s.read(rctx, &received)
+			}
 		}()
 	}
 	opened.Wait()
@@ -270,22 +289,26 @@ func (s *subscriber) read(ctx context.Context, received *atomic.Int64) {
 			s.ws.CloseNow()
 			return
 		}
-		msg := buf.Bytes()
-		id, task, ok := parseTaskCreated(msg)
-		if ok && len(s.got) == 0 {
-			s.bad = crossCheck(msg, id, task)
-		}
-		if !ok {
-			s.other++
-			if bytes.HasPrefix(msg, []byte(`{"type":"error"`)) && len(s.errors) < 3 {
-				s.errors = append(s.errors, string(msg))
-			}
-			continue
-		}
-		s.got = append(s.got, receipt{id: id, task: task, at: at})
-		s.bytes += int64(len(msg))
-		received.Add(1)
+		s.record(buf.Bytes(), at, received)
 	}
+}
+
+// record takes in one whole message, read at at; it keeps nothing of msg.
+func (s *subscriber) record(msg []byte, at int64, received *atomic.Int64) {
+	id, task, ok := parseTaskCreated(msg)
+	if ok && len(s.got) == 0 {
+		s.bad = crossCheck(msg, id, task)
+	}
+	if !ok {
+		s.other++
+		if bytes.HasPrefix(msg, []byte(`{"type":"error"`)) && len(s.errors) < 3 {
+			s.errors = append(s.errors, string(msg))
+		}
+		return
+	}
+	s.got = append(s.got, receipt{id: id, task: task, at: at})
+	s.bytes += int64(len(msg))
+	received.Add(1)
 }
 
 var (

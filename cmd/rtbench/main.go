@@ -19,6 +19,12 @@
 // Mode writes creates tasks as fast as -concurrency clients can for -duration, with no socket,
 // so the same run against a server with REALTIME_ENABLED=true and one with false gives the cost
 // of the NOTIFY on commit.
+// -client picks how mode fanout reads its sockets. The client shares the machine's cores with
+// the server, so what it spends per received frame is taken from the latency it measures:
+// epoll (the default; Linux, plain ws only) does the handshake by hand and reads every socket
+// from -readers goroutines, each with an epoll instance of its own; library runs a
+// coder/websocket client with a reader goroutine per socket, which costs about twice the client
+// CPU per frame and, at 10,000 sockets, a visible share of two cores.
 //
 // The server must allow the sockets (REALTIME_MAX_CONNECTIONS_PER_USER at least
 // subscribers/users) and the sign-ins (LOGIN_RATE_PER_IP counts sign-ups and logins: 1 + users,
@@ -37,6 +43,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,6 +75,8 @@ type options struct {
 	warmup      time.Duration
 	cpuProfile  string
 	listen      string
+	client      string
+	readers     int
 }
 
 func run() error {
@@ -80,6 +89,8 @@ func run() error {
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, "how long to write")
 	flag.DurationVar(&o.grace, "grace", 5*time.Second, "fanout: how long after the last write's response a delivery still counts")
 	flag.IntVar(&o.dialers, "dialers", 32, "fanout: sockets being opened at once")
+	flag.StringVar(&o.client, "client", "epoll", "fanout: how the sockets are read: epoll (a hand-written client, every socket read from -readers epoll goroutines; Linux, http:// only) or library (coder/websocket, a reader goroutine per socket: about twice the client CPU per frame)")
+	flag.IntVar(&o.readers, "readers", 1, "fanout, -client epoll: reader goroutines, each with its own epoll instance and an equal share of the sockets")
 	flag.DurationVar(&o.gcWait, "gcwait", 0, "fanout: before each memory reading, wait up to this long for a garbage collection in the server (it runs one every 2 minutes when idle); 0 reads at once")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "writes: concurrent clients")
 	flag.IntVar(&o.tenants, "tenants", 1, "writes: tenants the clients are spread over (each tenant's event ids serialise its own writes)")
@@ -104,6 +115,15 @@ func run() error {
 	case "fanout":
 		if o.subscribers < 1 || o.users < 1 || o.users > o.subscribers || o.rate <= 0 {
 			return errors.New("want -subscribers >= -users >= 1 and -rate > 0")
+		}
+		if o.client != "epoll" && o.client != "library" {
+			return fmt.Errorf("unknown -client %q: want epoll or library", o.client)
+		}
+		if o.readers < 1 {
+			return errors.New("want -readers >= 1")
+		}
+		if o.client == "epoll" && !strings.HasPrefix(o.url, "http://") {
+			return errors.New("-client epoll speaks plain ws only: want an http:// -url, or -client library")
 		}
 		if err := raiseFileLimit(uint64(o.subscribers) + 1024); err != nil {
 			return err

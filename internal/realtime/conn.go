@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -19,9 +20,11 @@ import (
 	"github.com/tasker/tasker/internal/tenancy"
 )
 
-// Conn is one client socket. Two goroutines serve it: the reader (the HTTP handler's) reads and
-// answers client messages, and the writer writes queued frames, pings, and does the database
-// work of catching subscriptions up. The relay only ever queues frames, never waits on a socket.
+// Conn is one client socket. One goroutine, the reader, serves it while it is idle: it reads and
+// answers client messages. Frames are written by whoever owns the writer (see claimLocked): the
+// relay's fan-out for live events, the reader for its answers, or the worker, a goroutine started
+// only while there is database work (catching subscriptions up, re-checking access). Writes never
+// block (netConn), so nobody waits on a slow client. Pings and expiry are timers.
 type Conn struct {
 	svc            *Service
 	tenant         uuid.UUID
@@ -32,19 +35,27 @@ type Conn struct {
 
 	mu sync.Mutex // guards everything below
 	ws *websocket.Conn
+	nc *netConn
 	p  auth.Principal
 	// tokenRole is the role the credential itself carries; user changes can only lower it.
 	tokenRole auth.Role
 	subs      map[string]*sub
 	queue     [][]byte
-	// work flags tell the writer what to do besides writing the queue.
-	recheck, catchUp, expiryChanged bool
-	closing                         bool
+	// flushing is held by the one goroutine that owns the writer; flushed tells waiters for it
+	// that it is free.
+	flushing bool
+	flushed  *sync.Cond
+	// behind counts the frames written while the kernel had not yet taken earlier ones; the
+	// writer's owner alone touches it.
+	behind int
+	// work flags tell the worker what to do; working is set while it runs.
+	recheck, catchUp, working bool
+	closing                   bool
 	// closeCode and closeReason are a close asked for before the upgrade, when there was no
 	// ws to close yet; upgraded carries it out.
-	closeCode   websocket.StatusCode
-	closeReason string
-	wake        chan struct{}
+	closeCode      websocket.StatusCode
+	closeReason    string
+	pinger, expiry *time.Timer
 }
 
 // sub is one topic subscription of a socket.
@@ -85,16 +96,18 @@ func (c *Conn) scope() tenancy.Scope {
 	return tenancy.Scope{Tenant: p.Tenant, User: p.User}
 }
 
-// signal wakes the writer; c.mu is held or not, either way.
-func (c *Conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// startWorkLocked starts the worker for the work flags set, unless it runs. c.mu is held.
+func (c *Conn) startWorkLocked() {
+	if c.working || c.closing || (!c.recheck && !c.catchUp) {
+		return
 	}
+	c.working = true
+	go c.work()
 }
 
-// enqueueLocked queues a frame for the writer; a full queue means the client does not keep up,
-// and it is closed rather than slowing anyone else. c.mu is held.
+// enqueueLocked queues a frame for the writer's owner; a full queue means the client does not
+// keep up, and it is closed rather than slowing anyone else. c.mu is held; whoever queues then
+// flushes (flush), unless it is the relay, which collects the sockets to write.
 func (c *Conn) enqueueLocked(frame []byte) {
 	if c.closing {
 		return
@@ -104,13 +117,33 @@ func (c *Conn) enqueueLocked(frame []byte) {
 		return
 	}
 	c.queue = append(c.queue, frame)
-	c.signal()
+}
+
+// claimLocked takes the writer if nobody owns it and there is something to write; the owner
+// writes the queue and lets go (writeQueue). c.mu is held.
+func (c *Conn) claimLocked() bool {
+	if c.flushing || c.closing || len(c.queue) == 0 {
+		return false
+	}
+	c.flushing = true
+	return true
+}
+
+// flush writes the queue now, unless the writer's owner will.
+func (c *Conn) flush() {
+	c.mu.Lock()
+	claimed := c.claimLocked()
+	c.mu.Unlock()
+	if claimed {
+		c.writeQueue(nil)
+	}
 }
 
 func (c *Conn) send(v any) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.enqueueLocked(mustJSON(v))
+	c.mu.Unlock()
+	c.flush()
 }
 
 func (c *Conn) sendError(code, topic, format string, args ...any) {
@@ -131,6 +164,7 @@ func (c *Conn) closeLocked(code websocket.StatusCode, reason string) {
 	}
 	c.closing = true
 	c.queue = nil
+	c.flushed.Broadcast() // a worker waiting for the writer gives up
 	c.svc.cfg.Logger.Info("realtime: closing socket", "code", int(code), "reason", reason, "tenant", c.tenant, "user", c.registeredUser)
 	if c.ws == nil {
 		// Registered (so the relay and Shutdown reach it) but not upgraded yet: closing the
@@ -149,9 +183,9 @@ func (c *Conn) closeLocked(code websocket.StatusCode, reason string) {
 
 // upgraded hands c its WebSocket; false when c was closed before, and then the close asked
 // for is done here (a drop leaves it to the caller's CloseNow), so the socket is not served.
-func (c *Conn) upgraded(ws *websocket.Conn) bool {
+func (c *Conn) upgraded(ws *websocket.Conn, nc *netConn) bool {
 	c.mu.Lock()
-	c.ws = ws
+	c.ws, c.nc = ws, nc
 	closing, code, reason := c.closing, c.closeCode, c.closeReason
 	c.mu.Unlock()
 	if closing && code != 0 {
@@ -175,12 +209,13 @@ func (c *Conn) drop(reason string) {
 
 // offer gives the socket a live event: first what it changes about the socket (control), then
 // to each subscription whose topic shows it. It runs on the relay's goroutine, under the hub's
-// lock, so it never waits for anything.
-func (c *Conn) offer(e *Event) {
+// lock, so it never waits for anything; true means it claimed the writer, and the relay must
+// write the queue (writeQueue).
+func (c *Conn) offer(e *Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
-		return
+		return false
 	}
 	c.control(e)
 	for name, s := range c.subs {
@@ -202,6 +237,7 @@ func (c *Conn) offer(e *Event) {
 		case suspended:
 		}
 	}
+	return c.claimLocked()
 }
 
 // controlOnly applies what e changes about this socket, without giving e to any topic; see
@@ -267,9 +303,7 @@ func (c *Conn) suspendLocked(match func(*sub) bool) {
 		s.gen++
 		c.recheck = true
 	}
-	if c.recheck {
-		c.signal()
-	}
+	c.startWorkLocked()
 }
 
 // queryContext bounds one database read of the socket's. It does not end with the socket: a
@@ -324,6 +358,7 @@ func (c *Conn) handle(data []byte) {
 		c.mu.Lock()
 		c.enqueueLocked(pongFrame)
 		c.mu.Unlock()
+		c.flush()
 	case "subscribe":
 		c.subscribe(m.Topic, m.Since)
 	case "unsubscribe":
@@ -405,6 +440,7 @@ func (c *Conn) subscribe(name string, since *int64) {
 	default:
 		from = *since
 	}
+	defer c.flush()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.subs[name] != s || s.state != starting {
@@ -422,7 +458,7 @@ func (c *Conn) subscribe(name string, since *int64) {
 	}
 	c.enqueueLocked(mustJSON(subscribedMessage{Type: "subscribed", Topic: name, LastID: bounds.LastID}))
 	c.catchUp = true
-	c.signal()
+	c.startWorkLocked()
 }
 
 // authorize decides whether p may read s's topic, filling in its project and team. It answers
@@ -486,7 +522,9 @@ func (c *Conn) renew(token string) {
 	}
 	c.mu.Lock()
 	c.p, c.tokenRole = p, p.Role
-	c.expiryChanged = true
+	if c.expiry != nil {
+		c.expiry.Reset(untilExpiry(p))
+	}
 	c.recheck = true
 	for _, s := range c.subs {
 		if s.t.kind != topicTenant && s.state == live {
@@ -498,64 +536,97 @@ func (c *Conn) renew(token string) {
 		exp = &p.Expires
 	}
 	c.enqueueLocked(mustJSON(authenticatedMessage{Type: "authenticated", ExpiresAt: exp}))
+	c.startWorkLocked()
+	c.mu.Unlock()
+	c.flush()
+}
+
+// startTimers arms the heartbeat and the credential's expiry.
+func (c *Conn) startTimers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pinger = time.AfterFunc(c.svc.cfg.PingInterval, c.ping)
+	c.expiry = time.AfterFunc(untilExpiry(c.p), func() {
+		c.closeWith(CloseTokenExpired, "the credential expired; renew it with an auth message before it does")
+	})
+}
+
+func (c *Conn) stopTimers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pinger.Stop()
+	c.expiry.Stop()
+}
+
+// ping runs on the heartbeat's timer: a peer that does not answer within the ping timeout is
+// dead, and would never read a close frame either.
+func (c *Conn) ping() {
+	ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.PingTimeout)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if c.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		c.drop("no pong within the ping timeout")
+		return
+	}
+	c.mu.Lock()
+	c.pinger.Reset(c.svc.cfg.PingInterval)
 	c.mu.Unlock()
 }
 
-// writeLoop writes queued frames, pings, closes on expiry, and does the subscriptions' database
-// work, until the socket ends.
-func (c *Conn) writeLoop() {
-	ping := time.NewTicker(c.svc.cfg.PingInterval)
-	defer ping.Stop()
-	expiry := time.NewTimer(c.untilExpiry())
-	defer expiry.Stop()
+func untilExpiry(p auth.Principal) time.Duration {
+	if p.Expires.IsZero() {
+		return math.MaxInt64
+	}
+	return max(time.Until(p.Expires), 0)
+}
+
+// work is the worker: it re-checks access and catches subscriptions up, until no work is left.
+func (c *Conn) work() {
 	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-ping.C:
-			ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.PingTimeout)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				c.drop("no pong within the ping timeout") // a dead peer; it would never read a close frame
-				return
-			}
-		case <-expiry.C:
-			c.closeWith(CloseTokenExpired, "the credential expired; renew it with an auth message before it does")
-			return
-		case <-c.wake:
-		}
-		if !c.flush() {
-			return
-		}
 		c.mu.Lock()
-		recheck, catchUp, expiryChanged := c.recheck, c.catchUp, c.expiryChanged
-		c.recheck, c.catchUp, c.expiryChanged = false, false, false
-		c.mu.Unlock()
-		if expiryChanged {
-			expiry.Reset(c.untilExpiry())
+		recheck, catchUp := c.recheck, c.catchUp
+		c.recheck, c.catchUp = false, false
+		if c.closing || (!recheck && !catchUp) {
+			c.working = false
+			c.mu.Unlock()
+			return
 		}
+		c.mu.Unlock()
 		if recheck {
 			c.recheckSubs()
 		}
-		if recheck || catchUp {
-			if !c.catchUpSubs() {
-				return
-			}
-		}
+		c.catchUpSubs()
 	}
 }
 
-func (c *Conn) untilExpiry() time.Duration {
-	exp := c.principal().Expires
-	if exp.IsZero() {
-		return math.MaxInt64
+// own waits until the caller owns the writer; false when the socket is closing.
+func (c *Conn) own() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.flushing && !c.closing {
+		c.flushed.Wait()
 	}
-	return max(time.Until(exp), 0)
+	if c.closing {
+		return false
+	}
+	c.flushing = true
+	return true
 }
 
-// flush writes what is queued; false when the socket is gone.
-func (c *Conn) flush() bool {
+// writeQueue writes the queue until it is empty and lets the writer go; the caller owns it.
+// buf is a scratch buffer for the frames' bytes, returned for reuse.
+func (c *Conn) writeQueue(buf []byte) []byte {
+	buf, _ = c.writeQueued(buf)
+	c.letGo()
+	return buf
+}
+
+// writeQueued writes the queue until it is empty, keeping the writer; false when the socket
+// is gone or closing.
+func (c *Conn) writeQueued(buf []byte) (_ []byte, ok bool) {
 	for {
 		c.mu.Lock()
 		frames := c.queue
@@ -563,31 +634,63 @@ func (c *Conn) flush() bool {
 		closing := c.closing
 		c.mu.Unlock()
 		if closing {
-			return false
+			return buf, false
 		}
 		if len(frames) == 0 {
-			return true
+			return buf, true
 		}
-		// One deadline for the batch: a timer per frame was a tenth of the fan-out's CPU.
-		ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.WriteTimeout)
-		for _, f := range frames {
-			if !c.write(ctx, f) {
-				cancel()
-				return false
-			}
+		var behind bool
+		if buf, behind, ok = c.writeFrames(buf, frames); !ok {
+			return buf, false
 		}
-		cancel()
+		if !behind {
+			c.behind = 0
+			continue
+		}
+		// What the client has not read fills the kernel's buffers, then the netConn's
+		// backlog; counting the frames written meanwhile bounds that backlog.
+		if c.behind += len(frames); c.behind > c.svc.cfg.SendQueue {
+			c.closeWith(CloseSlowConsumer, "send queue full: the client reads too slowly")
+			return buf, false
+		}
 	}
 }
 
-// write sends one frame within ctx's deadline; a client that does not take it in time is closed
-// as a slow consumer.
-func (c *Conn) write(ctx context.Context, frame []byte) bool {
-	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
-		c.closeWith(CloseSlowConsumer, "write timed out")
-		return false
+// letGo frees the writer, and claims it again for what was queued meanwhile and not claimed:
+// a claim made while it was owned failed.
+func (c *Conn) letGo() {
+	c.mu.Lock()
+	c.flushing = false
+	c.flushed.Broadcast()
+	claimed := c.claimLocked()
+	c.mu.Unlock()
+	if claimed {
+		c.writeQueue(nil)
 	}
-	return true
+}
+
+// writeFrames writes frames as one system call where it can, without blocking; behind is true
+// when some of them still wait for the kernel. False when the socket is gone; a client that
+// took nothing for the write timeout is closed as a slow consumer.
+func (c *Conn) writeFrames(buf []byte, frames [][]byte) (_ []byte, behind, ok bool) {
+	c.nc.corkWith(buf)
+	var err error
+	for _, f := range frames {
+		if err = c.ws.Write(context.Background(), websocket.MessageText, f); err != nil {
+			break
+		}
+	}
+	buf, behind, nerr := c.nc.uncork()
+	if err == nil {
+		err = nerr
+	}
+	if err != nil {
+		if errors.Is(nerr, errWriteTimeout) {
+			c.closeWith(CloseSlowConsumer, "write timed out")
+		}
+		return buf, false, false
+	}
+	return buf, behind, true
 }
 
 // recheckSubs re-reads the caller's standing and each suspended subscription's access. A
@@ -641,6 +744,7 @@ func (c *Conn) recheckSubs() {
 			s.state = catchingUp
 		}
 		c.mu.Unlock()
+		c.flush()
 	}
 }
 
@@ -662,8 +766,15 @@ func (c *Conn) catchUpSubs() bool {
 		if s == nil {
 			return true
 		}
-		// Frames queued before the subscription began catching up are older: send them first.
-		if !c.flush() || !c.replay(s, name) {
+		// The worker owns the writer while it replays: live frames of other topics queue
+		// behind it, and those queued before (the subscribed message) go first.
+		if !c.own() {
+			return false
+		}
+		_, ok := c.writeQueued(nil)
+		ok = ok && c.replay(s, name)
+		c.writeQueue(nil)
+		if !ok {
 			return false
 		}
 	}
@@ -695,26 +806,32 @@ func (c *Conn) replay(s *sub, name string) bool {
 			}
 			return false
 		}
-		wctx, wcancel := context.WithTimeout(c.ctx, c.svc.cfg.WriteTimeout)
+		var frames [][]byte
+		gone := false
+		c.mu.Lock()
 		for _, r := range rows {
 			e := eventFromRow(p.Tenant, r)
-			c.mu.Lock()
-			gone := c.subs[name] != s || s.state != catchingUp
-			show := !gone && e.ID > s.last && visible(e, s.t, c.p)
-			if !gone && e.ID > s.last {
+			if gone = c.subs[name] != s || s.state != catchingUp; gone {
+				break
+			}
+			if e.ID > s.last {
+				if visible(e, s.t, c.p) {
+					frames = append(frames, e.frame(name))
+				}
 				s.last = e.ID
 			}
-			c.mu.Unlock()
-			if gone {
-				wcancel()
-				return true
-			}
-			if show && !c.write(wctx, e.frame(name)) {
-				wcancel()
+		}
+		c.mu.Unlock()
+		if len(frames) > 0 {
+			_, _, ok := c.writeFrames(nil, frames)
+			// A page at a time: the next waits until the client has taken this one.
+			if !ok || !c.nc.waitDrained() {
 				return false
 			}
 		}
-		wcancel()
+		if gone {
+			return true
+		}
 		if len(rows) == maxReplayPage {
 			continue
 		}
@@ -737,6 +854,6 @@ func (c *Conn) replay(s *sub, name string) bool {
 		s.pending = nil
 		s.state = live
 		c.mu.Unlock()
-		return c.flush()
+		return true
 	}
 }

@@ -3,7 +3,9 @@ package realtime
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,16 +109,17 @@ func (h *Hub) tracked() map[uuid.UUID]int64 {
 // deliver fans e out to the tenant's sockets, each of which applies what it changes about the
 // socket itself (a revoked session, a lost membership) before its topics get it. Sockets never
 // block it: each has its own bounded queue. Events at or below the cursor were delivered already.
+// It appends to ready the sockets whose writer it claimed: the caller writes them (flushAll).
 //
 // An event at or below the cursor that every instance must apply (a revocation, a user change)
 // still goes to each socket's control, though to no topic: the cursor of a tenant's first
 // socket starts at the stream's newest id, so that socket may not have seen it yet.
-func (h *Hub) deliver(e *Event) {
+func (h *Hub) deliver(e *Event, ready []*Conn) []*Conn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	tc := h.tenants[e.Tenant]
 	if tc == nil {
-		return
+		return ready
 	}
 	if e.ID <= tc.cursor {
 		if tenancy.ReachesEveryServer(e.Type) {
@@ -124,13 +127,49 @@ func (h *Hub) deliver(e *Event) {
 				c.controlOnly(e)
 			}
 		}
-		return
+		return ready
 	}
 	tc.cursor = e.ID
 	for c := range tc.conns {
-		c.offer(e)
+		if c.offer(e) {
+			ready = append(ready, c)
+		}
 	}
+	return ready
 }
+
+// flushAll writes the queues of the sockets whose writer deliver claimed. Past a few hundred
+// sockets the writes are shared by one goroutine per core: each is a write(2), and the kernel's
+// loopback work for the receiver runs in the sender's system call.
+func flushAll(ready []*Conn) {
+	workers := min(runtime.GOMAXPROCS(0), (len(ready)+flushChunk-1)/flushChunk)
+	if workers <= 1 {
+		var buf []byte
+		for _, c := range ready {
+			buf = c.writeQueue(buf)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var buf []byte
+			for {
+				i := int(next.Add(flushChunk)) - flushChunk
+				if i >= len(ready) {
+					return
+				}
+				for _, c := range ready[i:min(i+flushChunk, len(ready))] {
+					buf = c.writeQueue(buf)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+const flushChunk = 256
 
 // count is the number of open sockets.
 func (h *Hub) count() int {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -129,12 +130,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Not the request's context: the socket outlives the request, and keeping its values
+	// would keep the request (see docs/performance.md, memory per idle socket).
+	cctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
 		svc: s, tenant: p.Tenant, registeredUser: p.User, ctx: cctx, cancel: cancel,
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessagesPerSecond), s.cfg.MessagesPerSecond),
-		p:       p, tokenRole: p.Role, wake: make(chan struct{}, 1),
+		p:       p, tokenRole: p.Role,
 	}
+	c.flushed = sync.NewCond(&c.mu)
 	if err := s.hub.register(c, bounds.LastID); err != nil {
 		if errors.Is(err, ErrTooManyConnections) {
 			pe := problem.New(problem.RateLimited, "You hold %d realtime connections already, the most allowed.", s.cfg.MaxConnsPerUser)
@@ -169,7 +173,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &hijackWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// The Origin was checked above, against our own list.
 		InsecureSkipVerify: true,
@@ -180,26 +185,22 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept answered the client
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	if !c.upgraded(ws) {
+	if !c.upgraded(ws, hw.nc) {
 		_ = ws.CloseNow()
 		release()
 		return
 	}
-	// The socket gets goroutines of its own, and this one returns: its stack, grown by the
+	// The socket gets a goroutine of its own, and this one returns: its stack, grown by the
 	// middleware and the database reads above, and the request go with it. An idle socket
-	// then costs two small stacks (see docs/performance.md). The access log line records the
+	// then costs one small stack (see docs/performance.md). The access log line records the
 	// upgrade, not the socket's life.
 	go func() {
 		defer release()
 		defer func() { _ = ws.CloseNow() }()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			c.writeLoop()
-		}()
+		c.startTimers()
+		defer c.stopTimers()
 		c.readLoop()
 		cancel()
-		<-done
 	}()
 }
 

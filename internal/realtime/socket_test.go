@@ -1,0 +1,121 @@
+package realtime
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// tcpPair is a loopback connection whose server side has a small send buffer, so a client
+// that does not read fills the kernel's buffers with a few hundred KiB. (A small receive buffer
+// on the client too made the kernel here stall the stream for good, even for plain blocking
+// writes: not what these tests are about.)
+func tcpPair(t *testing.T) (server *net.TCPConn, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := (<-accepted).(*net.TCPConn)
+	if err := sc.SetWriteBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close(); client.Close() })
+	return sc, client
+}
+
+// Writes to a client that reads nothing return at once, whatever the kernel would take; once
+// the client reads, it gets every byte in the order written, corked or not.
+func TestNetConnWritesWithoutBlockingAndKeepsOrder(t *testing.T) {
+	t.Parallel()
+	server, client := tcpPair(t)
+	nc := newNetConn(server, 10*time.Second)
+
+	var want bytes.Buffer
+	wrote := make(chan error, 1)
+	go func() {
+		var buf []byte
+		for i := range 400 {
+			chunk := bytes.Repeat([]byte{byte(i)}, 10_000)
+			if i%2 == 0 {
+				if _, err := nc.Write(chunk); err != nil {
+					wrote <- err
+					return
+				}
+			} else {
+				nc.corkWith(buf)
+				_, _ = nc.Write(chunk[:3000])
+				_, _ = nc.Write(chunk[3000:])
+				var err error
+				if buf, _, err = nc.uncork(); err != nil {
+					wrote <- err
+					return
+				}
+			}
+			want.Write(chunk)
+		}
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("4 MB of writes to a client that reads nothing blocked the writer")
+	}
+	nc.mu.Lock()
+	behind := len(nc.backlog) > 0 || nc.draining
+	nc.mu.Unlock()
+	if !behind {
+		t.Fatal("4 MB written to a client that reads nothing, yet nothing waits in the backlog")
+	}
+
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(client, int64(want.Len())))
+		got <- b
+	}()
+	if !nc.waitDrained() {
+		t.Fatalf("drain failed: %v", nc.failed())
+	}
+	if b := <-got; !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("the client read %d bytes, not the %d written in order", len(b), want.Len())
+	}
+}
+
+// A client that takes nothing for the write timeout fails the connection: the drain gives up,
+// closes it, and later writes fail.
+func TestNetConnFailsWhenTheClientTakesNothingInTime(t *testing.T) {
+	t.Parallel()
+	server, _ := tcpPair(t)
+	nc := newNetConn(server, 200*time.Millisecond)
+	chunk := make([]byte, 1<<20)
+	for range 8 {
+		if _, err := nc.Write(chunk); err != nil {
+			break
+		}
+	}
+	if nc.waitDrained() {
+		t.Fatal("waitDrained reported success for a client that read nothing")
+	}
+	if err := nc.failed(); !errors.Is(err, errWriteTimeout) {
+		t.Fatalf("failed() = %v, want errWriteTimeout", err)
+	}
+	if _, err := nc.Write([]byte("x")); err == nil {
+		t.Fatal("a write after the connection failed succeeded")
+	}
+}
