@@ -20,11 +20,12 @@ import (
 	"github.com/tasker/tasker/internal/tenancy"
 )
 
-// Conn is one client socket. One goroutine, the reader, serves it while it is idle: it reads and
-// answers client messages. Frames are written by whoever owns the writer (see claimLocked): the
-// relay's fan-out for live events, the reader for its answers, or the worker, a goroutine started
-// only while there is database work (catching subscriptions up, re-checking access). Writes never
-// block (netConn), so nobody waits on a slow client. Pings and expiry are timers.
+// Conn is one client socket. One goroutine, the reader, serves it while it is idle: it reads the
+// client's messages, and a handler goroutine, started while there are some, answers them in
+// order. Frames are written by whoever owns the writer (see claimLocked): the relay's fan-out for
+// live events, the handler for its answers, or the worker, a goroutine started only while there
+// is database work (catching subscriptions up, re-checking access). Writes never block
+// (netConn), so nobody waits on a slow client. Pings and expiry are timers.
 type Conn struct {
 	svc            *Service
 	tenant         uuid.UUID
@@ -41,13 +42,18 @@ type Conn struct {
 	tokenRole auth.Role
 	subs      map[string]*sub
 	queue     [][]byte
+	spare     [][]byte // the writer's owner returns the queue it wrote here
 	// flushing is held by the one goroutine that owns the writer; flushed tells waiters for it
 	// that it is free.
 	flushing bool
 	flushed  *sync.Cond
+	waiting  int // goroutines waiting on flushed
 	// behind counts the frames written while the kernel had not yet taken earlier ones; the
 	// writer's owner alone touches it.
 	behind int
+	// inbox holds the client's messages for the handler; handling is set while it runs.
+	inbox    [][]byte
+	handling bool
 	// work flags tell the worker what to do; working is set while it runs.
 	recheck, catchUp, working bool
 	closing                   bool
@@ -141,7 +147,7 @@ func (c *Conn) flush() {
 
 func (c *Conn) send(v any) {
 	c.mu.Lock()
-	c.enqueueLocked(mustJSON(v))
+	c.enqueueLocked(textFrame(v))
 	c.mu.Unlock()
 	c.flush()
 }
@@ -208,9 +214,9 @@ func (c *Conn) drop(reason string) {
 }
 
 // offer gives the socket a live event: first what it changes about the socket (control), then
-// to each subscription whose topic shows it. It runs on the relay's goroutine, under the hub's
-// lock, so it never waits for anything; true means it claimed the writer, and the relay must
-// write the queue (writeQueue).
+// to each subscription whose topic shows it. It runs on the relay's fan-out, so it never waits
+// for anything; true means it claimed the writer, and the relay must write the queue
+// (writeQueue).
 func (c *Conn) offer(e *Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -336,6 +342,32 @@ func (c *Conn) readLoop() {
 			c.awaitClose()
 			return
 		}
+		c.mu.Lock()
+		c.inbox = append(c.inbox, data)
+		if !c.handling {
+			c.handling = true
+			go c.handleInbox()
+		}
+		c.mu.Unlock()
+	}
+}
+
+// handleInbox answers the client's messages in order, on a goroutine that ends when none is
+// left. Not on the reader: a subscription's database reads grow a goroutine's stack to 8 KiB
+// and more, which the reader would then keep for the socket's life; the reader's own depth
+// fits 4 KiB (docs/performance.md, memory per idle socket). The rate limit bounds the inbox.
+func (c *Conn) handleInbox() {
+	for {
+		c.mu.Lock()
+		if len(c.inbox) == 0 || c.closing {
+			c.inbox, c.handling = nil, false
+			c.mu.Unlock()
+			return
+		}
+		data := c.inbox[0]
+		c.inbox[0] = nil
+		c.inbox = c.inbox[1:]
+		c.mu.Unlock()
 		c.handle(data)
 	}
 }
@@ -448,7 +480,7 @@ func (c *Conn) subscribe(name string, since *int64) {
 	}
 	if code != "" {
 		delete(c.subs, name)
-		c.enqueueLocked(mustJSON(errorMessage{Type: "error", Code: code, Topic: name, Message: msg}))
+		c.enqueueLocked(textFrame(errorMessage{Type: "error", Code: code, Topic: name, Message: msg}))
 		return
 	}
 	s.last, s.state = from, catchingUp
@@ -456,7 +488,7 @@ func (c *Conn) subscribe(name string, since *int64) {
 		s.state, s.pending, s.overflow = suspended, nil, false
 		c.recheck = true
 	}
-	c.enqueueLocked(mustJSON(subscribedMessage{Type: "subscribed", Topic: name, LastID: bounds.LastID}))
+	c.enqueueLocked(textFrame(subscribedMessage{Type: "subscribed", Topic: name, LastID: bounds.LastID}))
 	c.catchUp = true
 	c.startWorkLocked()
 }
@@ -535,7 +567,7 @@ func (c *Conn) renew(token string) {
 	if !p.Expires.IsZero() {
 		exp = &p.Expires
 	}
-	c.enqueueLocked(mustJSON(authenticatedMessage{Type: "authenticated", ExpiresAt: exp}))
+	c.enqueueLocked(textFrame(authenticatedMessage{Type: "authenticated", ExpiresAt: exp}))
 	c.startWorkLocked()
 	c.mu.Unlock()
 	c.flush()
@@ -607,7 +639,9 @@ func (c *Conn) own() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.flushing && !c.closing {
+		c.waiting++
 		c.flushed.Wait()
+		c.waiting--
 	}
 	if c.closing {
 		return false
@@ -630,7 +664,8 @@ func (c *Conn) writeQueued(buf []byte) (_ []byte, ok bool) {
 	for {
 		c.mu.Lock()
 		frames := c.queue
-		c.queue = nil
+		// Two slices take turns, so an event costs a socket no allocation.
+		c.queue, c.spare = c.spare, nil
 		closing := c.closing
 		c.mu.Unlock()
 		if closing {
@@ -640,7 +675,14 @@ func (c *Conn) writeQueued(buf []byte) (_ []byte, ok bool) {
 			return buf, true
 		}
 		var behind bool
-		if buf, behind, ok = c.writeFrames(buf, frames); !ok {
+		buf, behind, ok = c.writeFrames(buf, frames)
+		if cap(frames) <= 16 {
+			clear(frames)
+			c.mu.Lock()
+			c.spare = frames[:0]
+			c.mu.Unlock()
+		}
+		if !ok {
 			return buf, false
 		}
 		if !behind {
@@ -661,7 +703,9 @@ func (c *Conn) writeQueued(buf []byte) (_ []byte, ok bool) {
 func (c *Conn) letGo() {
 	c.mu.Lock()
 	c.flushing = false
-	c.flushed.Broadcast()
+	if c.waiting > 0 {
+		c.flushed.Broadcast()
+	}
 	claimed := c.claimLocked()
 	c.mu.Unlock()
 	if claimed {
@@ -673,19 +717,9 @@ func (c *Conn) letGo() {
 // when some of them still wait for the kernel. False when the socket is gone; a client that
 // took nothing for the write timeout is closed as a slow consumer.
 func (c *Conn) writeFrames(buf []byte, frames [][]byte) (_ []byte, behind, ok bool) {
-	c.nc.corkWith(buf)
-	var err error
-	for _, f := range frames {
-		if err = c.ws.Write(context.Background(), websocket.MessageText, f); err != nil {
-			break
-		}
-	}
-	buf, behind, nerr := c.nc.uncork()
-	if err == nil {
-		err = nerr
-	}
+	buf, behind, err := c.nc.writeFrames(buf, frames)
 	if err != nil {
-		if errors.Is(nerr, errWriteTimeout) {
+		if errors.Is(err, errWriteTimeout) {
 			c.closeWith(CloseSlowConsumer, "write timed out")
 		}
 		return buf, false, false
@@ -738,7 +772,7 @@ func (c *Conn) recheckSubs() {
 			if code != ErrInternal {
 				code, msg = ErrAccessRevoked, "You can no longer read this topic: "+msg
 			}
-			c.enqueueLocked(mustJSON(errorMessage{Type: "error", Code: code, Topic: names[s], Message: msg}))
+			c.enqueueLocked(textFrame(errorMessage{Type: "error", Code: code, Topic: names[s], Message: msg}))
 		} else {
 			s.team, s.project = probe.team, probe.project
 			s.state = catchingUp

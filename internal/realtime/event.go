@@ -3,6 +3,7 @@ package realtime
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,10 +25,12 @@ type Event struct {
 	Payload      []byte
 
 	// frames caches the encoded message per topic, and parsed the payload fields access rules
-	// read: an event is fanned out by one goroutine, to every socket of its tenant, and must
+	// read: an event goes to every socket of its tenant, from a goroutine per core, and must
 	// cost each socket nothing proportional to its size.
+	mu     sync.Mutex
 	frames map[string][]byte
-	parsed *payloadFields
+	parse  sync.Once
+	parsed payloadFields
 }
 
 func eventFromRow(tenant uuid.UUID, r db.ListEventsAfterRow) *Event {
@@ -39,10 +42,12 @@ func eventFromRow(tenant uuid.UUID, r db.ListEventsAfterRow) *Event {
 
 // frame is the event's message on topic, encoded once per topic however many sockets get it.
 func (e *Event) frame(topic string) []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if f, ok := e.frames[topic]; ok {
 		return f
 	}
-	f := mustJSON(eventMessage{
+	f := textFrame(eventMessage{
 		Type: "event", ID: e.ID, Topic: topic, Event: e.Type, ResourceType: e.ResourceType,
 		ResourceID: e.ResourceID, ProjectID: e.ProjectID, Data: json.RawMessage(e.Payload), Actor: e.Actor, At: e.At.UTC(),
 	})
@@ -62,12 +67,10 @@ type payloadFields struct {
 }
 
 func (e *Event) fields() payloadFields {
-	if e.parsed == nil {
-		var f payloadFields
-		_ = json.Unmarshal(e.Payload, &f) // payloads are our own JSON; a missing field stays zero
-		e.parsed = &f
-	}
-	return *e.parsed
+	e.parse.Do(func() {
+		_ = json.Unmarshal(e.Payload, &e.parsed) // payloads are our own JSON; a missing field stays zero
+	})
+	return e.parsed
 }
 
 // visible reports whether a subscriber acting as p receives e on the topic t whose project is

@@ -106,50 +106,68 @@ func (h *Hub) tracked() map[uuid.UUID]int64 {
 	return out
 }
 
-// deliver fans e out to the tenant's sockets, each of which applies what it changes about the
-// socket itself (a revoked session, a lost membership) before its topics get it. Sockets never
-// block it: each has its own bounded queue. Events at or below the cursor were delivered already.
-// It appends to ready the sockets whose writer it claimed: the caller writes them (flushAll).
+// deliver fans a tenant's events (in id order) out to its sockets, each of which applies what
+// an event changes about the socket itself (a revoked session, a lost membership) before its
+// topics get it, then writes what it got. Events at or below the tenant's cursor were
+// delivered already.
+//
+// The sockets are taken under the hub's lock, then served without it, a share per core: a
+// socket registered after that is served from the next events on, which is all it needs (its
+// subscriptions read the stream's position after registering, and the upgrade checks the
+// caller in the database after registering too). Sockets never block it: writes do not wait
+// (netConn).
 //
 // An event at or below the cursor that every instance must apply (a revocation, a user change)
 // still goes to each socket's control, though to no topic: the cursor of a tenant's first
 // socket starts at the stream's newest id, so that socket may not have seen it yet.
-func (h *Hub) deliver(e *Event, ready []*Conn) []*Conn {
+func (h *Hub) deliver(tenant uuid.UUID, events []*Event) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	tc := h.tenants[e.Tenant]
+	tc := h.tenants[tenant]
 	if tc == nil {
-		return ready
+		h.mu.Unlock()
+		return
 	}
-	if e.ID <= tc.cursor {
-		if tenancy.ReachesEveryServer(e.Type) {
-			for c := range tc.conns {
-				c.controlOnly(e)
-			}
+	var old, fresh []*Event
+	for _, e := range events {
+		switch {
+		case e.ID > tc.cursor:
+			fresh = append(fresh, e)
+			tc.cursor = e.ID
+		case tenancy.ReachesEveryServer(e.Type):
+			old = append(old, e)
 		}
-		return ready
 	}
-	tc.cursor = e.ID
+	conns := make([]*Conn, 0, len(tc.conns))
 	for c := range tc.conns {
-		if c.offer(e) {
-			ready = append(ready, c)
-		}
+		conns = append(conns, c)
 	}
-	return ready
-}
-
-// flushAll writes the queues of the sockets whose writer deliver claimed. Past a few hundred
-// sockets the writes are shared by one goroutine per core: each is a write(2), and the kernel's
-// loopback work for the receiver runs in the sender's system call.
-func flushAll(ready []*Conn) {
-	workers := min(runtime.GOMAXPROCS(0), (len(ready)+flushChunk-1)/flushChunk)
+	h.mu.Unlock()
+	if len(old)+len(fresh) == 0 {
+		return
+	}
+	serve := func(c *Conn, buf []byte) []byte {
+		for _, e := range old {
+			c.controlOnly(e)
+		}
+		claimed := false
+		for _, e := range fresh {
+			claimed = c.offer(e) || claimed
+		}
+		if claimed {
+			buf = c.writeQueue(buf)
+		}
+		return buf
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(conns)+flushChunk-1)/flushChunk)
 	if workers <= 1 {
 		var buf []byte
-		for _, c := range ready {
-			buf = c.writeQueue(buf)
+		for _, c := range conns {
+			buf = serve(c, buf)
 		}
 		return
 	}
+	// Past a few hundred sockets, one goroutine per core: each socket costs a write(2), and on
+	// loopback the kernel does the receiver's work in the sender's system call.
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -157,11 +175,11 @@ func flushAll(ready []*Conn) {
 			var buf []byte
 			for {
 				i := int(next.Add(flushChunk)) - flushChunk
-				if i >= len(ready) {
+				if i >= len(conns) {
 					return
 				}
-				for _, c := range ready[i:min(i+flushChunk, len(ready))] {
-					buf = c.writeQueue(buf)
+				for _, c := range conns[i:min(i+flushChunk, len(conns))] {
+					buf = serve(c, buf)
 				}
 			}
 		})

@@ -112,7 +112,7 @@ type eventMessage struct {
 	At           time.Time       `json:"at"`
 }
 
-var pongFrame = mustJSON(map[string]string{"type": "pong"})
+var pongFrame = textFrame(map[string]string{"type": "pong"})
 
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)

@@ -218,11 +218,7 @@ func (r *relay) dispatch(ctx context.Context, tenant uuid.UUID, w wake) error {
 		}
 		// Whether the tenant has sockets here is decided under the hub's lock, not by tracked:
 		// a socket registered since must still see what e changes about it.
-		var ready []*Conn
-		for _, e := range events {
-			ready = r.svc.hub.deliver(e, ready)
-		}
-		flushAll(ready)
+		r.svc.hub.deliver(tenant, events)
 		if len(rows) < relayPage {
 			return nil
 		}

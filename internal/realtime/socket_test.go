@@ -38,7 +38,7 @@ func tcpPair(t *testing.T) (server *net.TCPConn, client net.Conn) {
 }
 
 // Writes to a client that reads nothing return at once, whatever the kernel would take; once
-// the client reads, it gets every byte in the order written, corked or not.
+// the client reads, it gets every byte in the order written, one frame at a time or joined.
 func TestNetConnWritesWithoutBlockingAndKeepsOrder(t *testing.T) {
 	t.Parallel()
 	server, client := tcpPair(t)
@@ -50,17 +50,15 @@ func TestNetConnWritesWithoutBlockingAndKeepsOrder(t *testing.T) {
 		var buf []byte
 		for i := range 400 {
 			chunk := bytes.Repeat([]byte{byte(i)}, 10_000)
+			chunk[0] = 0x81 // what the writes of coder/websocket start with is read as a frame's first byte
 			if i%2 == 0 {
 				if _, err := nc.Write(chunk); err != nil {
 					wrote <- err
 					return
 				}
 			} else {
-				nc.corkWith(buf)
-				_, _ = nc.Write(chunk[:3000])
-				_, _ = nc.Write(chunk[3000:])
 				var err error
-				if buf, _, err = nc.uncork(); err != nil {
+				if buf, _, err = nc.writeFrames(buf, [][]byte{chunk[:3000], chunk[3000:]}); err != nil {
 					wrote <- err
 					return
 				}
@@ -117,5 +115,50 @@ func TestNetConnFailsWhenTheClientTakesNothingInTime(t *testing.T) {
 	}
 	if _, err := nc.Write([]byte("x")); err == nil {
 		t.Fatal("a write after the connection failed succeeded")
+	}
+}
+
+// Once coder/websocket has written its close frame, the server's messages are refused, so none
+// follows it on the wire.
+func TestNetConnRefusesMessagesAfterTheCloseFrame(t *testing.T) {
+	t.Parallel()
+	server, client := tcpPair(t)
+	nc := newNetConn(server, time.Second)
+	first := textFrame(map[string]string{"type": "pong"})
+	if _, _, err := nc.writeFrames(nil, [][]byte{first}); err != nil {
+		t.Fatal(err)
+	}
+	closeFrame := []byte{0x88, 2, 0x03, 0xe9} // 1001
+	if _, err := nc.Write(closeFrame); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := nc.writeFrames(nil, [][]byte{first}); !errors.Is(err, errCloseSent) {
+		t.Fatalf("a message after the close frame: err = %v, want errCloseSent", err)
+	}
+	want := append(append([]byte{}, first...), closeFrame...)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(client, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %q (%v), want %q", got, err, want)
+	}
+}
+
+// Frames carry their payload length in the form RFC 6455 sets for its size.
+func TestFrameTextHeaders(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n      int
+		header []byte
+	}{
+		{0, []byte{0x81, 0}},
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{65535, []byte{0x81, 126, 0xff, 0xff}},
+		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		payload := bytes.Repeat([]byte{'a'}, tc.n)
+		f := frameText(payload)
+		if !bytes.Equal(f[:len(tc.header)], tc.header) || !bytes.Equal(f[len(tc.header):], payload) {
+			t.Errorf("%d bytes: header % x, want % x", tc.n, f[:min(len(f), len(tc.header))], tc.header)
+		}
 	}
 }
