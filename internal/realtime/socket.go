@@ -35,9 +35,9 @@ type netConn struct {
 	// closeSent is set once coder/websocket wrote a close frame: no message may follow it.
 	closeSent bool
 	backlog   []byte
-	draining bool
-	drained  *sync.Cond // draining ended
-	err      error
+	draining  bool
+	drained   *sync.Cond // draining ended
+	err       error
 }
 
 // errWriteTimeout ends a socket whose backlog did not drain within the write timeout.
