@@ -104,6 +104,13 @@ func TestRealtimeUpgradeTakesAPIKeysListedOriginsAndLimitsSocketsPerUser(t *test
 		task := f.createTask(t, "seen by the key")
 		expectEvent(t, sock, "task.created", projectTopic(f.project.Id), task.Id)
 
+		// The key's own user's access token does not turn the key's socket into the session's,
+		// which would outlive the key's revocation below.
+		sock.Send(map[string]any{"type": "auth", "token": f.acct.Tokens.AccessToken})
+		if m := sock.Expect("error"); m.Str("code") != realtime.ErrAuthFailed {
+			t.Fatalf("renewing a key's socket with an access token: got %v, want auth_failed", m)
+		}
+
 		del, err := env.Client.DeleteAPIKeyWithResponse(ctx, key.JSON201.Id, f.owner)
 		mustStatus(t, "delete API key", err, del.StatusCode(), http.StatusNoContent, del.Body)
 		if code := sock.CloseStatus(5 * time.Second); code != realtime.CloseAccessRevoked {
@@ -163,7 +170,7 @@ func TestRealtimeUpgradeTakesAPIKeysListedOriginsAndLimitsSocketsPerUser(t *test
 }
 
 // Frames the protocol does not allow end the socket with their close code: over
-// MaxMessageBytes 1009, binary 1003, more than MessagesPerSecond 1008.
+// MaxMessageBytes 1009, binary 1003, more than MessagesPerSecond messages or pings 1008.
 func TestRealtimeAbusiveFramesCloseWithTheirCode(t *testing.T) {
 	t.Parallel()
 	env := apitest.NewWithOptions(t, apitest.Options{Realtime: true, RealtimeConfig: realtime.Config{
@@ -188,6 +195,18 @@ func TestRealtimeAbusiveFramesCloseWithTheirCode(t *testing.T) {
 				if err := s.WriteFrame(websocket.MessageText, ping); err != nil {
 					return err
 				}
+			}
+			return nil
+		}, websocket.StatusPolicyViolation},
+		// Pings are answered by the library; a flood of them would have the server write pongs
+		// to a client that need not read them.
+		{"too many pings", func(s *apitest.Socket) error {
+			for range 30 {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+					defer cancel()
+					_ = s.Conn.Ping(ctx)
+				}()
 			}
 			return nil
 		}, websocket.StatusPolicyViolation},

@@ -63,8 +63,8 @@ type config struct {
 	RealtimeMaxConnsPerUser   int64         `env:"REALTIME_MAX_CONNECTIONS_PER_USER" envDefault:"20" max:"1000000" desc:"open sockets per user on one instance (429 beyond)"`
 	RealtimeMaxSubscriptions  int64         `env:"REALTIME_MAX_SUBSCRIPTIONS" envDefault:"100" max:"100000" desc:"topics one socket may subscribe to"`
 	RealtimeMaxMessageBytes   int64         `env:"REALTIME_MAX_MESSAGE_BYTES" envDefault:"4096" max:"1048576" desc:"largest client message; a larger frame closes the socket with 1009"`
-	RealtimeMessagesPerSecond int64         `env:"REALTIME_MESSAGES_PER_SECOND" envDefault:"20" max:"100000" desc:"client messages a second per socket; beyond closes it with 1008"`
-	RealtimeSendQueue         int64         `env:"REALTIME_SEND_QUEUE" envDefault:"256" max:"1000000" desc:"messages queued for a socket; a fuller queue closes it with 4008 (slow consumer)"`
+	RealtimeMessagesPerSecond int64         `env:"REALTIME_MESSAGES_PER_SECOND" envDefault:"20" max:"100000" desc:"client messages and pings a second per socket; beyond closes it with 1008"`
+	RealtimeSendQueue         int64         `env:"REALTIME_SEND_QUEUE" envDefault:"256" max:"1000000" desc:"messages waiting for a socket beyond what its TCP buffers hold; more close it with 4008 (slow consumer)"`
 	RealtimePingInterval      time.Duration `env:"REALTIME_PING_INTERVAL" envDefault:"25s" desc:"how often the server pings each socket"`
 	RealtimePingTimeout       time.Duration `env:"REALTIME_PING_TIMEOUT" envDefault:"10s" desc:"a socket whose pong takes longer is dropped"`
 	EventRetention            time.Duration `env:"EVENT_RETENTION" envDefault:"24h" desc:"how long events are kept for replays (since); older ones are pruned; at least 1h and above ACCESS_TOKEN_TTL"`

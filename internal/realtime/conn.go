@@ -338,7 +338,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		if !c.limiter.Allow() {
-			c.closeWith(ClosePolicy, fmt.Sprintf("more than %d messages a second", c.svc.cfg.MessagesPerSecond))
+			c.closeWith(ClosePolicy, fmt.Sprintf("more than %d messages and pings a second", c.svc.cfg.MessagesPerSecond))
 			c.awaitClose()
 			return
 		}
@@ -546,9 +546,10 @@ func (c *Conn) authorize(s *sub, p auth.Principal) (code, msg string) {
 func (c *Conn) renew(token string) {
 	p, err := c.svc.auth.Credential(c.ctx, token)
 	cur := c.principal()
-	// An access token only: an API key, which need not expire, would let a socket of a session
-	// outlive the session.
-	if err != nil || p.Method != auth.ByAccessToken || p.User != cur.User || p.Tenant != cur.Tenant {
+	// An access token for a socket of an access token only: an API key, which need not expire,
+	// would let a socket of a session outlive the session, and a key's socket turned into a
+	// session's would outlive the key's revocation. A key's socket needs no renewal.
+	if err != nil || p.Method != auth.ByAccessToken || cur.Method != auth.ByAccessToken || p.User != cur.User || p.Tenant != cur.Tenant {
 		c.sendError(ErrAuthFailed, "", "The token is not a valid access token of this user; the current one stays until it expires.")
 		return
 	}
@@ -719,8 +720,11 @@ func (c *Conn) letGo() {
 func (c *Conn) writeFrames(buf []byte, frames [][]byte) (_ []byte, behind, ok bool) {
 	buf, behind, err := c.nc.writeFrames(buf, frames)
 	if err != nil {
-		if errors.Is(err, errWriteTimeout) {
+		switch {
+		case errors.Is(err, errWriteTimeout):
 			c.closeWith(CloseSlowConsumer, "write timed out")
+		case errors.Is(err, errBacklogFull):
+			c.closeWith(CloseSlowConsumer, "send backlog full: the client reads too slowly")
 		}
 		return buf, false, false
 	}
@@ -856,12 +860,18 @@ func (c *Conn) replay(s *sub, name string) bool {
 			}
 		}
 		c.mu.Unlock()
-		if len(frames) > 0 {
-			_, _, ok := c.writeFrames(nil, frames)
-			// A page at a time: the next waits until the client has taken this one.
-			if !ok || !c.nc.waitDrained() {
+		// A chunk at a time: the next waits until the client has taken this one, so a client
+		// that does not read holds at most a chunk besides the page.
+		for len(frames) > 0 {
+			n, size := 0, 0
+			for n < len(frames) && (n == 0 || size+len(frames[n]) <= replayChunk) {
+				size += len(frames[n])
+				n++
+			}
+			if _, _, ok := c.writeFrames(nil, frames[:n]); !ok || !c.nc.waitDrained() {
 				return false
 			}
+			frames = frames[n:]
 		}
 		if gone {
 			return true

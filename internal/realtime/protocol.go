@@ -62,7 +62,8 @@ const (
 	eventTypePrefixProj = "project."
 	eventTypePrefixBill = "billing."
 	statusActive        = "active"
-	maxReplayPage       = 500
+	maxReplayPage       = 100       // events read per replay query: a page's payloads stay in memory while it is sent
+	replayChunk         = 256 << 10 // bytes of a replay written before waiting for the client to take them
 	maxPendingPerSub    = 1024
 	defaultAuthCatchUp  = time.Minute
 )

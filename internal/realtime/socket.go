@@ -40,8 +40,16 @@ type netConn struct {
 	err       error
 }
 
-// errWriteTimeout ends a socket whose backlog did not drain within the write timeout.
-var errWriteTimeout = errors.New("realtime: the client took no data within the write timeout")
+// errWriteTimeout ends a socket whose backlog did not drain within the write timeout, and
+// errBacklogFull one whose backlog outgrew maxBacklog: both are slow consumers.
+var (
+	errWriteTimeout = errors.New("realtime: the client took no data within the write timeout")
+	errBacklogFull  = errors.New("realtime: the client left more than the backlog's limit unread")
+)
+
+// maxBacklog bounds what one socket holds unsent, whatever fills it: the send queue counts the
+// server's messages, not their size, nor the pongs the library answers a client's pings with.
+const maxBacklog = 4 << 20
 
 func newNetConn(c net.Conn, timeout time.Duration) *netConn {
 	nc := &netConn{Conn: c, timeout: timeout}
@@ -123,8 +131,7 @@ func frameText(payload []byte) []byte {
 // sendLocked writes p at once as far as the kernel takes it, or queues it behind the backlog.
 func (nc *netConn) sendLocked(p []byte) {
 	if nc.draining || nc.raw == nil {
-		nc.backlog = append(nc.backlog, p...)
-		nc.startDrainLocked()
+		nc.queueLocked(p)
 		return
 	}
 	var n int
@@ -156,9 +163,20 @@ func (nc *netConn) sendLocked(p []byte) {
 		return
 	}
 	if n < len(p) {
-		nc.backlog = append(nc.backlog, p[n:]...)
-		nc.startDrainLocked()
+		nc.queueLocked(p[n:])
 	}
+}
+
+// queueLocked puts p behind the backlog; past maxBacklog the connection fails and closes.
+func (nc *netConn) queueLocked(p []byte) {
+	if len(nc.backlog)+len(p) > maxBacklog {
+		nc.err, nc.backlog = errBacklogFull, nil
+		nc.drained.Broadcast()
+		_ = nc.Conn.Close()
+		return
+	}
+	nc.backlog = append(nc.backlog, p...)
+	nc.startDrainLocked()
 }
 
 func (nc *netConn) startDrainLocked() {

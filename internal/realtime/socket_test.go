@@ -102,7 +102,7 @@ func TestNetConnFailsWhenTheClientTakesNothingInTime(t *testing.T) {
 	server, _ := tcpPair(t)
 	nc := newNetConn(server, 200*time.Millisecond)
 	chunk := make([]byte, 1<<20)
-	for range 8 {
+	for range 3 { // over what the kernel holds, under maxBacklog
 		if _, err := nc.Write(chunk); err != nil {
 			break
 		}
@@ -160,5 +160,32 @@ func TestFrameTextHeaders(t *testing.T) {
 		if !bytes.Equal(f[:len(tc.header)], tc.header) || !bytes.Equal(f[len(tc.header):], payload) {
 			t.Errorf("%d bytes: header % x, want % x", tc.n, f[:min(len(f), len(tc.header))], tc.header)
 		}
+	}
+}
+
+// A client that leaves more than maxBacklog unread fails the connection at once, rather than
+// after the write timeout: nothing it is sent, pongs included, may pile up without bound.
+func TestNetConnFailsPastTheBacklogLimit(t *testing.T) {
+	t.Parallel()
+	server, _ := tcpPair(t)
+	nc := newNetConn(server, time.Hour)
+	chunk := bytes.Repeat([]byte{0x81}, 64<<10)
+	var err error
+	written := 0
+	for written <= 2*maxBacklog && err == nil {
+		_, err = nc.Write(chunk)
+		written += len(chunk)
+	}
+	if !errors.Is(err, errBacklogFull) {
+		t.Fatalf("after %d bytes to a client that reads nothing: err = %v, want errBacklogFull", written, err)
+	}
+	nc.mu.Lock()
+	held := len(nc.backlog)
+	nc.mu.Unlock()
+	if held != 0 {
+		t.Fatalf("the failed connection still holds %d bytes", held)
+	}
+	if nc.waitDrained() {
+		t.Fatal("waitDrained reported success on a failed connection")
 	}
 }
