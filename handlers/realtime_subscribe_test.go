@@ -81,6 +81,14 @@ func TestRealtimeRefusedSubscriptionsNameTheTopic(t *testing.T) {
 		t.Fatalf("unsubscribe: got %v", m)
 	}
 	ownerSock.Subscribe(taskTopic(other.Id), nil)
+
+	// An error about a long topic names only its start: it must not echo a client's message
+	// back many times its size (it named it twice, and a "<" comes back as six bytes).
+	long := strings.Repeat("x", 3000)
+	ownerSock.Send(map[string]any{"type": "unsubscribe", "topic": long})
+	if m := ownerSock.Expect("error"); m.Str("code") != "not_subscribed" || m.Str("topic") != long[:64] || strings.Contains(m.Str("message"), long[:65]) {
+		t.Fatalf("unsubscribe from a 3000-character topic: got %.200v, want not_subscribed naming its first 64 characters only", m)
+	}
 }
 
 // Subscriptions sent back to back, without waiting for each answer, to topics with history:

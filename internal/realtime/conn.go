@@ -152,7 +152,12 @@ func (c *Conn) send(v any) {
 	c.flush()
 }
 
+// sendError sends an error message about topic, cut to the longest valid topic: an error must
+// not echo a client's long message back several times its size.
 func (c *Conn) sendError(code, topic, format string, args ...any) {
+	if len(topic) > maxTopicLen {
+		topic = topic[:maxTopicLen]
+	}
 	c.send(errorMessage{Type: "error", Code: code, Topic: topic, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -399,7 +404,7 @@ func (c *Conn) handle(data []byte) {
 		delete(c.subs, m.Topic)
 		c.mu.Unlock()
 		if !ok {
-			c.sendError(errNotSubscribed, m.Topic, "Not subscribed to %s.", m.Topic)
+			c.sendError(errNotSubscribed, m.Topic, "Not subscribed to that topic.")
 			return
 		}
 		c.send(topicMessage{Type: "unsubscribed", Topic: m.Topic})
@@ -844,37 +849,32 @@ func (c *Conn) replay(s *sub, name string) bool {
 			}
 			return false
 		}
-		var frames [][]byte
+		// A chunk at a time, framed as it goes: the next waits until the client has taken this
+		// one, so a client that does not read holds the page and one chunk, no more.
+		var chunk [][]byte
+		size := 0
 		gone := false
-		c.mu.Lock()
-		for _, r := range rows {
-			e := eventFromRow(p.Tenant, r)
-			if gone = c.subs[name] != s || s.state != catchingUp; gone {
-				break
-			}
-			if e.ID > s.last {
+		for i := range rows {
+			e := eventFromRow(p.Tenant, rows[i])
+			rows[i] = db.ListEventsAfterRow{} // its payload is in the frame now
+			c.mu.Lock()
+			if gone = c.subs[name] != s || s.state != catchingUp; !gone && e.ID > s.last {
 				if visible(e, s.t, c.p) {
-					frames = append(frames, e.frame(name))
+					f := e.frame(name)
+					chunk, size = append(chunk, f), size+len(f)
 				}
 				s.last = e.ID
 			}
-		}
-		c.mu.Unlock()
-		// A chunk at a time: the next waits until the client has taken this one, so a client
-		// that does not read holds at most a chunk besides the page.
-		for len(frames) > 0 {
-			n, size := 0, 0
-			for n < len(frames) && (n == 0 || size+len(frames[n]) <= replayChunk) {
-				size += len(frames[n])
-				n++
+			c.mu.Unlock()
+			if len(chunk) > 0 && (gone || size >= replayChunk || i == len(rows)-1) {
+				if _, _, ok := c.writeFrames(nil, chunk); !ok || !c.nc.waitDrained() {
+					return false
+				}
+				chunk, size = nil, 0
 			}
-			if _, _, ok := c.writeFrames(nil, frames[:n]); !ok || !c.nc.waitDrained() {
-				return false
+			if gone {
+				return true
 			}
-			frames = frames[n:]
-		}
-		if gone {
-			return true
 		}
 		if len(rows) == maxReplayPage {
 			continue

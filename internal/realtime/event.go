@@ -26,7 +26,10 @@ type Event struct {
 
 	// frames caches the encoded message per topic, and parsed the payload fields access rules
 	// read: an event goes to every socket of its tenant, from a goroutine per core, and must
-	// cost each socket nothing proportional to its size.
+	// cost each socket nothing proportional to its size. shared holds the frames of the topics
+	// that can show the event, encoded before the fan-out (prepare) and only read during it,
+	// so the goroutines serving sockets do not contend for mu.
+	shared map[string][]byte
 	mu     sync.Mutex
 	frames map[string][]byte
 	parse  sync.Once
@@ -40,17 +43,35 @@ func eventFromRow(tenant uuid.UUID, r db.ListEventsAfterRow) *Event {
 	}
 }
 
+// prepare parses the payload's fields and encodes the frames of the topics that can show e,
+// before the fan-out starts.
+func (e *Event) prepare() {
+	e.fields()
+	topics := []string{topicTenant, topicTaskPrefix + e.ResourceID.String()}
+	if e.ProjectID != nil {
+		topics = append(topics, topicProjectPrefix+e.ProjectID.String())
+	}
+	if e.ResourceType == resourceTypeProject {
+		topics = append(topics, topicProjectPrefix+e.ResourceID.String())
+	}
+	shared := make(map[string][]byte, len(topics))
+	for _, t := range topics {
+		shared[t] = e.encode(t)
+	}
+	e.shared = shared
+}
+
 // frame is the event's message on topic, encoded once per topic however many sockets get it.
 func (e *Event) frame(topic string) []byte {
+	if f, ok := e.shared[topic]; ok {
+		return f
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if f, ok := e.frames[topic]; ok {
 		return f
 	}
-	f := textFrame(eventMessage{
-		Type: "event", ID: e.ID, Topic: topic, Event: e.Type, ResourceType: e.ResourceType,
-		ResourceID: e.ResourceID, ProjectID: e.ProjectID, Data: json.RawMessage(e.Payload), Actor: e.Actor, At: e.At.UTC(),
-	})
+	f := e.encode(topic)
 	if e.frames == nil {
 		e.frames = make(map[string][]byte, 2)
 	}
@@ -64,6 +85,13 @@ type payloadFields struct {
 	TeamID uuid.UUID `json:"team_id"`
 	Role   string    `json:"role"`
 	Status string    `json:"status"`
+}
+
+func (e *Event) encode(topic string) []byte {
+	return textFrame(eventMessage{
+		Type: "event", ID: e.ID, Topic: topic, Event: e.Type, ResourceType: e.ResourceType,
+		ResourceID: e.ResourceID, ProjectID: e.ProjectID, Data: json.RawMessage(e.Payload), Actor: e.Actor, At: e.At.UTC(),
+	})
 }
 
 func (e *Event) fields() payloadFields {

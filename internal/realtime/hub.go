@@ -142,8 +142,11 @@ func (h *Hub) deliver(tenant uuid.UUID, events []*Event) {
 		conns = append(conns, c)
 	}
 	h.mu.Unlock()
-	if len(old)+len(fresh) == 0 {
+	if len(old)+len(fresh) == 0 || len(conns) == 0 {
 		return
+	}
+	for _, e := range fresh {
+		e.prepare()
 	}
 	serve := func(c *Conn, buf []byte) []byte {
 		for _, e := range old {

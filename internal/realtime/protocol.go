@@ -62,7 +62,7 @@ const (
 	eventTypePrefixProj = "project."
 	eventTypePrefixBill = "billing."
 	statusActive        = "active"
-	maxReplayPage       = 100       // events read per replay query: a page's payloads stay in memory while it is sent
+	maxReplayPage       = 20        // events read per replay query: a page's payloads (up to a few hundred KB each) stay in memory while it is sent
 	replayChunk         = 256 << 10 // bytes of a replay written before waiting for the client to take them
 	maxPendingPerSub    = 1024
 	defaultAuthCatchUp  = time.Minute

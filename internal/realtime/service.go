@@ -174,7 +174,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	hw := &hijackWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	// The client's bytes are paced at its message rate times the largest message, with room
+	// for two such messages at once.
+	reads := rate.NewLimiter(rate.Limit(s.cfg.MessagesPerSecond)*rate.Limit(s.cfg.MaxMessageBytes), 2*int(s.cfg.MaxMessageBytes)+1024)
+	hw := &hijackWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout, reads: reads}
 	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// The Origin was checked above, against our own list.

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // netConn is the hijacked connection under one WebSocket. Its writes never block: what the
@@ -30,11 +33,16 @@ type netConn struct {
 	net.Conn
 	raw     syscall.RawConn // nil when the connection has no descriptor: every write is drained
 	timeout time.Duration
+	// reads paces what the client sends, in bytes: the message rate counts messages and pings,
+	// not the frames the library handles alone (pongs, empty fragments), whose floods would
+	// otherwise take a core.
+	reads *rate.Limiter
 
 	mu sync.Mutex
 	// closeSent is set once coder/websocket wrote a close frame: no message may follow it.
 	closeSent bool
 	backlog   []byte
+	inflight  int // bytes the drain took from the backlog and is writing
 	draining  bool
 	drained   *sync.Cond // draining ended
 	err       error
@@ -47,9 +55,10 @@ var (
 	errBacklogFull  = errors.New("realtime: the client left more than the backlog's limit unread")
 )
 
-// maxBacklog bounds what one socket holds unsent, whatever fills it: the send queue counts the
-// server's messages, not their size, nor the pongs the library answers a client's pings with.
-const maxBacklog = 4 << 20
+// maxBacklog bounds what one socket holds unsent, in the backlog and in the drain's hands,
+// whatever fills it: the send queue counts the server's messages, not their size, nor the pongs
+// the library answers a client's pings with.
+const maxBacklog = 1 << 20
 
 func newNetConn(c net.Conn, timeout time.Duration) *netConn {
 	nc := &netConn{Conn: c, timeout: timeout}
@@ -60,6 +69,18 @@ func newNetConn(c net.Conn, timeout time.Duration) *netConn {
 		}
 	}
 	return nc
+}
+
+// Read reads from the client at most at the reads limiter's pace: past it, the reader waits.
+func (nc *netConn) Read(p []byte) (int, error) {
+	n, err := nc.Conn.Read(p)
+	if nc.reads != nil {
+		// WaitN takes at most a burst at a time.
+		for left := n; left > 0; left -= nc.reads.Burst() {
+			_ = nc.reads.WaitN(context.Background(), min(left, nc.reads.Burst()))
+		}
+	}
+	return n, err
 }
 
 // Write queues p behind anything not yet sent and sends what the kernel takes now. It fails
@@ -169,7 +190,7 @@ func (nc *netConn) sendLocked(p []byte) {
 
 // queueLocked puts p behind the backlog; past maxBacklog the connection fails and closes.
 func (nc *netConn) queueLocked(p []byte) {
-	if len(nc.backlog)+len(p) > maxBacklog {
+	if nc.inflight+len(nc.backlog)+len(p) > maxBacklog {
 		nc.err, nc.backlog = errBacklogFull, nil
 		nc.drained.Broadcast()
 		_ = nc.Conn.Close()
@@ -193,9 +214,9 @@ func (nc *netConn) drain() {
 	for {
 		nc.mu.Lock()
 		buf := nc.backlog
-		nc.backlog = nil
+		nc.backlog, nc.inflight = nil, len(buf)
 		if len(buf) == 0 || nc.err != nil {
-			nc.draining = false
+			nc.draining, nc.inflight = false, 0
 			nc.drained.Broadcast()
 			nc.mu.Unlock()
 			return
@@ -208,7 +229,7 @@ func (nc *netConn) drain() {
 				err = errWriteTimeout
 			}
 			nc.mu.Lock()
-			nc.err, nc.draining, nc.backlog = err, false, nil
+			nc.err, nc.draining, nc.backlog, nc.inflight = err, false, nil, 0
 			nc.drained.Broadcast()
 			nc.mu.Unlock()
 			_ = nc.Conn.Close()
@@ -254,6 +275,7 @@ func (nc *netConn) failed() error {
 type hijackWriter struct {
 	http.ResponseWriter
 	timeout time.Duration
+	reads   *rate.Limiter
 	nc      *netConn
 }
 
@@ -268,6 +290,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.nc = newNetConn(raw, h.timeout)
+	h.nc.reads = h.reads
 	r := brw.Reader
 	if r.Buffered() == 0 {
 		// Anything a client sent right behind its handshake is in net/http's reader, which

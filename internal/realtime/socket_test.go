@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // tcpPair is a loopback connection whose server side has a small send buffer, so a client
@@ -49,7 +51,7 @@ func TestNetConnWritesWithoutBlockingAndKeepsOrder(t *testing.T) {
 	go func() {
 		var buf []byte
 		for i := range 400 {
-			chunk := bytes.Repeat([]byte{byte(i)}, 10_000)
+			chunk := bytes.Repeat([]byte{byte(i)}, 2_000)
 			chunk[0] = 0x81 // what the writes of coder/websocket start with is read as a frame's first byte
 			if i%2 == 0 {
 				if _, err := nc.Write(chunk); err != nil {
@@ -58,7 +60,7 @@ func TestNetConnWritesWithoutBlockingAndKeepsOrder(t *testing.T) {
 				}
 			} else {
 				var err error
-				if buf, _, err = nc.writeFrames(buf, [][]byte{chunk[:3000], chunk[3000:]}); err != nil {
+				if buf, _, err = nc.writeFrames(buf, [][]byte{chunk[:700], chunk[700:]}); err != nil {
 					wrote <- err
 					return
 				}
@@ -73,13 +75,13 @@ func TestNetConnWritesWithoutBlockingAndKeepsOrder(t *testing.T) {
 			t.Fatalf("write: %v", err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("4 MB of writes to a client that reads nothing blocked the writer")
+		t.Fatal("800 KB of writes to a client that reads nothing blocked the writer")
 	}
 	nc.mu.Lock()
 	behind := len(nc.backlog) > 0 || nc.draining
 	nc.mu.Unlock()
 	if !behind {
-		t.Fatal("4 MB written to a client that reads nothing, yet nothing waits in the backlog")
+		t.Fatal("800 KB written to a client that reads nothing, yet nothing waits in the backlog")
 	}
 
 	got := make(chan []byte, 1)
@@ -101,7 +103,7 @@ func TestNetConnFailsWhenTheClientTakesNothingInTime(t *testing.T) {
 	t.Parallel()
 	server, _ := tcpPair(t)
 	nc := newNetConn(server, 200*time.Millisecond)
-	chunk := make([]byte, 1<<20)
+	chunk := make([]byte, 256<<10)
 	for range 3 { // over what the kernel holds, under maxBacklog
 		if _, err := nc.Write(chunk); err != nil {
 			break
@@ -169,7 +171,7 @@ func TestNetConnFailsPastTheBacklogLimit(t *testing.T) {
 	t.Parallel()
 	server, _ := tcpPair(t)
 	nc := newNetConn(server, time.Hour)
-	chunk := bytes.Repeat([]byte{0x81}, 64<<10)
+	chunk := bytes.Repeat([]byte{0x81}, 16<<10)
 	var err error
 	written := 0
 	for written <= 2*maxBacklog && err == nil {
@@ -179,6 +181,7 @@ func TestNetConnFailsPastTheBacklogLimit(t *testing.T) {
 	if !errors.Is(err, errBacklogFull) {
 		t.Fatalf("after %d bytes to a client that reads nothing: err = %v, want errBacklogFull", written, err)
 	}
+
 	nc.mu.Lock()
 	held := len(nc.backlog)
 	nc.mu.Unlock()
@@ -187,5 +190,37 @@ func TestNetConnFailsPastTheBacklogLimit(t *testing.T) {
 	}
 	if nc.waitDrained() {
 		t.Fatal("waitDrained reported success on a failed connection")
+	}
+}
+
+// A client's bytes are read at the reads limiter's pace: a flood of frames the library handles
+// alone (pongs, empty fragments) waits instead of taking a core.
+func TestNetConnPacesWhatTheClientSends(t *testing.T) {
+	t.Parallel()
+	server, client := tcpPair(t)
+	nc := newNetConn(server, time.Second)
+	nc.reads = rate.NewLimiter(4000, 1000) // bytes a second, burst
+	go func() { _, _ = client.Write(make([]byte, 5000)) }()
+	start := time.Now()
+	if _, err := io.ReadFull(nc, make([]byte, 5000)); err != nil {
+		t.Fatal(err)
+	}
+	// 1000 bytes of burst, then 4000 at 4000 a second: at least a second, whatever the machine.
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Fatalf("5000 bytes were read in %v, faster than the limiter allows", took)
+	}
+}
+
+// What the drain has taken from the backlog and is still writing counts toward the limit: a
+// client reading slowly let the drain hold one backlog's worth while another filled up.
+func TestNetConnCountsWhatTheDrainHoldsTowardTheLimit(t *testing.T) {
+	t.Parallel()
+	server, _ := tcpPair(t)
+	nc := newNetConn(server, time.Hour)
+	nc.mu.Lock()
+	nc.draining, nc.inflight = true, maxBacklog-1000 // as if the drain were writing that much
+	nc.mu.Unlock()
+	if _, err := nc.Write(make([]byte, 2000)); !errors.Is(err, errBacklogFull) {
+		t.Fatalf("2000 bytes behind %d in flight: err = %v, want errBacklogFull", maxBacklog-1000, err)
 	}
 }
