@@ -89,6 +89,11 @@ func TestRealtimeRefusedSubscriptionsNameTheTopic(t *testing.T) {
 	if m := ownerSock.Expect("error"); m.Str("code") != "not_subscribed" || m.Str("topic") != long[:64] || strings.Contains(m.Str("message"), long[:65]) {
 		t.Fatalf("unsubscribe from a 3000-character topic: got %.200v, want not_subscribed naming its first 64 characters only", m)
 	}
+	// Cut on a character's boundary: 63 bytes of "x" and a 4-byte character come back as the 63.
+	ownerSock.Send(map[string]any{"type": "unsubscribe", "topic": strings.Repeat("x", 63) + "😀"})
+	if m := ownerSock.Expect("error"); m.Str("topic") != strings.Repeat("x", 63) {
+		t.Fatalf("unsubscribe from a topic whose 64th byte is inside a character: got topic %q", m.Str("topic"))
+	}
 }
 
 // Subscriptions sent back to back, without waiting for each answer, to topics with history:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -156,7 +157,7 @@ func (c *Conn) send(v any) {
 // not echo a client's long message back several times its size.
 func (c *Conn) sendError(code, topic, format string, args ...any) {
 	if len(topic) > maxTopicLen {
-		topic = topic[:maxTopicLen]
+		topic = strings.ToValidUTF8(topic[:maxTopicLen], "") // not half a character
 	}
 	c.send(errorMessage{Type: "error", Code: code, Topic: topic, Message: fmt.Sprintf(format, args...)})
 }
@@ -423,7 +424,7 @@ func (c *Conn) subscribe(name string, since *int64) {
 	t, ok := parseTopic(name)
 	if !ok {
 		if len(name) > maxTopicLen {
-			name = name[:maxTopicLen]
+			name = strings.ToValidUTF8(name[:maxTopicLen], "")
 		}
 		c.sendError(ErrInvalidTopic, name, "A topic is tenant, project:<id> or task:<id>, with a lowercase uuid.")
 		return
