@@ -63,9 +63,6 @@ func startEpoll(ctx context.Context, base string, readers, n int, received *atom
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("-client epoll speaks plain ws only, not %s: use -client library", u.Scheme)
-	}
 	c := &epollClient{addr: u.Host, host: u.Host, path: u.EscapedPath() + "/v1/realtime"}
 	if u.Port() == "" {
 		c.addr = net.JoinHostPort(u.Hostname(), "80")

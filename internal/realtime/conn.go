@@ -343,8 +343,7 @@ func (c *Conn) readLoop() {
 			c.awaitClose()
 			return
 		}
-		if !c.limiter.Allow() {
-			c.closeWith(ClosePolicy, fmt.Sprintf("more than %d messages and pings a second", c.svc.cfg.MessagesPerSecond))
+		if !c.allowMessage() {
 			c.awaitClose()
 			return
 		}
@@ -376,6 +375,16 @@ func (c *Conn) handleInbox() {
 		c.mu.Unlock()
 		c.handle(data)
 	}
+}
+
+// allowMessage counts a client message or ping against the rate limit; past it, the socket is
+// closed with 1008 and false comes back.
+func (c *Conn) allowMessage() bool {
+	if c.limiter.Allow() {
+		return true
+	}
+	c.closeWith(ClosePolicy, fmt.Sprintf("more than %d messages and pings a second", c.svc.cfg.MessagesPerSecond))
+	return false
 }
 
 // awaitClose waits until a close the reader asked for (closeWith) has finished. Returning at
@@ -660,9 +669,12 @@ func (c *Conn) own() bool {
 // writeQueue writes the queue until it is empty and lets the writer go; the caller owns it.
 // buf is a scratch buffer for the frames' bytes, returned for reuse.
 func (c *Conn) writeQueue(buf []byte) []byte {
-	buf, _ = c.writeQueued(buf)
-	c.letGo()
-	return buf
+	for {
+		buf, _ = c.writeQueued(buf)
+		if !c.letGo() {
+			return buf
+		}
+	}
 }
 
 // writeQueued writes the queue until it is empty, keeping the writer; false when the socket
@@ -705,19 +717,16 @@ func (c *Conn) writeQueued(buf []byte) (_ []byte, ok bool) {
 	}
 }
 
-// letGo frees the writer, and claims it again for what was queued meanwhile and not claimed:
-// a claim made while it was owned failed.
-func (c *Conn) letGo() {
+// letGo frees the writer, and claims it again (true) for what was queued meanwhile and not
+// claimed: a claim made while it was owned failed.
+func (c *Conn) letGo() bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.flushing = false
 	if c.waiting > 0 {
 		c.flushed.Broadcast()
 	}
-	claimed := c.claimLocked()
-	c.mu.Unlock()
-	if claimed {
-		c.writeQueue(nil)
-	}
+	return c.claimLocked()
 }
 
 // writeFrames writes frames as one system call where it can, without blocking; behind is true

@@ -3,7 +3,6 @@ package realtime
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -185,13 +184,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		CompressionMode:    websocket.CompressionDisabled,
 		// The library answers pings itself; they count against the message rate, or a client
 		// could make the server write pongs as fast as it sends pings.
-		OnPingReceived: func(context.Context, []byte) bool {
-			if c.limiter.Allow() {
-				return true
-			}
-			c.closeWith(ClosePolicy, fmt.Sprintf("more than %d messages and pings a second", s.cfg.MessagesPerSecond))
-			return false
-		},
+		OnPingReceived: func(context.Context, []byte) bool { return c.allowMessage() },
 	})
 	if err != nil {
 		release()

@@ -191,8 +191,7 @@ func (nc *netConn) sendLocked(p []byte) {
 // queueLocked puts p behind the backlog; past maxBacklog the connection fails and closes.
 func (nc *netConn) queueLocked(p []byte) {
 	if nc.inflight+len(nc.backlog)+len(p) > maxBacklog {
-		nc.err, nc.backlog = errBacklogFull, nil
-		nc.drained.Broadcast()
+		nc.failLocked(errBacklogFull)
 		_ = nc.Conn.Close()
 		return
 	}
@@ -229,13 +228,23 @@ func (nc *netConn) drain() {
 				err = errWriteTimeout
 			}
 			nc.mu.Lock()
-			nc.err, nc.draining, nc.backlog, nc.inflight = err, false, nil, 0
-			nc.drained.Broadcast()
+			nc.draining = false
+			nc.failLocked(err)
 			nc.mu.Unlock()
 			_ = nc.Conn.Close()
 			return
 		}
 	}
+}
+
+// failLocked ends the connection with err, unless it failed already (the first cause stays):
+// what is unsent is dropped and waiters are told. The caller closes the connection.
+func (nc *netConn) failLocked(err error) {
+	if nc.err == nil {
+		nc.err = err
+	}
+	nc.backlog, nc.inflight = nil, 0
+	nc.drained.Broadcast()
 }
 
 // waitDrained waits until the kernel has taken everything written, or the connection failed
@@ -252,11 +261,7 @@ func (nc *netConn) waitDrained() bool {
 // Close closes the connection; what is still in the backlog is dropped.
 func (nc *netConn) Close() error {
 	nc.mu.Lock()
-	if nc.err == nil {
-		nc.err = net.ErrClosed
-	}
-	nc.backlog = nil
-	nc.drained.Broadcast()
+	nc.failLocked(net.ErrClosed)
 	nc.mu.Unlock()
 	return nc.Conn.Close()
 }
