@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/google/uuid"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers/apitest"
@@ -83,6 +84,7 @@ var fuzzThrowaway = map[string]map[string]string{
 	"updateProject":    {"id": "{tmp_project}"},
 	"deleteProject":    {"id": "{tmp_project}"},
 	"deleteTask":       {"id": "{tmp_task}"},
+	"deleteFile":       {"id": "{tmp_file}"},
 	"deleteAPIKey":     {"id": "{tmp_key}"},
 	"revokeSession":    {"id": "{tmp_session}"},
 }
@@ -95,6 +97,7 @@ var fuzzShared = map[string]string{
 	"teams user_id": "{member}",
 	"projects id":   "{project}",
 	"tasks id":      "{task}",
+	"files id":      "{file}",
 }
 
 // webSocketOperation tells an operation the server serves outside the strict server and the
@@ -201,12 +204,14 @@ func newFuzzFixture(f *testing.F, env *apitest.Env, ops []fuzzOp) *fuzzFixture {
 		fx.apiKey = key.JSON201.Key
 	}
 	env.Login(f, w.Slug, w.Email, w.Password) // a second session
+	file := mustUpload(f, env, w.tokens[api.UserRoleOwner], &task.Id, "first.png", pngBytes(64))
+	mustUpload(f, env, w.tokens[api.UserRoleOwner], &task.Id, "second.txt", []byte("second\n"))
 	fx.vals = map[string]string{
 		"owner": w.users[api.UserRoleOwner].Id.String(), "admin": w.users[api.UserRoleAdmin].Id.String(),
 		"member": w.users[api.UserRoleMember].Id.String(), "viewer": w.users[api.UserRoleViewer].Id.String(),
 		"team": w.team.Id.String(), "team2": team2.JSON201.Id.String(),
 		"project": w.project.Id.String(), "project2": project2.JSON201.Id.String(),
-		"task": task.Id.String(), "task2": task2.Id.String(), "task_key": task.Key,
+		"task": task.Id.String(), "task2": task2.Id.String(), "task_key": task.Key, "file": file.Id.String(),
 		"slug": w.Slug, "email": w.Email, "password": w.Password,
 	}
 
@@ -496,6 +501,10 @@ func (e *fuzzExec) make(name string) bool {
 		var out api.Task
 		fx.arrange(t, "a task", http.MethodPost, "/v1/projects/"+fx.vals["project"]+"/tasks", map[string]string{"title": "Throwaway"}, http.StatusCreated, &out)
 		e.vals["tmp_task"], e.vals["tmp_task_key"] = out.Id.String(), out.Key
+	case "tmp_file":
+		task, _ := e.value("tmp_task")
+		id := uuid.MustParse(task)
+		e.vals["tmp_file"] = mustUpload(t, fx.env, fx.w.tokens[api.UserRoleOwner], &id, "throwaway.txt", []byte("throwaway\n")).Id.String()
 	case "tmp_key":
 		var out api.APIKeyCreated
 		fx.arrange(t, "an API key", http.MethodPost, "/v1/api-keys", map[string]string{"name": "throwaway", "role": "viewer"}, http.StatusCreated, &out)

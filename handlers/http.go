@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,11 @@ type Config struct {
 	Revocations *auth.Revocations
 	// Realtime serves GET /v1/realtime; nil answers it 503 (realtime disabled).
 	Realtime http.Handler
+	// Files configures uploads and downloads; without a Store they answer 503.
+	Files FilesConfig
+	// TransferTimeout replaces RequestTimeout, and the server's read and write timeouts, for
+	// uploads and downloads of file content, which take as long as the bytes take.
+	TransferTimeout time.Duration
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -62,11 +68,15 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions}
+	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions, files: cfg.Files}
 	authn := auth.NewAuthenticator(cfg.Issuer, cfg.DB, cfg.Revocations)
 
-	strict := api.NewStrictHandlerWithOptions(srv, []api.StrictMiddlewareFunc{publicCaching}, api.StrictHTTPServerOptions{
+	strict := api.NewStrictHandlerWithOptions(srv, []api.StrictMiddlewareFunc{publicCaching, withRawRequest}, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			if contract.BodyStreamed(r.Context()) {
+				srv.writeError(w, r, closing(problem.Wrap(problem.Invalid, err, "The body is not valid multipart/form-data.")))
+				return
+			}
 			srv.writeError(w, r, problem.Wrap(problem.Invalid, err, "The body is not valid JSON for this operation."))
 		},
 		ResponseErrorHandlerFunc: srv.writeError,
@@ -119,8 +129,8 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		h = withCORS(h)
 	}
 	h = middleware.SecurityHeaders(h)
-	if cfg.RequestTimeout > 0 {
-		h = withDeadline(cfg.RequestTimeout, h)
+	if cfg.RequestTimeout > 0 || cfg.TransferTimeout > 0 {
+		h = withDeadline(cfg.RequestTimeout, cfg.TransferTimeout, h)
 	}
 	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(h), nil
 }
@@ -131,16 +141,41 @@ const RealtimePath = "/v1/realtime"
 // withDeadline gives each request's context a deadline d from now. Unlike http.TimeoutHandler
 // it neither buffers responses nor answers for the handler: the work that runs out of time
 // returns context.DeadlineExceeded, which writeError answers as 503 (problem.As).
-func withDeadline(d time.Duration, next http.Handler) http.Handler {
+//
+// File transfers get transfer instead, for their context and for the connection's read and
+// write deadlines (the server's READ_TIMEOUT and WRITE_TIMEOUT would cut a large file short).
+func withDeadline(d, transfer time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == RealtimePath {
 			next.ServeHTTP(w, r) // a socket lives as long as its client keeps it
+			return
+		}
+		if isTransfer(r) && transfer > 0 {
+			d = transfer
+			rc := http.NewResponseController(w)
+			// Errors only mean the writer cannot (httptest's recorder); the server's own can.
+			_ = rc.SetReadDeadline(time.Now().Add(transfer))
+			_ = rc.SetWriteDeadline(time.Now().Add(transfer))
+		}
+		if d <= 0 {
+			next.ServeHTTP(w, r)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// isTransfer reports whether r uploads or downloads file content.
+func isTransfer(r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/files":
+		return true
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/files/"):
+		return strings.HasSuffix(r.URL.Path, "/content") || strings.HasSuffix(r.URL.Path, "/download")
+	}
+	return false
 }
 
 // publicCaching lets caches keep the public keys (getJWKS) for five minutes; every other

@@ -29,7 +29,9 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		p, authed := auth.FromContext(r.Context())
-		if r.Method != http.MethodPost || key == "" || !authed || reqinfo.From(r.Context()).Route() == "POST /v1/api-keys" {
+		// Uploads stream their body, so there is nothing to fingerprint: the key is ignored there.
+		if r.Method != http.MethodPost || key == "" || !authed || reqinfo.From(r.Context()).Route() == "POST /v1/api-keys" ||
+			contract.BodyStreamed(r.Context()) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -31,7 +32,32 @@ func TestCrossTenantMatrix(t *testing.T) {
 	userA := a.users[api.UserRoleMember].Id
 	sessionA := sessA.JSON200.Items[0].Id
 
+	fileA := mustUpload(t, env, a.tokens[api.UserRoleOwner], &taskA.Id, "a-secret.png", pngBytes(100))
+	fileB := mustUpload(t, env, b.tokens[api.UserRoleOwner], nil, "b.png", pngBytes(100))
+	urlB, err := env.Client.GetFileURLWithResponse(bg, fileB.Id, asB)
+	if err != nil || urlB.JSON200 == nil {
+		t.Fatalf("B's signed URL: %v", err)
+	}
+	signedB := signedParams(t, urlB.JSON200.Url)
+
 	calls := map[string]func() (statusOf, error){
+		"getFile":        func() (statusOf, error) { return env.Client.GetFileWithResponse(bg, fileA.Id, asB) },
+		"deleteFile":     func() (statusOf, error) { return env.Client.DeleteFileWithResponse(bg, fileA.Id, asB) },
+		"getFileContent": func() (statusOf, error) { return env.Client.GetFileContentWithResponse(bg, fileA.Id, nil, asB) },
+		"getFileURL":     func() (statusOf, error) { return env.Client.GetFileURLWithResponse(bg, fileA.Id, asB) },
+		"listTaskFiles":  func() (statusOf, error) { return env.Client.ListTaskFilesWithResponse(bg, taskA.Id.String(), nil, asB) },
+		"downloadSignedFile": func() (statusOf, error) {
+			// B's own valid signature, on A's file id.
+			return env.Client.DownloadSignedFileWithResponse(bg, fileA.Id, &signedB)
+		},
+		"downloadSignedFile (A's tenant)": func() (statusOf, error) {
+			p := signedB
+			p.Tenant = a.Tenant.Id
+			return env.Client.DownloadSignedFileWithResponse(bg, fileA.Id, &p)
+		},
+		"uploadFile (A's task)": func() (statusOf, error) {
+			return upload(t, env, b.tokens[api.UserRoleOwner], &taskA.Id, "planted.png", bytes.NewReader(pngBytes(100))), nil
+		},
 		"getUser": func() (statusOf, error) { return env.Client.GetUserWithResponse(bg, userA, asB) },
 		"updateUser": func() (statusOf, error) {
 			return env.Client.UpdateUserWithResponse(bg, userA, api.UserUpdate{Name: ptr("pwned")}, asB)
@@ -119,6 +145,12 @@ func TestCrossTenantMatrix(t *testing.T) {
 	}
 	if pr, _ := env.Client.GetProjectWithResponse(bg, a.project.Id, asA); pr.JSON200 == nil || pr.JSON200.Name != "Platform" {
 		t.Errorf("A's project after B's attempts: %s", pr.Body)
+	}
+	if f, _ := env.Client.GetFileContentWithResponse(bg, fileA.Id, nil, asA); f.StatusCode() != http.StatusOK || len(f.Body) != 100 {
+		t.Errorf("A's file after B's attempts: %d", f.StatusCode())
+	}
+	if fs, _ := env.Client.ListTaskFilesWithResponse(bg, taskA.Id.String(), nil, asA); fs.JSON200 == nil || len(fs.JSON200.Items) != 1 {
+		t.Errorf("A's task files after B's attempts: %s", fs.Body)
 	}
 	if tk, _ := env.Client.GetTaskWithResponse(bg, taskA.Id.String(), asA); tk.JSON200 == nil || tk.JSON200.Title != "A's secret task" || tk.JSON200.Version != 1 {
 		t.Errorf("A's task after B's attempts: %s", tk.Body)

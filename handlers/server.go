@@ -22,6 +22,7 @@ type Server struct {
 	password password.Params
 	issuer   *tokens.Issuer
 	sessions *session.Service
+	files    FilesConfig
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

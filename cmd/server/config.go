@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -12,10 +14,14 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tasker/tasker/handlers"
+	"github.com/tasker/tasker/internal/blob"
+	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/middleware"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/realtime"
 	"github.com/tasker/tasker/internal/session"
+	"github.com/tasker/tasker/internal/tokens"
 )
 
 // config is the whole configuration, read once from the environment by loadConfig. A variable is
@@ -68,6 +74,24 @@ type config struct {
 	RealtimePingInterval      time.Duration `env:"REALTIME_PING_INTERVAL" envDefault:"25s" desc:"how often the server pings each socket"`
 	RealtimePingTimeout       time.Duration `env:"REALTIME_PING_TIMEOUT" envDefault:"10s" desc:"a socket whose pong takes longer is dropped"`
 	EventRetention            time.Duration `env:"EVENT_RETENTION" envDefault:"24h" desc:"how long events are kept for replays (since); older ones are pruned; at least 1h and above ACCESS_TOKEN_TTL"`
+
+	FileStore           string        `env:"FILE_STORE" envDefault:"dir" desc:"where file contents live: dir (FILE_DIR) or s3 (the S3_ variables)"`
+	FileDir             string        `env:"FILE_DIR" envDefault:"data/files" desc:"directory of the dir store; created if missing"`
+	FileMaxBytes        int64         `env:"FILE_MAX_BYTES" envDefault:"104857600" max:"1099511627776" desc:"largest upload (413 beyond)"`
+	FileQuotaBytes      int64         `env:"FILE_QUOTA_BYTES" envDefault:"10737418240" max:"1125899906842624" desc:"bytes each tenant may store until billing sets plans (413 storage-quota-exceeded beyond)"`
+	FileAllowedTypes    []string      `env:"FILE_ALLOWED_TYPES" desc:"comma-separated media types accepted, as sniffed from the content; empty takes the default list (README)"`
+	FileURLTTL          time.Duration `env:"FILE_URL_TTL" envDefault:"5m" desc:"lifetime of signed download URLs"`
+	FileURLSecret       string        `env:"FILE_URL_SECRET" mask:"secret" desc:"HMAC key of the dir store's signed URLs (32+ bytes); empty derives one from the first JWT signing key"`
+	PublicURL           string        `env:"PUBLIC_URL" desc:"scheme and host clients reach the API at (https://api.example.com), for signed URLs; empty takes the request's Host"`
+	FileTransferTimeout time.Duration `env:"FILE_TRANSFER_TIMEOUT" envDefault:"1h" desc:"time an upload or download may take; replaces REQUEST_TIMEOUT, READ_TIMEOUT and WRITE_TIMEOUT for them"`
+	FileSweepInterval   time.Duration `env:"FILE_SWEEP_INTERVAL" envDefault:"10m" desc:"how often each instance removes blobs without metadata"`
+	FileSweepGrace      time.Duration `env:"FILE_SWEEP_GRACE" envDefault:"1h" desc:"age a blob without metadata must reach before the sweep removes it"`
+	S3Endpoint          string        `env:"S3_ENDPOINT" desc:"S3 API URL; empty is AWS's own (set it for MinIO, R2, Ceph ...)"`
+	S3Region            string        `env:"S3_REGION" envDefault:"us-east-1" desc:"S3 region"`
+	S3Bucket            string        `env:"S3_BUCKET" desc:"S3 bucket (required with FILE_STORE=s3)"`
+	S3AccessKeyID       string        `env:"S3_ACCESS_KEY_ID" mask:"secret" desc:"S3 access key; empty uses the AWS default credential chain"`
+	S3SecretAccessKey   string        `env:"S3_SECRET_ACCESS_KEY" mask:"secret" desc:"S3 secret key"`
+	S3PathStyle         bool          `env:"S3_PATH_STYLE" envDefault:"false" desc:"address the bucket in the path (MinIO, most S3-compatible servers)"`
 }
 
 // realtime is the realtime service's configuration.
@@ -120,6 +144,21 @@ func loadConfig(environ map[string]string) (config, error) {
 	if c.EventRetention > 0 && c.EventRetention < max(time.Hour, c.AccessTTL+time.Minute) {
 		errs = append(errs, fmt.Sprintf("EVENT_RETENTION=%s: want at least an hour and more than ACCESS_TOKEN_TTL=%s, "+
 			"or an instance that starts would miss revocations of tokens still valid", c.EventRetention, c.AccessTTL))
+	}
+	switch {
+	case c.FileStore != "dir" && c.FileStore != "s3":
+		errs = append(errs, fmt.Sprintf("FILE_STORE=%s: want dir or s3", c.FileStore))
+	case c.FileStore == "s3" && c.S3Bucket == "":
+		errs = append(errs, "S3_BUCKET: required with FILE_STORE=s3")
+	}
+	if c.FileURLSecret != "" && len(c.FileURLSecret) < 32 {
+		errs = append(errs, "FILE_URL_SECRET: want at least 32 bytes")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Sprintf("PUBLIC_URL=%s: want scheme://host[:port]", c.PublicURL))
+		}
+		c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("config: %s", strings.Join(errs, "; "))
@@ -249,4 +288,37 @@ func (c config) sessions() session.Config {
 		Grace: c.RefreshGrace, MaxAge: c.SessionMaxAge, IdleTimeout: c.SessionIdleTimeout,
 		LoginPerIP: int(c.LoginRatePerIP), LoginPerAccount: int(c.LoginRatePerAccount),
 	}
+}
+
+// files opens the configured blob store and gathers the file endpoints' settings.
+func (c config) files(ctx context.Context, keys *tokens.KeySet) (handlers.FilesConfig, error) {
+	fc := handlers.FilesConfig{
+		MaxBytes: c.FileMaxBytes, Quota: c.FileQuotaBytes, AllowedTypes: c.FileAllowedTypes,
+		URLTTL: c.FileURLTTL, PublicURL: c.PublicURL,
+	}
+	if len(fc.AllowedTypes) == 0 {
+		fc.AllowedTypes = files.DefaultAllowedTypes
+	}
+	secret := []byte(c.FileURLSecret)
+	if len(secret) == 0 {
+		var err error
+		if secret, err = keys.DeriveSecret("file urls"); err != nil {
+			return fc, fmt.Errorf("file url key: %w", err)
+		}
+	}
+	fc.Signer = files.NewSigner(secret)
+	var err error
+	switch c.FileStore {
+	case "s3":
+		fc.Store, err = blob.NewS3(ctx, blob.S3Config{
+			Endpoint: c.S3Endpoint, Region: c.S3Region, Bucket: c.S3Bucket, PathStyle: c.S3PathStyle,
+			AccessKeyID: c.S3AccessKeyID, SecretAccessKey: c.S3SecretAccessKey,
+		})
+	default:
+		fc.Store, err = blob.NewDir(c.FileDir)
+	}
+	if err != nil {
+		return fc, fmt.Errorf("file store: %w", err)
+	}
+	return fc, nil
 }

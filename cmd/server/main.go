@@ -21,6 +21,7 @@ import (
 	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/database"
+	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/migrate"
 	"github.com/tasker/tasker/internal/realtime"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -100,7 +101,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 			Name: "tasker_realtime_connections", Help: "Open realtime WebSocket connections on this instance.",
 		}, func() float64 { return float64(rt.Connections()) }))
 	}
+	filesCfg, err := cfg.files(ctx, keys)
+	if err != nil {
+		return err
+	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
+		Files: filesCfg, TransferTimeout: cfg.FileTransferTimeout,
 		DB: store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
 		Password: cfg.argon2(), MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Issuer:             issuer,
@@ -148,6 +154,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 			return nil
 		}}, workers.Worker{Name: "realtime-relay", Run: rt.Run})
 	}
+	sweeper := &files.Sweeper{Store: filesCfg.Store, DB: store, Grace: cfg.FileSweepGrace, Logger: logger}
+	group = append(group, workers.Worker{Name: "file-sweep", Run: func(ctx context.Context) error {
+		return sweeper.Run(ctx, cfg.FileSweepInterval)
+	}})
 	err = workers.Run(ctx, logger, group...)
 	pool.Close()
 	logger.Info("database pool closed")

@@ -54,6 +54,21 @@ type EventStream struct {
 	LastID   int64
 }
 
+type File struct {
+	TenantID         uuid.UUID
+	ID               uuid.UUID
+	TaskID           *uuid.UUID
+	ProjectID        *uuid.UUID
+	UploadedBy       uuid.UUID
+	Filename         string
+	OriginalFilename string
+	ContentType      string
+	Size             int64
+	Sha256           []byte
+	StorageKey       string
+	CreatedAt        time.Time
+}
+
 type IdempotencyKey struct {
 	TenantID    uuid.UUID
 	UserID      uuid.UUID
@@ -112,6 +127,12 @@ type Session struct {
 	RevokedReason *string
 	UserAgent     string
 	Ip            string
+}
+
+type StorageUsage struct {
+	TenantID uuid.UUID
+	Bytes    int64
+	Files    int64
 }
 
 type Task struct {

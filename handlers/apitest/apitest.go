@@ -29,6 +29,8 @@ import (
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/blob"
+	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/database"
 	"github.com/tasker/tasker/internal/password"
@@ -55,6 +57,8 @@ type Env struct {
 	Issuer *tokens.Issuer
 	// Realtime is the realtime service, when Options.Realtime asked for it.
 	Realtime *realtime.Service
+	// Files is the file endpoints' configuration, its store included.
+	Files handlers.FilesConfig
 
 	t    testing.TB
 	spec *contract.Spec
@@ -85,6 +89,9 @@ type Options struct {
 	// megabytes, so a test of a client that stops reading fills TCP's buffers with a few
 	// messages.
 	SendBuffer int
+	// Files adjusts the file endpoints; zero fields take FileDefaults, and a nil Store is a
+	// directory store in a temporary folder.
+	Files handlers.FilesConfig
 	// AccessTokenTTL is the lifetime of the access tokens the server issues (15 minutes when
 	// zero), for tests of expiry and renewal.
 	AccessTokenTTL time.Duration
@@ -159,7 +166,9 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 			t.Fatal("realtime relay not ready")
 		}
 	}
+	fc := fileConfig(t, opts.Files)
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
+		Files:              fc,
 		Revocations:        revocations,
 		Realtime:           rtHandler,
 		DB:                 store,
@@ -199,16 +208,54 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: store, Pool: pool, Logs: logs, Issuer: issuer, Realtime: rt, t: t, spec: spec}
+	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: store, Pool: pool, Logs: logs, Issuer: issuer, Realtime: rt, Files: fc, t: t, spec: spec}
+}
+
+// FileDefaults are the file settings tests run with, unless Options.Files says otherwise.
+var FileDefaults = handlers.FilesConfig{
+	MaxBytes: 100 << 20, Quota: 1 << 30, AllowedTypes: files.DefaultAllowedTypes, URLTTL: 5 * time.Minute,
+}
+
+func fileConfig(t testing.TB, fc handlers.FilesConfig) handlers.FilesConfig {
+	t.Helper()
+	d := FileDefaults
+	if fc.Store == nil {
+		dir, err := blob.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc.Store = dir
+	}
+	if fc.MaxBytes == 0 {
+		fc.MaxBytes = d.MaxBytes
+	}
+	if fc.Quota == 0 {
+		fc.Quota = d.Quota
+	}
+	if fc.AllowedTypes == nil {
+		fc.AllowedTypes = d.AllowedTypes
+	}
+	if fc.URLTTL == 0 {
+		fc.URLTTL = d.URLTTL
+	}
+	if fc.Signer.Zero() {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		fc.Signer = files.NewSigner(key)
+	}
+	return fc
 }
 
 // Peer starts another server instance on the same database, as a second replica behind a load
 // balancer would run: its own pool and, with opts.Realtime, its own relay and LISTEN
 // connection, and the same signing keys, so tokens either instance issues work on both.
-// opts.Pool and opts.Keys are ignored.
+// opts.Pool and opts.Keys are ignored; without opts.Files.Store it shares e's file settings.
 func (e *Env) Peer(t testing.TB, opts Options) *Env {
 	t.Helper()
 	opts.Pool, opts.Keys = nil, e.Issuer.Keys()
+	if opts.Files.Store == nil {
+		opts.Files = e.Files // one store behind both, as replicas share one
+	}
 	return NewWithOptions(t, opts)
 }
 

@@ -19,6 +19,17 @@ import (
 // extension can only make an operation stricter.
 const MaxBodyExtension = "x-max-body-bytes"
 
+// StreamedBodyExtension marks an operation whose body the handler streams itself (an upload):
+// the validator checks its parameters and media type, never reads the body, and leaves its
+// limit to the handler.
+const StreamedBodyExtension = "x-streamed-body"
+
+// Streamed reports whether op carries StreamedBodyExtension.
+func Streamed(op *openapi3.Operation) bool {
+	v, _ := op.Extensions[StreamedBodyExtension].(bool)
+	return v
+}
+
 // DefaultMaxBodyBytes is the global limit when none is configured.
 const DefaultMaxBodyBytes = 1 << 20
 
@@ -81,6 +92,15 @@ func (s *Spec) BodyLimit(op *openapi3.Operation, max int64) int64 {
 }
 
 type bodyKey struct{}
+
+type streamedKey struct{}
+
+// BodyStreamed reports whether the request's operation streams its body (StreamedBodyExtension):
+// the validator has not read it, and no layer before the handler may.
+func BodyStreamed(ctx context.Context) bool {
+	v, _ := ctx.Value(streamedKey{}).(bool)
+	return v
+}
 
 // Body is the request body the validator read, shared so that no later layer (the idempotency
 // fingerprint) reads or copies it again. ok is false only when the request did not pass the

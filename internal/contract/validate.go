@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"regexp"
 	"sort"
@@ -61,6 +62,16 @@ func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.H
 				ctx = r.Context()
 			}
 
+			if Streamed(route.Operation) {
+				if err := streamedProblem(r, route, params); err != nil {
+					w.Header().Set("Connection", "close")
+					problem.Write(w, r, reqinfo.RequestID(ctx), err)
+					return
+				}
+				next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, streamedKey{}, true)))
+				return
+			}
+
 			// Read the body once, bounded by the operation's limit, so validation, the
 			// idempotency fingerprint and the handler share it.
 			withBody, err := readBody(w, r, s.BodyLimit(route.Operation, opts.MaxBodyBytes))
@@ -93,6 +104,36 @@ func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.H
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// streamedProblem validates a request whose body the handler streams: its parameters as usual,
+// and its media type (multipart/form-data with a boundary), without reading the body.
+func streamedProblem(r *http.Request, route *routers.Route, params map[string]string) error {
+	if fields := textProblems(r, route, params, nil); len(fields) > 0 {
+		return fieldsProblem(fields)
+	}
+	mt, mp, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || mp["boundary"] == "" {
+		return problem.New(problem.UnsupportedMediaType, "The body must be sent as multipart/form-data.")
+	}
+	// kin-openapi reads the whole body into memory to check security requirements (in case an
+	// AuthenticationFunc wants it): the credential was checked before, so the copy validated
+	// here has none.
+	op := *route.Operation
+	op.Security = &openapi3.SecurityRequirements{}
+	unsecured := *route
+	unsecured.Operation = &op
+	input := &openapi3filter.RequestValidationInput{
+		Request: r, PathParams: params, Route: &unsecured,
+		Options: &openapi3filter.Options{
+			MultiError: true, ExcludeRequestBody: true,
+			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+		},
+	}
+	if err := openapi3filter.ValidateRequest(r.Context(), input); err != nil {
+		return RequestProblem(err)
+	}
+	return nil
 }
 
 var (

@@ -25,8 +25,11 @@ const (
 	PreconditionFailed
 	TooLarge
 	UnsupportedMediaType
+	RangeNotSatisfiable
 	Unprocessable
 	LimitExceeded
+	// QuotaExceeded is an upload that would take the tenant past its storage quota.
+	QuotaExceeded
 	RateLimited
 	Unavailable
 )
@@ -49,8 +52,10 @@ var kinds = map[Kind]kindInfo{
 	PreconditionFailed:   {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
 	TooLarge:             {http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},
 	UnsupportedMediaType: {http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"},
+	RangeNotSatisfiable:  {http.StatusRequestedRangeNotSatisfiable, "range-not-satisfiable", "Range not satisfiable"},
 	Unprocessable:        {http.StatusUnprocessableEntity, "unprocessable", "Request cannot be processed"},
 	LimitExceeded:        {http.StatusPaymentRequired, "limit-exceeded", "Plan limit exceeded"},
+	QuotaExceeded:        {http.StatusRequestEntityTooLarge, "storage-quota-exceeded", "Storage quota exceeded"},
 	RateLimited:          {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
 	Unavailable:          {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
 }

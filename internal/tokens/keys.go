@@ -5,6 +5,7 @@ package tokens
 
 import (
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -121,4 +122,11 @@ func thumbprint(pub ed25519.PublicKey) string {
 	}{"Ed25519", "OKP", base64.RawURLEncoding.EncodeToString(pub)})
 	sum := sha256.Sum256(canonical)
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// DeriveSecret returns a 32-byte key for purpose, derived with HKDF-SHA256 from the signing key,
+// so every instance sharing the signing keys shares it without another secret to configure.
+// Rotating the signing key changes it.
+func (ks *KeySet) DeriveSecret(purpose string) ([]byte, error) {
+	return hkdf.Key(sha256.New, ks.signer().private.Seed(), nil, "tasker "+purpose, 32)
 }

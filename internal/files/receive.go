@@ -1,0 +1,132 @@
+package files
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/tasker/tasker/internal/blob"
+	"github.com/tasker/tasker/internal/problem"
+)
+
+// Limits bound one upload.
+type Limits struct {
+	// MaxBytes is the largest file.
+	MaxBytes int64
+	// Room is what the tenant may still store, or a negative number for no bound; the exact
+	// check is the transaction's (see QuotaExceeded), this one only stops a doomed upload early.
+	Room int64
+	// Quota is the tenant's storage quota, named in the problem when Room runs out.
+	Quota int64
+	// Allowed are the media types accepted (Allowed).
+	Allowed []string
+}
+
+// Received is what was learnt of a file on its way to the store.
+type Received struct {
+	Size        int64
+	SHA256      []byte
+	ContentType string
+}
+
+// Receive streams r into store under key, sniffing its type from the first bytes and hashing
+// and counting the rest on the way: memory stays a few buffers whatever the size. A type not
+// allowed is refused (415) before anything is stored; passing a limit stops the copy at once
+// (413), and the store then keeps nothing.
+func Receive(ctx context.Context, store blob.Store, key string, r io.Reader, l Limits) (Received, error) {
+	br := bufio.NewReaderSize(r, SniffLen)
+	head, err := br.Peek(SniffLen)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return Received{}, readProblem(err)
+	}
+	ct := Sniff(head)
+	if !Allowed(ct, l.Allowed) {
+		return Received{}, problem.New(problem.UnsupportedMediaType,
+			"Files of type %s are not accepted here; the type is read from the content, not the name or the declared type.", ct)
+	}
+	c := &counter{r: br, h: sha256.New(), limits: l}
+	n, err := store.Put(ctx, key, c)
+	switch {
+	case c.err != nil:
+		return Received{}, c.err
+	case err != nil:
+		if ctx.Err() != nil {
+			return Received{}, fmt.Errorf("store %s: %w", key, ctx.Err())
+		}
+		return Received{}, fmt.Errorf("store %s: %w", key, err)
+	case n != c.n:
+		return Received{}, fmt.Errorf("store %s: stored %d bytes of %d", key, n, c.n)
+	}
+	return Received{Size: c.n, SHA256: c.h.Sum(nil), ContentType: ct}, nil
+}
+
+// counter hashes and counts what passes, and fails the copy as soon as a limit is passed. Its
+// own failures are kept in err, so Receive answers with them rather than with the store's
+// wrapping of them.
+type counter struct {
+	r      io.Reader
+	h      hash.Hash
+	n      int64
+	limits Limits
+	err    error
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.h.Write(p[:n])
+	switch {
+	case c.n > c.limits.MaxBytes:
+		c.err = TooLarge(c.limits.MaxBytes)
+	case c.limits.Room >= 0 && c.n > c.limits.Room:
+		c.err = QuotaExceeded(c.limits.Quota)
+	case err != nil && !errors.Is(err, io.EOF):
+		c.err = readProblem(err)
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return n, err
+}
+
+// readProblem is a failure to read the client's body: a 400, since the body is the client's.
+func readProblem(err error) error {
+	return problem.Wrap(problem.Invalid, err, "The upload could not be read to its end.")
+}
+
+// TooLarge is the problem for a file over the size limit.
+func TooLarge(max int64) *problem.Error {
+	return problem.New(problem.TooLarge, "The file exceeds %s (%d bytes), the largest this server accepts.", HumanBytes(max), max)
+}
+
+// QuotaExceeded is the problem for an upload that would take the tenant past its quota. It is
+// 413 rather than 422: the request is refused for its size, and a smaller file may still fit.
+func QuotaExceeded(quota int64) *problem.Error {
+	return problem.New(problem.QuotaExceeded,
+		"The upload would exceed the tenant's storage quota of %s (%d bytes); delete files or raise the quota.", HumanBytes(quota), quota)
+}
+
+// HumanBytes writes n in binary units (100 MiB).
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d %ciB", int64(v), "KMGTPE"[exp])
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
+}
