@@ -158,14 +158,23 @@ func rawRequest(ctx context.Context) *http.Request {
 	return r
 }
 
-// withRawRequest is the strict middleware that provides rawRequest.
+type rawResponseWriterKey struct{}
+
+// rawResponseWriter is the upload's ResponseWriter, for its connection's read deadline.
+func rawResponseWriter(ctx context.Context) http.ResponseWriter {
+	w, _ := ctx.Value(rawResponseWriterKey{}).(http.ResponseWriter)
+	return w
+}
+
+// withRawRequest is the strict middleware that provides rawRequest and rawResponseWriter.
 func withRawRequest(f api.StrictHandlerFunc, operationID string) api.StrictHandlerFunc {
 	switch operationID {
-	case "GetFileContent", "DownloadSignedFile", "GetFileURL":
+	case "GetFileContent", "DownloadSignedFile", "GetFileURL", "UploadFile":
 	default:
 		return f
 	}
 	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, req any) (any, error) {
-		return f(context.WithValue(ctx, rawRequestKey{}, r), w, r, req)
+		ctx = context.WithValue(context.WithValue(ctx, rawRequestKey{}, r), rawResponseWriterKey{}, w)
+		return f(ctx, w, r, req)
 	}
 }

@@ -92,7 +92,7 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 	key := files.StorageKey(p.Tenant, id)
 	got, err := files.Receive(ctx, s.files.Store, key, part, files.Limits{
 		MaxBytes: s.files.MaxBytes, Room: room, Quota: s.files.Quota, Allowed: s.files.AllowedTypes,
-	})
+	}, interruptReads(ctx))
 	if err != nil {
 		return nil, closing(err)
 	}
@@ -186,6 +186,16 @@ func fileFormPart(form *multipart.Reader) (*multipart.Part, *uuid.UUID, error) {
 			task = &id
 		default:
 			return nil, nil, problem.Fields("The form has an unknown field.", problem.FieldError{Field: part.FormName(), In: "body", Message: "is not a field of this form (task_id, file)"})
+		}
+	}
+}
+
+// interruptReads makes a read of the request's body that is waiting for the client return at
+// once, for a refusal that must stop reading before it answers.
+func interruptReads(ctx context.Context) func() {
+	return func() {
+		if w := rawResponseWriter(ctx); w != nil {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 		}
 	}
 }

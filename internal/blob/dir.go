@@ -23,6 +23,9 @@ const tmpName = ".tmp"
 // memory whatever the size of the body.
 const copyBufSize = 128 << 10
 
+// writebackChunk is how much a Put writes before it asks the kernel to start writing it out.
+const writebackChunk = 8 << 20
+
 // Dir is a Store that keeps each blob as a file under a root directory, at the
 // key's path. It has no URLs of its own: PresignGet answers ok=false and the
 // server streams downloads itself.
@@ -88,10 +91,20 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (n int64, err er
 	// f.ReadFrom, which skips the fixed buffer and the ctx checks.
 	buf := make([]byte, copyBufSize)
 	cr := &ctxReader{ctx: ctx, r: r}
+	// Readers such as a multipart part hand out a few KiB per Read: fill the buffer first, so
+	// the file is written in large chunks rather than one syscall per small read.
+	var written, flushed int64
 	for {
-		nr, rerr := cr.Read(buf)
+		nr, rerr := fill(cr, buf)
 		if _, werr := f.Write(buf[:nr]); werr != nil {
 			return 0, fmt.Errorf("blob: put %q: %w", key, werr)
+		}
+		written += int64(nr)
+		if written-flushed >= writebackChunk {
+			// Start the disk writing what has arrived so far, so the fsync at the end waits
+			// for the last chunk rather than the whole file.
+			startWriteback(f, flushed, written-flushed)
+			flushed = written
 		}
 		if rerr == io.EOF {
 			break
@@ -297,4 +310,19 @@ func (d *Dir) RemoveStaleTemp(olderThan time.Duration) (int, error) {
 		return removed, fmt.Errorf("blob: remove stale temp: %w", err)
 	}
 	return removed, nil
+}
+
+// fill reads into buf until it is full or r fails; unlike io.ReadFull it passes r's errors on
+// unchanged, so a reader's own io.ErrUnexpectedEOF (a truncated upload) is never taken for the
+// end of the data.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -33,12 +33,24 @@ type Received struct {
 	ContentType string
 }
 
+// Read-ahead buffers of an upload: four of 256 KiB, a megabyte per upload in flight.
+const (
+	readAheadBuffers = 4
+	readAheadSize    = 256 << 10
+)
+
 // Receive streams r into store under key, sniffing its type from the first bytes and hashing
 // and counting the rest on the way: memory stays a few buffers whatever the size. A type not
 // allowed is refused (415) before anything is stored; passing a limit stops the copy at once
 // (413), and the store then keeps nothing.
-func Receive(ctx context.Context, store blob.Store, key string, r io.Reader, l Limits) (Received, error) {
-	br := bufio.NewReaderSize(r, SniffLen)
+//
+// r is read ahead on a goroutine of its own. Before Receive returns, that goroutine has
+// stopped; when it is blocked reading the client, interrupt must unblock it (a read deadline
+// in the past on the connection, which the refusal closes anyway).
+func Receive(ctx context.Context, store blob.Store, key string, r io.Reader, l Limits, interrupt func()) (got Received, err error) {
+	ra := newReadAhead(r, readAheadBuffers, readAheadSize)
+	defer ra.stop(interrupt)
+	br := bufio.NewReaderSize(ra, SniffLen)
 	head, err := br.Peek(SniffLen)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		return Received{}, readProblem(err)

@@ -1,0 +1,100 @@
+package files
+
+import "io"
+
+// readAhead reads its source on a goroutine of its own into a few large buffers, so that
+// receiving an upload (the socket, the multipart parsing) runs on one core while the buffer
+// before is hashed and written to the store on another.
+type readAhead struct {
+	full chan []byte
+	free chan []byte
+	quit chan struct{}
+	done chan struct{}
+	// srcErr is the source's final error (io.EOF at the end); set before full is closed.
+	srcErr error
+	buf    []byte // the buffer being handed out, returned to free once empty
+	rest   []byte
+}
+
+func newReadAhead(src io.Reader, buffers, size int) *readAhead {
+	ra := &readAhead{
+		full: make(chan []byte, buffers), free: make(chan []byte, buffers),
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	for range buffers {
+		ra.free <- make([]byte, size)
+	}
+	go ra.run(src)
+	return ra
+}
+
+func (ra *readAhead) run(src io.Reader) {
+	defer close(ra.done)
+	defer close(ra.full)
+	for {
+		var buf []byte
+		select {
+		case buf = <-ra.free:
+		case <-ra.quit:
+			return
+		}
+		n, err := fill(src, buf[:cap(buf)])
+		if n > 0 {
+			select {
+			case ra.full <- buf[:n]:
+			case <-ra.quit:
+				return
+			}
+		}
+		if err != nil {
+			ra.srcErr = err
+			return
+		}
+	}
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	for len(ra.rest) == 0 {
+		if ra.buf != nil {
+			ra.free <- ra.buf // never blocks: free holds every buffer
+			ra.buf = nil
+		}
+		buf, ok := <-ra.full
+		if !ok {
+			return 0, ra.srcErr
+		}
+		ra.buf, ra.rest = buf, buf
+	}
+	n := copy(p, ra.rest)
+	ra.rest = ra.rest[n:]
+	return n, nil
+}
+
+// stop ends the read-ahead and waits for its goroutine, which after that never touches the
+// source again. When the goroutine is blocked in a read, interrupt (if not nil) must make that
+// read return, by a deadline on the connection.
+func (ra *readAhead) stop(interrupt func()) {
+	close(ra.quit)
+	select {
+	case <-ra.done:
+		return
+	default:
+	}
+	if interrupt != nil {
+		interrupt()
+	}
+	<-ra.done
+}
+
+// fill reads into buf until it is full or src fails, passing src's error on unchanged.
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
