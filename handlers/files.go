@@ -190,8 +190,9 @@ func fileFormPart(form *multipart.Reader) (*multipart.Part, *uuid.UUID, error) {
 	}
 }
 
-// interruptReads makes a read of the request's body that is waiting for the client return at
-// once, for a refusal that must stop reading before it answers.
+// interruptReads makes a read of the request's body that is waiting for a stalled client return
+// at once, for a refusal that must stop reading before it answers. The connection is useless
+// after it: its next read fails too, and it closes without a graceful drain.
 func interruptReads(ctx context.Context) func() {
 	return func() {
 		if w := rawResponseWriter(ctx); w != nil {

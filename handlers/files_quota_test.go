@@ -83,8 +83,7 @@ func TestConcurrentUploadsAtTheQuotaEdgeNeverOvershoot(t *testing.T) {
 			t.Errorf("storage used %d passed the quota %d", used, quota)
 		}
 		// The room left is exactly usable.
-		room := quota - used
-		if room >= size {
+		if room := quota - used; room > 0 {
 			mustUpload(t, env, w.tokens[api.UserRoleMember], nil, "fill.png", pngBytes(int(room)))
 		}
 		if r := upload(t, env, w.tokens[api.UserRoleMember], nil, "one-too-many.png", bytes.NewReader(pngBytes(1000))); r.StatusCode() != http.StatusRequestEntityTooLarge {

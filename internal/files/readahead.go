@@ -1,6 +1,9 @@
 package files
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // readAhead reads its source on a goroutine of its own into a few large buffers, so that
 // receiving an upload (the socket, the multipart parsing) runs on one core while the buffer
@@ -70,15 +73,22 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// stopGrace is how long stop lets a read in progress finish on its own. A client still sending
+// ends it within microseconds; only a stalled one is interrupted.
+const stopGrace = 2 * time.Second
+
 // stop ends the read-ahead and waits for its goroutine, which after that never touches the
-// source again. When the goroutine is blocked in a read, interrupt (if not nil) must make that
-// read return, by a deadline on the connection.
+// source again. A read in progress is left to finish for stopGrace, which keeps the connection
+// usable for the server's graceful close (so the client reads the answer, not a reset); after
+// that interrupt (if not nil) must make it return, by a deadline on the connection.
 func (ra *readAhead) stop(interrupt func()) {
 	close(ra.quit)
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
 	select {
 	case <-ra.done:
 		return
-	default:
+	case <-t.C:
 	}
 	if interrupt != nil {
 		interrupt()

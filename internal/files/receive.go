@@ -45,8 +45,8 @@ const (
 // (413), and the store then keeps nothing.
 //
 // r is read ahead on a goroutine of its own. Before Receive returns, that goroutine has
-// stopped; when it is blocked reading the client, interrupt must unblock it (a read deadline
-// in the past on the connection, which the refusal closes anyway).
+// stopped; when it stays blocked reading a stalled client, interrupt must unblock it (a read
+// deadline in the past on the connection, which the refusal closes anyway).
 func Receive(ctx context.Context, store blob.Store, key string, r io.Reader, l Limits, interrupt func()) (got Received, err error) {
 	ra := newReadAhead(r, readAheadBuffers, readAheadSize)
 	defer ra.stop(interrupt)
