@@ -95,7 +95,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (n int64, err er
 	// the file is written in large chunks rather than one syscall per small read.
 	var written, flushed int64
 	for {
-		nr, rerr := fill(cr, buf)
+		nr, rerr := Fill(cr, buf)
 		if _, werr := f.Write(buf[:nr]); werr != nil {
 			return 0, fmt.Errorf("blob: put %q: %w", key, werr)
 		}
@@ -312,10 +312,10 @@ func (d *Dir) RemoveStaleTemp(olderThan time.Duration) (int, error) {
 	return removed, nil
 }
 
-// fill reads into buf until it is full or r fails; unlike io.ReadFull it passes r's errors on
+// Fill reads into buf until it is full or r fails; unlike io.ReadFull it passes r's errors on
 // unchanged, so a reader's own io.ErrUnexpectedEOF (a truncated upload) is never taken for the
 // end of the data.
-func fill(r io.Reader, buf []byte) (int, error) {
+func Fill(r io.Reader, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
 		m, err := r.Read(buf[n:])

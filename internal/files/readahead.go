@@ -3,6 +3,8 @@ package files
 import (
 	"io"
 	"time"
+
+	"github.com/tasker/tasker/internal/blob"
 )
 
 // readAhead reads its source on a goroutine of its own into a few large buffers, so that
@@ -41,7 +43,7 @@ func (ra *readAhead) run(src io.Reader) {
 		case <-ra.quit:
 			return
 		}
-		n, err := fill(src, buf[:cap(buf)])
+		n, err := blob.Fill(src, buf[:cap(buf)])
 		if n > 0 {
 			select {
 			case ra.full <- buf[:n]:
@@ -94,17 +96,4 @@ func (ra *readAhead) stop(interrupt func()) {
 		interrupt()
 	}
 	<-ra.done
-}
-
-// fill reads into buf until it is full or src fails, passing src's error on unchanged.
-func fill(src io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := src.Read(buf[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
