@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
@@ -36,14 +40,26 @@ func (c fileContent) serve(w http.ResponseWriter) error {
 	// Opened in a tab anyway, the file runs nothing and loads nothing.
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	h.Set("Cache-Control", "private, no-cache")
+	if err := checkRanges(c.r.Header.Get("Range")); err != nil {
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(c.f.Size, 10))
+		return err
+	}
 	content := &blobReader{ctx: c.r.Context(), store: c.s.files.Store, key: c.f.StorageKey, size: c.f.Size}
 	defer content.Close()
-	pw := &problemOn416{ResponseWriter: w, s: c.s, r: c.r}
-	http.ServeContent(pw, c.r, "", c.f.CreatedAt, content)
-	if content.err != nil && !pw.wrote {
-		// Nothing was sent yet (the blob is missing): answer properly.
-		return content.err
+	if c.f.Size > 0 && c.r.Header.Get("Range") == "" && c.r.Header.Get("If-None-Match") == "" && c.r.Header.Get("If-Modified-Since") == "" {
+		// The whole file: open it before anything is sent, so a missing blob is a proper 500
+		// rather than a 200 cut short.
+		if err := content.open(); err != nil {
+			return err
+		}
 	}
+	dw := &downloadWriter{ResponseWriter: w, r: c.r}
+	if c.s.files.TransferTimeout > 0 {
+		rc := http.NewResponseController(w)
+		dw.deadline = &rollingDeadline{set: rc.SetWriteDeadline, end: time.Now().Add(c.s.files.TransferTimeout), idle: c.s.files.IdleTimeout}
+		dw.deadline.extend()
+	}
+	http.ServeContent(dw, c.r, "", c.f.CreatedAt, content)
 	if content.err != nil {
 		c.s.logger.ErrorContext(c.r.Context(), "file download cut short", "request_id", reqinfo.RequestID(c.r.Context()),
 			"file", c.f.ID, "error", content.err.Error())
@@ -51,73 +67,125 @@ func (c fileContent) serve(w http.ResponseWriter) error {
 	return nil
 }
 
-// problemOn416 turns ServeContent's plain-text 416 into a problem document, keeping its
-// Content-Range; everything else passes.
-type problemOn416 struct {
-	http.ResponseWriter
-	s       *Server
-	r       *http.Request
-	blocked bool
-	wrote   bool
+// maxRanges is the most byte ranges one request may ask for: each one costs the store a read.
+const maxRanges = 10
+
+// checkRanges refuses with 416 a Range header asking for more than maxRanges ranges or for an
+// empty suffix (bytes=-0), which http.ServeContent would answer with an invalid Content-Range.
+// Everything else is ServeContent's to judge.
+func checkRanges(header string) error {
+	spec, ok := strings.CutPrefix(header, "bytes=")
+	if !ok {
+		return nil
+	}
+	parts := strings.Split(spec, ",")
+	if len(parts) > maxRanges {
+		return problem.New(problem.RangeNotSatisfiable, "At most %d ranges may be asked for at once.", maxRanges)
+	}
+	for _, p := range parts {
+		if strings.TrimSpace(p) == "-0" {
+			return problem.New(problem.RangeNotSatisfiable, "An empty suffix range (-0) selects nothing.")
+		}
+	}
+	return nil
 }
 
-func (p *problemOn416) WriteHeader(status int) {
-	if status == http.StatusRequestedRangeNotSatisfiable {
-		p.blocked = true
-		h := p.Header()
-		h.Del("Content-Type")
-		h.Del("Content-Length")
-		h.Del("Content-Disposition")
-		h.Del("X-Content-Type-Options")
-		pe := problem.New(problem.RangeNotSatisfiable, "The range is malformed or lies outside the file; see Content-Range for its size.")
-		problem.Write(p.ResponseWriter, p.r, reqinfo.RequestID(p.r.Context()), pe)
+// downloadWriter turns ServeContent's plain-text refusals (416 for ranges, 412 for If-Match and
+// If-Unmodified-Since) into problem documents, and keeps the write deadline moving while bytes
+// go out.
+type downloadWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	deadline *rollingDeadline
+	blocked  bool
+}
+
+func (d *downloadWriter) WriteHeader(status int) {
+	var pe *problem.Error
+	switch status {
+	case http.StatusRequestedRangeNotSatisfiable:
+		pe = problem.New(problem.RangeNotSatisfiable, "The range is malformed or lies outside the file; see Content-Range for its size.")
+	case http.StatusPreconditionFailed:
+		pe = problem.New(problem.PreconditionFailed, "The file does not match If-Match or has changed since If-Unmodified-Since.")
+	}
+	if pe == nil {
+		d.ResponseWriter.WriteHeader(status)
 		return
 	}
-	p.wrote = true
-	p.ResponseWriter.WriteHeader(status)
+	d.blocked = true
+	h := d.Header()
+	h.Del("Content-Type")
+	h.Del("Content-Length")
+	h.Del("Content-Disposition")
+	h.Del("Content-Security-Policy")
+	problem.Write(d.ResponseWriter, d.r, reqinfo.RequestID(d.r.Context()), pe)
 }
 
-func (p *problemOn416) Write(b []byte) (int, error) {
-	if p.blocked {
+func (d *downloadWriter) Write(b []byte) (int, error) {
+	if d.blocked {
 		return len(b), nil
 	}
-	p.wrote = true
-	return p.ResponseWriter.Write(b)
+	if d.deadline != nil {
+		d.deadline.extend()
+	}
+	return d.ResponseWriter.Write(b)
 }
 
 // blobReader is an io.ReadSeeker over a stored blob for ServeContent: seeking only moves the
-// offset, and the first read after it opens the store there.
+// offset, and the next read opens the store there. Each open asks for a window that starts at
+// 64 KiB and doubles up to 8 MiB, so a one-byte range costs the store a small read, not the
+// rest of the file, and a whole download a few dozen.
 type blobReader struct {
-	ctx   context.Context
-	store blob.Store
-	key   string
-	size  int64
-	off   int64
-	rc    io.ReadCloser
-	err   error
+	ctx    context.Context
+	store  blob.Store
+	key    string
+	size   int64
+	off    int64
+	window int64
+	end    int64 // where the open stream ends
+	rc     io.ReadCloser
+	err    error
+}
+
+const (
+	firstWindow = 64 << 10
+	maxWindow   = 8 << 20
+)
+
+func (b *blobReader) open() error {
+	b.window = min(max(2*b.window, firstWindow), maxWindow)
+	n := min(b.window, b.size-b.off)
+	rc, err := b.store.Open(b.ctx, b.key, b.off, n)
+	if err != nil {
+		b.err = err
+		return fmt.Errorf("open blob %s: %w", b.key, err)
+	}
+	b.rc, b.end = rc, b.off+n
+	return nil
 }
 
 func (b *blobReader) Read(p []byte) (int, error) {
 	if b.off >= b.size {
 		return 0, io.EOF
 	}
+	if b.rc != nil && b.off >= b.end {
+		b.Close()
+	}
 	if b.rc == nil {
-		rc, err := b.store.Open(b.ctx, b.key, b.off, -1)
-		if err != nil {
-			if errors.Is(err, blob.ErrNotFound) {
-				err = problem.Wrap(problem.Internal, err, "")
-			}
-			b.err = err
+		if err := b.open(); err != nil {
 			return 0, err
 		}
-		b.rc = rc
 	}
 	n, err := b.rc.Read(p)
 	b.off += int64(n)
+	if errors.Is(err, io.EOF) && b.off < b.end {
+		err = io.ErrUnexpectedEOF // the blob is shorter than its metadata says
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		b.err = err
+		return n, err
 	}
-	return n, err
+	return n, nil
 }
 
 func (b *blobReader) Seek(offset int64, whence int) (int64, error) {
@@ -135,6 +203,7 @@ func (b *blobReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs != b.off {
 		b.Close()
+		b.window = 0
 	}
 	b.off = abs
 	return abs, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/blob"
+	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/reqinfo"
@@ -46,6 +47,13 @@ type FilesConfig struct {
 	PublicURL string
 	// Now is the clock of signed URLs (time.Now when nil).
 	Now func() time.Time
+	// TransferTimeout bounds an upload or download once its caller is authenticated and
+	// allowed; before that the server's read and write timeouts hold.
+	TransferTimeout time.Duration
+	// IdleTimeout cuts a transfer that moves no byte for that long (no limit when zero).
+	IdleTimeout time.Duration
+	// MaxUploadsPerTenant caps a tenant's uploads in progress on one instance (none when zero).
+	MaxUploadsPerTenant int
 }
 
 func (c FilesConfig) now() time.Time {
@@ -69,6 +77,7 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 	if err != nil {
 		return nil, closing(err)
 	}
+	contract.EndOfHead(ctx)
 	// Access and room before any byte is stored: a refusal costs the client no upload.
 	room, err := tenancy.ReadV(ctx, s.db, scope(p), func(q *db.Queries) (int64, error) {
 		cur, err := auth.Current(ctx, q, p)
@@ -87,11 +96,16 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 	if room <= 0 {
 		return nil, closing(files.QuotaExceeded(s.files.Quota))
 	}
+	up, err := s.uploads.Begin(p.Tenant)
+	if err != nil {
+		return nil, closing(err)
+	}
+	defer up.End()
 
 	id := newID()
 	key := files.StorageKey(p.Tenant, id)
-	got, err := files.Receive(ctx, s.files.Store, key, part, files.Limits{
-		MaxBytes: s.files.MaxBytes, Room: room, Quota: s.files.Quota, Allowed: s.files.AllowedTypes,
+	got, err := files.Receive(ctx, s.files.Store, key, s.transferReads(ctx, part), files.Limits{
+		MaxBytes: s.files.MaxBytes, Room: room, Quota: s.files.Quota, Allowed: s.files.AllowedTypes, Upload: up,
 	}, interruptReads(ctx))
 	if err != nil {
 		return nil, closing(err)
@@ -160,6 +174,13 @@ func (s *Server) mayAttach(ctx context.Context, q *db.Queries, p auth.Principal,
 	if err := tasks.MayWrite(ctx, q, p, t.TeamID); err != nil {
 		return nil, err
 	}
+	proj, err := q.GetProject(ctx, t.Task.ProjectID)
+	if err != nil {
+		return nil, tenancy.Missing(err, "project")
+	}
+	if proj.Status == string(api.ProjectStatusArchived) {
+		return nil, problem.New(problem.Conflict, "The task's project is archived; unarchive it to attach files.")
+	}
 	return &t.Task.ProjectID, nil
 }
 
@@ -171,6 +192,9 @@ func fileFormPart(form *multipart.Reader) (*multipart.Part, *uuid.UUID, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil, problem.Fields("The form has no file.", problem.FieldError{Field: "file", In: "body", Message: "is required"})
 		}
+		if errors.Is(err, contract.ErrHeadTooLarge) {
+			return nil, nil, problem.New(problem.Invalid, "The form's fields and part headers before the file exceed %d bytes.", contract.StreamHeadBytes)
+		}
 		if err != nil {
 			return nil, nil, problem.Wrap(problem.Invalid, err, "The body is not valid multipart/form-data.")
 		}
@@ -180,14 +204,61 @@ func fileFormPart(form *multipart.Reader) (*multipart.Part, *uuid.UUID, error) {
 		case "task_id":
 			v, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
 			id, perr := uuid.Parse(string(v))
-			if err != nil || perr != nil || len(v) > maxFieldBytes {
-				return nil, nil, problem.Fields("Invalid value for task_id.", problem.FieldError{Field: "task_id", In: "body", Message: "must be a task id (UUID)"})
+			// Only the canonical form: uuid.Parse also takes braces, urn:uuid: and no dashes.
+			if err != nil || perr != nil || len(v) != 36 || task != nil {
+				return nil, nil, problem.Fields("Invalid value for task_id.", problem.FieldError{Field: "task_id", In: "body", Message: "must be one task id (a UUID), given once"})
 			}
 			task = &id
 		default:
 			return nil, nil, problem.Fields("The form has an unknown field.", problem.FieldError{Field: part.FormName(), In: "body", Message: "is not a field of this form (task_id, file)"})
 		}
 	}
+}
+
+// transferReads lifts the server's read timeout from an upload whose caller is authenticated
+// and allowed: from now on the connection's reads must end by FILE_TRANSFER_TIMEOUT and never
+// wait FILE_IDLE_TIMEOUT for a byte.
+func (s *Server) transferReads(ctx context.Context, r io.Reader) io.Reader {
+	w := rawResponseWriter(ctx)
+	if w == nil || s.files.TransferTimeout <= 0 {
+		return r
+	}
+	rc := http.NewResponseController(w)
+	d := &rollingDeadline{set: rc.SetReadDeadline, end: time.Now().Add(s.files.TransferTimeout), idle: s.files.IdleTimeout}
+	d.extend()
+	return &idleReader{r: r, d: d}
+}
+
+// rollingDeadline moves a connection deadline forward as bytes move, never past end.
+type rollingDeadline struct {
+	set  func(time.Time) error
+	end  time.Time
+	idle time.Duration
+	last time.Time
+}
+
+// extend sets the deadline to now plus the idle timeout (or end), at most once a second.
+func (d *rollingDeadline) extend() {
+	now := time.Now()
+	if now.Sub(d.last) < time.Second {
+		return
+	}
+	d.last = now
+	at := d.end
+	if d.idle > 0 && now.Add(d.idle).Before(at) {
+		at = now.Add(d.idle)
+	}
+	_ = d.set(at)
+}
+
+type idleReader struct {
+	r io.Reader
+	d *rollingDeadline
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	i.d.extend()
+	return i.r.Read(p)
 }
 
 // interruptReads makes a read of the request's body that is waiting for a stalled client return
@@ -227,11 +298,20 @@ func closing(err error) error {
 
 // removeBlob deletes a blob whose metadata was never committed or is gone; failures are left to
 // the sweep.
-func (s *Server) removeBlob(ctx context.Context, key string) {
+func (s *Server) removeBlob(ctx context.Context, key string) { s.removeBlobs(ctx, []string{key}) }
+
+// removeBlobs deletes blobs whose metadata a committed deletion removed, at once rather than
+// at the sweep, so that deleting frees the disk as it frees the quota.
+func (s *Server) removeBlobs(ctx context.Context, keys []string) {
+	if len(keys) == 0 || s.files.Store == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := s.files.Store.Delete(ctx, key); err != nil {
-		s.logger.WarnContext(ctx, "remove blob; the sweep will", "request_id", reqinfo.RequestID(ctx), "key", key, "error", err.Error())
+	for _, key := range keys {
+		if err := s.files.Store.Delete(ctx, key); err != nil {
+			s.logger.WarnContext(ctx, "remove blob; the sweep will", "request_id", reqinfo.RequestID(ctx), "key", key, "error", err.Error())
+		}
 	}
 }
 

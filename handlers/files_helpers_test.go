@@ -63,6 +63,7 @@ func eachStore(t *testing.T, opts apitest.Options, f func(t *testing.T, env *api
 			o := opts
 			fc := s.open(t)
 			fc.MaxBytes, fc.Quota, fc.URLTTL, fc.Now = opts.Files.MaxBytes, opts.Files.Quota, opts.Files.URLTTL, opts.Files.Now
+			fc.IdleTimeout, fc.MaxUploadsPerTenant = opts.Files.IdleTimeout, opts.Files.MaxUploadsPerTenant
 			o.Files = fc
 			f(t, apitest.NewWithOptions(t, o))
 		})

@@ -16,6 +16,7 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/contract"
+	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/middleware"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
@@ -52,9 +53,6 @@ type Config struct {
 	Realtime http.Handler
 	// Files configures uploads and downloads; without a Store they answer 503.
 	Files FilesConfig
-	// TransferTimeout replaces RequestTimeout, and the server's read and write timeouts, for
-	// uploads and downloads of file content, which take as long as the bytes take.
-	TransferTimeout time.Duration
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -68,7 +66,8 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions, files: cfg.Files}
+	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions,
+		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant)}
 	authn := auth.NewAuthenticator(cfg.Issuer, cfg.DB, cfg.Revocations)
 
 	strict := api.NewStrictHandlerWithOptions(srv, []api.StrictMiddlewareFunc{publicCaching, withRawRequest}, api.StrictHTTPServerOptions{
@@ -129,8 +128,8 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		h = withCORS(h)
 	}
 	h = middleware.SecurityHeaders(h)
-	if cfg.RequestTimeout > 0 || cfg.TransferTimeout > 0 {
-		h = withDeadline(cfg.RequestTimeout, cfg.TransferTimeout, h)
+	if cfg.RequestTimeout > 0 || cfg.Files.TransferTimeout > 0 {
+		h = withDeadline(cfg.RequestTimeout, cfg.Files.TransferTimeout, h)
 	}
 	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(h), nil
 }
@@ -142,26 +141,24 @@ const RealtimePath = "/v1/realtime"
 // it neither buffers responses nor answers for the handler: the work that runs out of time
 // returns context.DeadlineExceeded, which writeError answers as 503 (problem.As).
 //
-// File transfers get transfer instead, for their context and for the connection's read and
-// write deadlines (the server's READ_TIMEOUT and WRITE_TIMEOUT would cut a large file short).
+// File transfers get transfer instead. Their connection keeps the server's read and write
+// timeouts until the handler, once the caller is authenticated and allowed, lifts them
+// (transferDeadlines): an anonymous request to a transfer route is held no longer than any other.
 func withDeadline(d, transfer time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == RealtimePath {
 			next.ServeHTTP(w, r) // a socket lives as long as its client keeps it
 			return
 		}
-		if isTransfer(r) && transfer > 0 {
-			d = transfer
-			rc := http.NewResponseController(w)
-			// Errors only mean the writer cannot (httptest's recorder); the server's own can.
-			_ = rc.SetReadDeadline(time.Now().Add(transfer))
-			_ = rc.SetWriteDeadline(time.Now().Add(transfer))
+		limit := d
+		if transfer > 0 && isTransfer(r) {
+			limit = transfer
 		}
-		if d <= 0 {
+		if limit <= 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), d)
+		ctx, cancel := context.WithTimeout(r.Context(), limit)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

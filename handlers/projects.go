@@ -114,6 +114,7 @@ func (s *Server) UpdateProject(ctx context.Context, req api.UpdateProjectRequest
 func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequestObject) (api.DeleteProjectResponseObject, error) {
 	p := principal(ctx)
 	force := req.Params.Force != nil && *req.Params.Force
+	var blobs []string
 	err := s.write(ctx, p, func(tx *tenancy.Tx, _ auth.Principal) error {
 		proj, err := tx.Q.LockProject(ctx, req.Id)
 		if err != nil {
@@ -126,6 +127,9 @@ func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequest
 		if hasTasks && !force {
 			return problem.New(problem.Conflict, "The project has tasks; delete with force=true to remove them too.")
 		}
+		if blobs, err = tx.Q.DeleteProjectFiles(ctx, &req.Id); err != nil {
+			return err
+		}
 		if _, err := tx.Q.DeleteProject(ctx, req.Id); err != nil {
 			return err
 		}
@@ -136,5 +140,6 @@ func (s *Server) DeleteProject(ctx context.Context, req api.DeleteProjectRequest
 	if err != nil {
 		return nil, err
 	}
+	s.removeBlobs(ctx, blobs)
 	return api.DeleteProject204Response{}, nil
 }

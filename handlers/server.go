@@ -9,6 +9,7 @@ import (
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -23,6 +24,7 @@ type Server struct {
 	issuer   *tokens.Issuer
 	sessions *session.Service
 	files    FilesConfig
+	uploads  *files.Uploads
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

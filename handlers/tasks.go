@@ -245,6 +245,7 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
+	var blobs []string
 	err = s.write(ctx, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) error {
 		t, err := loadTask(ctx, tx.Q, p.Tenant, req.Id)
 		if err != nil {
@@ -255,6 +256,11 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 		}
 		expected, err := pre.Expected(t.Version)
 		if err != nil {
+			return err
+		}
+		// The attachments first, to learn their blobs (the cascade would remove the rows
+		// silently); a stale If-Match rolls this back with the rest.
+		if blobs, err = tx.Q.DeleteTaskFiles(ctx, &t.ID); err != nil {
 			return err
 		}
 		n, err := tx.Q.DeleteTask(ctx, db.DeleteTaskParams{ID: t.ID, ExpectedVersion: expected})
@@ -271,6 +277,7 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
+	s.removeBlobs(ctx, blobs)
 	return api.DeleteTask204Response{}, nil
 }
 

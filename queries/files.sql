@@ -28,3 +28,10 @@ SELECT coalesce((SELECT bytes FROM storage_usage), 0)::bigint AS bytes;
 -- name: ExistingStorageKeys :many
 -- Which of keys still have metadata: the sweep's question, asked in the keys' tenant.
 SELECT storage_key FROM files WHERE storage_key = ANY(sqlc.arg(keys)::text[]);
+
+-- name: DeleteTaskFiles :many
+-- A task's attachments, deleted with it (rather than by the cascade) to learn their blobs.
+DELETE FROM files WHERE task_id = sqlc.arg(task_id) RETURNING storage_key;
+
+-- name: DeleteProjectFiles :many
+DELETE FROM files WHERE project_id = sqlc.arg(project_id) RETURNING storage_key;

@@ -83,9 +83,11 @@ type config struct {
 	FileURLTTL          time.Duration `env:"FILE_URL_TTL" envDefault:"5m" desc:"lifetime of signed download URLs"`
 	FileURLSecret       string        `env:"FILE_URL_SECRET" mask:"secret" desc:"HMAC key of the dir store's signed URLs (32+ bytes); empty derives one from the first JWT signing key"`
 	PublicURL           string        `env:"PUBLIC_URL" desc:"scheme and host clients reach the API at (https://api.example.com), for signed URLs; empty takes the request's Host"`
-	FileTransferTimeout time.Duration `env:"FILE_TRANSFER_TIMEOUT" envDefault:"1h" desc:"time an upload or download may take; replaces REQUEST_TIMEOUT, READ_TIMEOUT and WRITE_TIMEOUT for them"`
+	FileTransferTimeout time.Duration `env:"FILE_TRANSFER_TIMEOUT" envDefault:"1h" desc:"time an upload or download may take; replaces REQUEST_TIMEOUT, READ_TIMEOUT and WRITE_TIMEOUT for them once the caller is authenticated"`
+	FileIdleTimeout     time.Duration `env:"FILE_IDLE_TIMEOUT" envDefault:"60s" desc:"an upload or download that moves no byte for this long is cut"`
+	FileMaxUploads      int64         `env:"FILE_MAX_UPLOADS_PER_TENANT" envDefault:"8" max:"10000" desc:"uploads one tenant may run at once on one instance (429 beyond)"`
 	FileSweepInterval   time.Duration `env:"FILE_SWEEP_INTERVAL" envDefault:"10m" desc:"how often each instance removes blobs without metadata"`
-	FileSweepGrace      time.Duration `env:"FILE_SWEEP_GRACE" envDefault:"1h" desc:"age a blob without metadata must reach before the sweep removes it"`
+	FileSweepGrace      time.Duration `env:"FILE_SWEEP_GRACE" envDefault:"2h" desc:"age a blob without metadata must reach before the sweep removes it"`
 	S3Endpoint          string        `env:"S3_ENDPOINT" desc:"S3 API URL; empty is AWS's own (set it for MinIO, R2, Ceph ...)"`
 	S3Region            string        `env:"S3_REGION" envDefault:"us-east-1" desc:"S3 region"`
 	S3Bucket            string        `env:"S3_BUCKET" desc:"S3 bucket (required with FILE_STORE=s3)"`
@@ -150,6 +152,10 @@ func loadConfig(environ map[string]string) (config, error) {
 		errs = append(errs, fmt.Sprintf("FILE_STORE=%s: want dir or s3", c.FileStore))
 	case c.FileStore == "s3" && c.S3Bucket == "":
 		errs = append(errs, "S3_BUCKET: required with FILE_STORE=s3")
+	}
+	if c.FileSweepGrace <= c.FileTransferTimeout {
+		errs = append(errs, fmt.Sprintf("FILE_SWEEP_GRACE=%s: want more than FILE_TRANSFER_TIMEOUT=%s, or the sweep could take the blob of an upload still running",
+			c.FileSweepGrace, c.FileTransferTimeout))
 	}
 	if c.FileURLSecret != "" && len(c.FileURLSecret) < 32 {
 		errs = append(errs, "FILE_URL_SECRET: want at least 32 bytes")
@@ -295,6 +301,7 @@ func (c config) files(ctx context.Context, keys *tokens.KeySet) (handlers.FilesC
 	fc := handlers.FilesConfig{
 		MaxBytes: c.FileMaxBytes, Quota: c.FileQuotaBytes, AllowedTypes: c.FileAllowedTypes,
 		URLTTL: c.FileURLTTL, PublicURL: c.PublicURL,
+		TransferTimeout: c.FileTransferTimeout, IdleTimeout: c.FileIdleTimeout, MaxUploadsPerTenant: int(c.FileMaxUploads),
 	}
 	if len(fc.AllowedTypes) == 0 {
 		fc.AllowedTypes = files.DefaultAllowedTypes

@@ -136,6 +136,22 @@ func TestConfigRefusesNonPositiveValuesAndCapsLargeOnes(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "EVENT_RETENTION=10m0s: want at least an hour") {
 		t.Errorf("a retention shorter than the revocation catch-up needs: %v; want it refused", err)
 	}
+	for _, env := range []map[string]string{
+		{"FILE_SWEEP_GRACE": "1h"},
+		{"FILE_TRANSFER_TIMEOUT": "3h"},
+		{"FILE_STORE": "ftp"},
+		{"FILE_STORE": "s3"},
+		{"FILE_URL_SECRET": "too short"},
+		{"PUBLIC_URL": "api.example.com"},
+	} {
+		env["DATABASE_URL"] = "postgres://x/y"
+		if _, err := loadConfig(env); err == nil {
+			t.Errorf("%v: accepted", env)
+		}
+	}
+	if c, err := loadConfig(map[string]string{"DATABASE_URL": "postgres://x/y", "PUBLIC_URL": "https://api.example.com/"}); err != nil || c.PublicURL != "https://api.example.com" {
+		t.Errorf("PUBLIC_URL with a trailing slash: %q %v", c.PublicURL, err)
+	}
 	_, err = loadConfig(map[string]string{"DATABASE_URL": ""})
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL is empty") {
 		t.Errorf("empty DATABASE_URL: %v; want it refused", err)

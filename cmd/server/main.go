@@ -106,7 +106,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		return err
 	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
-		Files: filesCfg, TransferTimeout: cfg.FileTransferTimeout,
+		Files: filesCfg,
 		DB: store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
 		Password: cfg.argon2(), MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Issuer:             issuer,

@@ -89,6 +89,55 @@ func (q *Queries) DeleteFile(ctx context.Context, id uuid.UUID) (File, error) {
 	return i, err
 }
 
+const deleteProjectFiles = `-- name: DeleteProjectFiles :many
+DELETE FROM files WHERE project_id = $1 RETURNING storage_key
+`
+
+func (q *Queries) DeleteProjectFiles(ctx context.Context, projectID *uuid.UUID) ([]string, error) {
+	rows, err := q.db.Query(ctx, deleteProjectFiles, projectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var storage_key string
+		if err := rows.Scan(&storage_key); err != nil {
+			return nil, err
+		}
+		items = append(items, storage_key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const deleteTaskFiles = `-- name: DeleteTaskFiles :many
+DELETE FROM files WHERE task_id = $1 RETURNING storage_key
+`
+
+// A task's attachments, deleted with it (rather than by the cascade) to learn their blobs.
+func (q *Queries) DeleteTaskFiles(ctx context.Context, taskID *uuid.UUID) ([]string, error) {
+	rows, err := q.db.Query(ctx, deleteTaskFiles, taskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var storage_key string
+		if err := rows.Scan(&storage_key); err != nil {
+			return nil, err
+		}
+		items = append(items, storage_key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const existingStorageKeys = `-- name: ExistingStorageKeys :many
 SELECT storage_key FROM files WHERE storage_key = ANY($1::text[])
 `

@@ -214,6 +214,7 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 // FileDefaults are the file settings tests run with, unless Options.Files says otherwise.
 var FileDefaults = handlers.FilesConfig{
 	MaxBytes: 100 << 20, Quota: 1 << 30, AllowedTypes: files.DefaultAllowedTypes, URLTTL: 5 * time.Minute,
+	TransferTimeout: time.Hour, IdleTimeout: time.Minute, MaxUploadsPerTenant: 64,
 }
 
 func fileConfig(t testing.TB, fc handlers.FilesConfig) handlers.FilesConfig {
@@ -237,6 +238,15 @@ func fileConfig(t testing.TB, fc handlers.FilesConfig) handlers.FilesConfig {
 	}
 	if fc.URLTTL == 0 {
 		fc.URLTTL = d.URLTTL
+	}
+	if fc.TransferTimeout == 0 {
+		fc.TransferTimeout = d.TransferTimeout
+	}
+	if fc.IdleTimeout == 0 {
+		fc.IdleTimeout = d.IdleTimeout
+	}
+	if fc.MaxUploadsPerTenant == 0 {
+		fc.MaxUploadsPerTenant = d.MaxUploadsPerTenant
 	}
 	if fc.Signer.Zero() {
 		key := make([]byte, 32)

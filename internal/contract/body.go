@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -94,6 +96,44 @@ func (s *Spec) BodyLimit(op *openapi3.Operation, max int64) int64 {
 type bodyKey struct{}
 
 type streamedKey struct{}
+
+type headKey struct{}
+
+// StreamHeadBytes caps what a streamed body may hold before its handler says that its head (a
+// form's fields and part headers) has ended, with EndOfHead: mime/multipart would otherwise
+// take up to 10 MiB of part headers into memory, for as long as the upload lasts.
+const StreamHeadBytes = 64 << 10
+
+// ErrHeadTooLarge is the read error of a streamed body whose head passes StreamHeadBytes.
+var ErrHeadTooLarge = errors.New("contract: the head of the body exceeds its limit")
+
+type headLimit struct {
+	r    io.Reader
+	left int64
+	open atomic.Bool
+}
+
+func (h *headLimit) Read(p []byte) (int, error) {
+	if h.open.Load() {
+		return h.r.Read(p)
+	}
+	if h.left <= 0 {
+		return 0, ErrHeadTooLarge
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
+	n, err := h.r.Read(p)
+	h.left -= int64(n)
+	return n, err
+}
+
+// EndOfHead lifts the head limit of the request's streamed body: what follows is the content.
+func EndOfHead(ctx context.Context) {
+	if h, ok := ctx.Value(headKey{}).(*headLimit); ok {
+		h.open.Store(true)
+	}
+}
 
 // BodyStreamed reports whether the request's operation streams its body (StreamedBodyExtension):
 // the validator has not read it, and no layer before the handler may.

@@ -57,6 +57,10 @@ func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.H
 			if opts.Authenticate != nil {
 				authed, err := opts.Authenticate(r, route)
 				if err != nil {
+					if Streamed(route.Operation) {
+						// Not a byte of an upload is read for a caller who may not send one.
+						w.Header().Set("Connection", "close")
+					}
 					problem.Write(w, r, reqinfo.RequestID(ctx), err)
 					return
 				}
@@ -70,10 +74,11 @@ func (s *Spec) RequestValidator(opts ValidatorOptions) func(http.Handler) http.H
 					problem.Write(w, r, reqinfo.RequestID(ctx), err)
 					return
 				}
-				r = r.WithContext(context.WithValue(ctx, streamedKey{}, true))
 				// mime/multipart reads through a 4 KiB buffer: without a larger one in front,
 				// every 4 KiB of an upload would cost a read from the connection.
-				r.Body = bufferedBody{Reader: bufio.NewReaderSize(r.Body, streamBufferSize), Closer: r.Body}
+				head := &headLimit{r: bufio.NewReaderSize(r.Body, streamBufferSize), left: StreamHeadBytes}
+				r = r.WithContext(context.WithValue(context.WithValue(ctx, streamedKey{}, true), headKey{}, head))
+				r.Body = bufferedBody{Reader: head, Closer: r.Body}
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -57,7 +57,8 @@ func (s Signer) Sign(tenant, file uuid.UUID, expires time.Time) string {
 // Verify reports whether sig is Sign's for file, tenant and expires (Unix seconds), and the
 // expiry has not passed at now.
 func (s Signer) Verify(tenant, file uuid.UUID, expires int64, sig string, now time.Time) bool {
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: one spelling per signature (the padding bits of the last character must be 0).
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil {
 		return false
 	}

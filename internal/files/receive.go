@@ -24,6 +24,9 @@ type Limits struct {
 	Quota int64
 	// Allowed are the media types accepted (Allowed).
 	Allowed []string
+	// Upload, when set, is this upload among the tenant's others: the bytes they hold are
+	// taken from Room as they arrive.
+	Upload *Upload
 }
 
 // Received is what was learnt of a file on its way to the store.
@@ -66,6 +69,10 @@ func Receive(ctx context.Context, store blob.Store, key string, r io.Reader, l L
 	case c.err != nil:
 		return Received{}, c.err
 	case err != nil:
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The connection failed (the client left, or stalled past the idle timeout).
+			return Received{}, readProblem(err)
+		}
 		if ctx.Err() != nil {
 			return Received{}, fmt.Errorf("store %s: %w", key, ctx.Err())
 		}
@@ -94,10 +101,14 @@ func (c *counter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	c.h.Write(p[:n])
+	var others int64
+	if c.limits.Upload != nil {
+		others = c.limits.Upload.add(int64(n))
+	}
 	switch {
 	case c.n > c.limits.MaxBytes:
 		c.err = TooLarge(c.limits.MaxBytes)
-	case c.limits.Room >= 0 && c.n > c.limits.Room:
+	case c.limits.Room >= 0 && c.n+others > c.limits.Room:
 		c.err = QuotaExceeded(c.limits.Quota)
 	case err != nil && !errors.Is(err, io.EOF):
 		c.err = readProblem(err)
