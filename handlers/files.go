@@ -125,6 +125,8 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 
 // recordFile commits the metadata of a stored blob, once the form is known to end with it.
 func (s *Server) recordFile(ctx context.Context, p auth.Principal, form *multipart.Reader, params db.CreateFileParams) (api.File, error) {
+	// The read-ahead has stopped; only the closing boundary may follow, not another head.
+	contract.EndOfContent(ctx, 4096)
 	if _, err := form.NextPart(); !errors.Is(err, io.EOF) {
 		if err == nil {
 			return api.File{}, problem.Fields("The file must be the last part of the form.",

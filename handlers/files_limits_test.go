@@ -136,6 +136,8 @@ func TestUploadHeadsAreBounded(t *testing.T) {
 	file := func() formPart { return formPart{name: "file", filename: "a.txt", body: strings.NewReader("words\n")} }
 	pad := strings.Repeat("x", 100<<10)
 	send("a 100 KiB part header", http.StatusBadRequest, formPart{name: "file", filename: "a.txt", contentType: "text/plain\r\nX-Pad: " + pad, body: strings.NewReader("words\n")})
+	send("a 100 KiB part header after the file", http.StatusBadRequest, file(),
+		formPart{name: "more", contentType: "text/plain\r\nX-Pad: " + pad, body: strings.NewReader("x")})
 	send("task_id twice", http.StatusBadRequest, formPart{name: "task_id", body: strings.NewReader(task.Id.String())},
 		formPart{name: "task_id", body: strings.NewReader(task.Id.String())}, file())
 	for _, spelling := range []string{"{" + task.Id.String() + "}", "urn:uuid:" + task.Id.String(), strings.ReplaceAll(task.Id.String(), "-", "")} {

@@ -135,6 +135,15 @@ func EndOfHead(ctx context.Context) {
 	}
 }
 
+// EndOfContent caps again what the streamed body may still hold, at n bytes: after the content
+// only the form's end may come. Call it when no read of the body is in flight.
+func EndOfContent(ctx context.Context, n int64) {
+	if h, ok := ctx.Value(headKey{}).(*headLimit); ok {
+		h.left = n
+		h.open.Store(false)
+	}
+}
+
 // BodyStreamed reports whether the request's operation streams its body (StreamedBodyExtension):
 // the validator has not read it, and no layer before the handler may.
 func BodyStreamed(ctx context.Context) bool {
