@@ -132,18 +132,20 @@ func (d *downloadWriter) Write(b []byte) (int, error) {
 }
 
 // blobReader is an io.ReadSeeker over a stored blob for ServeContent: seeking only moves the
-// offset, and the next read opens the store there. Each open asks for a window that starts at
-// 64 KiB and doubles up to 8 MiB, so a one-byte range costs the store a small read, not the
-// rest of the file, and a whole download a few dozen.
+// offset, and a read opens the store there unless the open stream already is. Each open asks
+// for a window that starts at 64 KiB and doubles up to 8 MiB while reads go on in sequence, so a
+// one-byte range costs the store a small read, not the rest of the file, and a whole download
+// a few dozen.
 type blobReader struct {
 	ctx    context.Context
 	store  blob.Store
 	key    string
 	size   int64
-	off    int64
+	off    int64 // where the next read starts
 	window int64
-	end    int64 // where the open stream ends
 	rc     io.ReadCloser
+	pos    int64 // where the open stream is
+	end    int64 // where the open stream ends
 	err    error
 }
 
@@ -160,7 +162,7 @@ func (b *blobReader) open() error {
 		b.err = err
 		return fmt.Errorf("open blob %s: %w", b.key, err)
 	}
-	b.rc, b.end = rc, b.off+n
+	b.rc, b.pos, b.end = rc, b.off, b.off+n
 	return nil
 }
 
@@ -168,7 +170,11 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	if b.off >= b.size {
 		return 0, io.EOF
 	}
-	if b.rc != nil && b.off >= b.end {
+	if b.rc != nil && b.pos != b.off {
+		b.Close()
+		b.window = 0 // a jump: start small again
+	}
+	if b.rc != nil && b.pos >= b.end {
 		b.Close()
 	}
 	if b.rc == nil {
@@ -176,9 +182,10 @@ func (b *blobReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := b.rc.Read(p)
+	n, err := b.rc.Read(p[:min(int64(len(p)), b.end-b.pos)])
 	b.off += int64(n)
-	if errors.Is(err, io.EOF) && b.off < b.end {
+	b.pos += int64(n)
+	if errors.Is(err, io.EOF) && b.pos < b.end {
 		err = io.ErrUnexpectedEOF // the blob is shorter than its metadata says
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -200,10 +207,6 @@ func (b *blobReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs < 0 {
 		return 0, errors.New("blob: negative offset")
-	}
-	if abs != b.off {
-		b.Close()
-		b.window = 0
 	}
 	b.off = abs
 	return abs, nil
