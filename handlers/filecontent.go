@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -22,9 +23,10 @@ import (
 // fileContent answers with a file's bytes through http.ServeContent, which handles Range,
 // If-Range and If-None-Match as RFC 9110 says; the blob is opened only at the offsets it reads.
 type fileContent struct {
-	s *Server
-	r *http.Request
-	f db.File
+	s   *Server
+	ctx context.Context
+	r   *http.Request
+	f   db.File
 }
 
 func (c fileContent) VisitGetFileContentResponse(w http.ResponseWriter) error { return c.serve(w) }
@@ -44,26 +46,37 @@ func (c fileContent) serve(w http.ResponseWriter) error {
 		h.Set("Content-Range", "bytes */"+strconv.FormatInt(c.f.Size, 10))
 		return err
 	}
-	content := &blobReader{ctx: c.r.Context(), store: c.s.files.Store, key: c.f.StorageKey, size: c.f.Size}
+	content := &blobReader{ctx: c.ctx, store: c.s.files.Store, key: c.f.StorageKey, size: c.f.Size}
 	defer content.Close()
-	if c.f.Size > 0 && c.r.Header.Get("Range") == "" && c.r.Header.Get("If-None-Match") == "" && c.r.Header.Get("If-Modified-Since") == "" {
-		// The whole file: open it before anything is sent, so a missing blob is a proper 500
-		// rather than a 200 cut short.
+	if strings.Contains(c.r.Header.Get("Range"), ",") && c.f.Size > 0 {
+		// Several ranges go out as multipart/byteranges, whose first part header is written
+		// before the blob is read: make sure it is there first.
 		if err := content.open(); err != nil {
 			return err
 		}
 	}
-	dw := &downloadWriter{ResponseWriter: w, r: c.r}
+	dw := &downloadWriter{ResponseWriter: w, r: c.r, size: c.f.Size}
+	if conn := connOf(c.ctx); conn != nil {
+		limitUnsent(conn, downloadLowWater)
+	}
 	if c.s.files.TransferTimeout > 0 {
 		rc := http.NewResponseController(w)
 		dw.deadline = &rollingDeadline{set: rc.SetWriteDeadline, end: time.Now().Add(c.s.files.TransferTimeout), idle: c.s.files.IdleTimeout}
 		dw.deadline.extend()
 	}
 	http.ServeContent(dw, c.r, "", c.f.CreatedAt, content)
+	if content.err != nil && !dw.sent {
+		// Nothing went out yet (the blob is missing, say): a proper error, not a cut body.
+		for _, k := range []string{"Content-Length", "Content-Range", "Content-Disposition", "ETag", "Last-Modified", "Accept-Ranges", "Content-Security-Policy"} {
+			h.Del(k)
+		}
+		return content.err
+	}
 	if content.err != nil {
-		c.s.logger.ErrorContext(c.r.Context(), "file download cut short", "request_id", reqinfo.RequestID(c.r.Context()),
+		c.s.logger.ErrorContext(c.ctx, "file download cut short", "request_id", reqinfo.RequestID(c.ctx),
 			"file", c.f.ID, "error", content.err.Error())
 	}
+	dw.flushHeader()
 	return nil
 }
 
@@ -83,21 +96,27 @@ func checkRanges(header string) error {
 		return problem.New(problem.RangeNotSatisfiable, "At most %d ranges may be asked for at once.", maxRanges)
 	}
 	for _, p := range parts {
-		if strings.TrimSpace(p) == "-0" {
+		suffix, isSuffix := strings.CutPrefix(strings.TrimSpace(p), "-")
+		if n, err := strconv.ParseInt(strings.TrimSpace(suffix), 10, 64); isSuffix && err == nil && n == 0 {
 			return problem.New(problem.RangeNotSatisfiable, "An empty suffix range (-0) selects nothing.")
 		}
 	}
 	return nil
 }
 
-// downloadWriter turns ServeContent's plain-text refusals (416 for ranges, 412 for If-Match and
-// If-Unmodified-Since) into problem documents, and keeps the write deadline moving while bytes
+// downloadWriter sits between ServeContent and the connection. It turns ServeContent's
+// plain-text refusals (416 for ranges, 412 for If-Match and If-Unmodified-Since) into problem
+// documents; it holds the status back until the first byte of the body, so a blob that fails
+// to open is still answered with an error; and it keeps the write deadline moving while bytes
 // go out.
 type downloadWriter struct {
 	http.ResponseWriter
 	r        *http.Request
+	size     int64
 	deadline *rollingDeadline
-	blocked  bool
+	status   int  // held back until the first Write
+	sent     bool // the status has gone out
+	blocked  bool // a problem was written instead
 }
 
 func (d *downloadWriter) WriteHeader(status int) {
@@ -105,25 +124,37 @@ func (d *downloadWriter) WriteHeader(status int) {
 	switch status {
 	case http.StatusRequestedRangeNotSatisfiable:
 		pe = problem.New(problem.RangeNotSatisfiable, "The range is malformed or lies outside the file; see Content-Range for its size.")
+		d.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(d.size, 10))
 	case http.StatusPreconditionFailed:
 		pe = problem.New(problem.PreconditionFailed, "The file does not match If-Match or has changed since If-Unmodified-Since.")
 	}
 	if pe == nil {
-		d.ResponseWriter.WriteHeader(status)
+		d.status = status
 		return
 	}
-	d.blocked = true
+	d.blocked, d.sent = true, true
 	h := d.Header()
-	h.Del("Content-Type")
-	h.Del("Content-Length")
-	h.Del("Content-Disposition")
-	h.Del("Content-Security-Policy")
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Disposition", "Content-Security-Policy"} {
+		h.Del(k)
+	}
 	problem.Write(d.ResponseWriter, d.r, reqinfo.RequestID(d.r.Context()), pe)
+}
+
+// flushHeader sends a status held back by WriteHeader (a 304, an empty file).
+func (d *downloadWriter) flushHeader() {
+	if !d.sent && d.status != 0 {
+		d.sent = true
+		d.ResponseWriter.WriteHeader(d.status)
+	}
 }
 
 func (d *downloadWriter) Write(b []byte) (int, error) {
 	if d.blocked {
 		return len(b), nil
+	}
+	if !d.sent {
+		d.sent = true
+		d.ResponseWriter.WriteHeader(cmp.Or(d.status, http.StatusOK))
 	}
 	if d.deadline != nil {
 		d.deadline.extend()

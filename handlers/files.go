@@ -84,7 +84,7 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 		if err != nil {
 			return 0, err
 		}
-		if _, err := s.mayAttach(ctx, q, cur, taskID); err != nil {
+		if _, err := s.mayAttach(ctx, q, cur, taskID, false); err != nil {
 			return 0, err
 		}
 		used, err := q.StorageUsed(ctx)
@@ -101,10 +101,12 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 		return nil, closing(err)
 	}
 	defer up.End()
+	ctx = transferContext(ctx)
+	s.liftReadTimeout(ctx)
 
 	id := newID()
 	key := files.StorageKey(p.Tenant, id)
-	got, err := files.Receive(ctx, s.files.Store, key, s.transferReads(ctx, part), files.Limits{
+	got, err := files.Receive(ctx, s.files.Store, key, part, files.Limits{
 		MaxBytes: s.files.MaxBytes, Room: room, Quota: s.files.Quota, Allowed: s.files.AllowedTypes, Upload: up,
 	}, interruptReads(ctx))
 	if err != nil {
@@ -120,6 +122,7 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 		s.removeBlob(ctx, key)
 		return nil, closing(err)
 	}
+	up.Stored(out.Size)
 	return api.UploadFile201JSONResponse(out), nil
 }
 
@@ -135,7 +138,7 @@ func (s *Server) recordFile(ctx context.Context, p auth.Principal, form *multipa
 		return api.File{}, problem.Wrap(problem.Invalid, err, "The multipart body is malformed after the file.")
 	}
 	return writeV(ctx, s, p, func(tx *tenancy.Tx, p auth.Principal) (api.File, error) {
-		project, err := s.mayAttach(ctx, tx.Q, p, params.TaskID)
+		project, err := s.mayAttach(ctx, tx.Q, p, params.TaskID, true)
 		if err != nil {
 			return api.File{}, err
 		}
@@ -161,8 +164,9 @@ func (s *Server) recordFile(ctx context.Context, p auth.Principal, form *multipa
 }
 
 // mayAttach checks that p may attach a file to task (nil: no task, member or above) and
-// returns the task's project.
-func (s *Server) mayAttach(ctx context.Context, q *db.Queries, p auth.Principal, task *uuid.UUID) (*uuid.UUID, error) {
+// returns the task's project. hold, in the upload's write transaction, keeps the task and its
+// project from being deleted until COMMIT (ShareTaskForAttachment).
+func (s *Server) mayAttach(ctx context.Context, q *db.Queries, p auth.Principal, task *uuid.UUID, hold bool) (*uuid.UUID, error) {
 	if task == nil {
 		if !p.Role.AtLeast(auth.Member) {
 			return nil, problem.New(problem.Forbidden, "Viewers cannot upload files.")
@@ -176,11 +180,21 @@ func (s *Server) mayAttach(ctx context.Context, q *db.Queries, p auth.Principal,
 	if err := tasks.MayWrite(ctx, q, p, t.TeamID); err != nil {
 		return nil, err
 	}
-	proj, err := q.GetProject(ctx, t.Task.ProjectID)
-	if err != nil {
-		return nil, tenancy.Missing(err, "project")
+	status := ""
+	if hold {
+		held, err := q.ShareTaskForAttachment(ctx, *task)
+		if err != nil {
+			return nil, tenancy.Missing(err, "task (task_id)")
+		}
+		status = held.ProjectStatus
+	} else {
+		proj, err := q.GetProject(ctx, t.Task.ProjectID)
+		if err != nil {
+			return nil, tenancy.Missing(err, "project")
+		}
+		status = proj.Status
 	}
-	if proj.Status == string(api.ProjectStatusArchived) {
+	if status == string(api.ProjectStatusArchived) {
 		return nil, problem.New(problem.Conflict, "The task's project is archived; unarchive it to attach files.")
 	}
 	return &t.Task.ProjectID, nil
@@ -217,18 +231,19 @@ func fileFormPart(form *multipart.Reader) (*multipart.Part, *uuid.UUID, error) {
 	}
 }
 
-// transferReads lifts the server's read timeout from an upload whose caller is authenticated
+// liftReadTimeout lifts the server's read timeout from an upload whose caller is authenticated
 // and allowed: from now on the connection's reads must end by FILE_TRANSFER_TIMEOUT and never
-// wait FILE_IDLE_TIMEOUT for a byte.
-func (s *Server) transferReads(ctx context.Context, r io.Reader) io.Reader {
+// wait FILE_IDLE_TIMEOUT for a byte. The deadline moves before every read of the connection, so
+// a slow but steady client is never cut, whatever the parser above is waiting for.
+func (s *Server) liftReadTimeout(ctx context.Context) {
 	w := rawResponseWriter(ctx)
 	if w == nil || s.files.TransferTimeout <= 0 {
-		return r
+		return
 	}
 	rc := http.NewResponseController(w)
 	d := &rollingDeadline{set: rc.SetReadDeadline, end: time.Now().Add(s.files.TransferTimeout), idle: s.files.IdleTimeout}
 	d.extend()
-	return &idleReader{r: r, d: d}
+	contract.OnBodyRead(ctx, d.extend)
 }
 
 // rollingDeadline moves a connection deadline forward as bytes move, never past end.
@@ -251,16 +266,6 @@ func (d *rollingDeadline) extend() {
 		at = now.Add(d.idle)
 	}
 	_ = d.set(at)
-}
-
-type idleReader struct {
-	r io.Reader
-	d *rollingDeadline
-}
-
-func (i *idleReader) Read(p []byte) (int, error) {
-	i.d.extend()
-	return i.r.Read(p)
 }
 
 // interruptReads makes a read of the request's body that is waiting for a stalled client return
@@ -409,7 +414,7 @@ func (s *Server) GetFileContent(ctx context.Context, req api.GetFileContentReque
 	if err != nil {
 		return nil, err
 	}
-	return fileContent{s: s, r: rawRequest(ctx), f: f}, nil
+	return fileContent{s: s, ctx: transferContext(ctx), r: rawRequest(ctx), f: f}, nil
 }
 
 // DownloadSignedFile streams a file to whoever holds a valid signed URL for it. A bad, expired
@@ -426,7 +431,7 @@ func (s *Server) DownloadSignedFile(ctx context.Context, req api.DownloadSignedF
 	if err != nil {
 		return nil, err
 	}
-	return fileContent{s: s, r: rawRequest(ctx), f: f}, nil
+	return fileContent{s: s, ctx: transferContext(ctx), r: rawRequest(ctx), f: f}, nil
 }
 
 // GetFileURL hands out a short-lived URL that downloads the file without a token: the store's

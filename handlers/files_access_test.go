@@ -80,9 +80,9 @@ func TestSignedURLDownloadsWithoutATokenUntilItExpires(t *testing.T) {
 		flipped = "B" + sig[1:]
 	}
 	refused := map[string]string{
-		"tampered signature": tamper(func(q url.Values) { q.Set("signature", flipped) }, ""),
-		"later expiry":       tamper(func(q url.Values) { q.Set("expires", strconv.FormatInt(clock.Now().Add(time.Hour).Unix(), 10)) }, ""),
-		"other tenant":       tamper(func(q url.Values) { q.Set("tenant", other.Tenant.Id.String()) }, ""),
+		"tampered signature":                  tamper(func(q url.Values) { q.Set("signature", flipped) }, ""),
+		"later expiry":                        tamper(func(q url.Values) { q.Set("expires", strconv.FormatInt(clock.Now().Add(time.Hour).Unix(), 10)) }, ""),
+		"other tenant":                        tamper(func(q url.Values) { q.Set("tenant", other.Tenant.Id.String()) }, ""),
 		"other file, same tenant's signature": tamper(func(q url.Values) {}, "/v1/files/"+theirs.Id.String()+"/download"),
 		"other tenant's file with its tenant": tamper(func(q url.Values) { q.Set("tenant", other.Tenant.Id.String()) }, "/v1/files/"+theirs.Id.String()+"/download"),
 		"no signature":                        tamper(func(q url.Values) { q.Del("signature") }, ""),

@@ -150,19 +150,41 @@ func withDeadline(d, transfer time.Duration, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r) // a socket lives as long as its client keeps it
 			return
 		}
-		limit := d
+		ctx := r.Context()
 		if transfer > 0 && isTransfer(r) {
-			limit = transfer
+			// The transfer's own deadline waits in the context until the handler takes it up.
+			outer, cancel := context.WithTimeout(ctx, transfer)
+			defer cancel()
+			ctx = context.WithValue(outer, transferKey{}, outer)
 		}
-		if limit <= 0 {
-			next.ServeHTTP(w, r)
-			return
+		if d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), limit)
-		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+type transferKey struct{}
+
+// transferContext is ctx with the transfer's deadline in place of the request's, once the caller
+// is authenticated and allowed; ctx itself when the request is no transfer.
+func transferContext(ctx context.Context) context.Context {
+	outer, ok := ctx.Value(transferKey{}).(context.Context)
+	if !ok {
+		return ctx
+	}
+	return valuesOf{Context: outer, values: ctx}
+}
+
+// valuesOf has the deadline and cancellation of its Context and the values of values.
+type valuesOf struct {
+	context.Context
+	values context.Context
+}
+
+func (v valuesOf) Value(key any) any { return v.values.Value(key) }
 
 // isTransfer reports whether r uploads or downloads file content.
 func isTransfer(r *http.Request) bool {

@@ -259,7 +259,13 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 			return err
 		}
 		// The attachments first, to learn their blobs (the cascade would remove the rows
-		// silently); a stale If-Match rolls this back with the rest.
+		// silently), under the task's lock, which uploads to it wait for or hold until they
+		// commit; a stale If-Match rolls this back with the rest.
+		if _, err := tx.Q.LockTaskForDelete(ctx, t.ID); errors.Is(err, pgx.ErrNoRows) {
+			return tasks.Gone(ctx, tx.Q, p.Tenant, t.ID)
+		} else if err != nil {
+			return err
+		}
 		if blobs, err = tx.Q.DeleteTaskFiles(ctx, &t.ID); err != nil {
 			return err
 		}

@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
 		Files: filesCfg,
-		DB: store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
+		DB:    store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
 		Password: cfg.argon2(), MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Issuer:             issuer,
 		Sessions:           cfg.sessions(),
@@ -134,6 +134,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnContext:       handlers.ConnContext,
 	}
 	base := baseURL(ln.Addr())
 	logger.InfoContext(ctx, "listening", "api", base+"/v1", "docs", base+"/docs/", "openapi", base+"/openapi.yaml",

@@ -251,6 +251,39 @@ func (q *Queries) ListTaskFiles(ctx context.Context, arg ListTaskFilesParams) ([
 	return items, nil
 }
 
+const lockTaskForDelete = `-- name: LockTaskForDelete :one
+SELECT id FROM tasks WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) LockTaskForDelete(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, lockTaskForDelete, id)
+	var id_2 uuid.UUID
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
+const shareTaskForAttachment = `-- name: ShareTaskForAttachment :one
+SELECT t.project_id, p.status AS project_status
+FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
+WHERE t.id = $1
+FOR SHARE OF t, p
+`
+
+type ShareTaskForAttachmentRow struct {
+	ProjectID     uuid.UUID
+	ProjectStatus string
+}
+
+// An upload's hold on its task and the task's project until COMMIT: a deletion of either
+// (which locks the row for update before collecting the files' blobs) waits for the upload, or
+// the upload for the deletion, so no attachment slips in unseen between the two.
+func (q *Queries) ShareTaskForAttachment(ctx context.Context, id uuid.UUID) (ShareTaskForAttachmentRow, error) {
+	row := q.db.QueryRow(ctx, shareTaskForAttachment, id)
+	var i ShareTaskForAttachmentRow
+	err := row.Scan(&i.ProjectID, &i.ProjectStatus)
+	return i, err
+}
+
 const storageUsed = `-- name: StorageUsed :one
 SELECT coalesce((SELECT bytes FROM storage_usage), 0)::bigint AS bytes
 `

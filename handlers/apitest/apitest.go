@@ -30,9 +30,9 @@ import (
 	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/blob"
-	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/database"
+	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/realtime"
 	"github.com/tasker/tasker/internal/session"
@@ -185,6 +185,7 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 		t.Fatalf("build handler: %v", err)
 	}
 	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnContext = handlers.ConnContext
 	if opts.SendBuffer > 0 {
 		srv.Listener = sendBufferListener{Listener: srv.Listener, size: opts.SendBuffer}
 	}

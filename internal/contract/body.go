@@ -111,9 +111,14 @@ type headLimit struct {
 	r    io.Reader
 	left int64
 	open atomic.Bool
+	// beforeRead, when set, runs before every read of the connection (OnBodyRead).
+	beforeRead func()
 }
 
 func (h *headLimit) Read(p []byte) (int, error) {
+	if h.beforeRead != nil {
+		h.beforeRead()
+	}
 	if h.open.Load() {
 		return h.r.Read(p)
 	}
@@ -132,6 +137,15 @@ func (h *headLimit) Read(p []byte) (int, error) {
 func EndOfHead(ctx context.Context) {
 	if h, ok := ctx.Value(headKey{}).(*headLimit); ok {
 		h.open.Store(true)
+	}
+}
+
+// OnBodyRead makes fn run before every read of the request's streamed body from the
+// connection (every read under the multipart parser's buffers, boundaries included), as an
+// idle deadline needs. Call it before the body is read concurrently.
+func OnBodyRead(ctx context.Context, fn func()) {
+	if h, ok := ctx.Value(headKey{}).(*headLimit); ok {
+		h.beforeRead = fn
 	}
 }
 

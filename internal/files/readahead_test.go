@@ -31,17 +31,19 @@ func TestReadAheadPassesBytesAndErrorsThrough(t *testing.T) {
 }
 
 // blockingReader blocks in Read until unblocked, like a socket whose client went quiet.
-type blockingReader struct{ unblock chan struct{} }
+type blockingReader struct{ entered, unblock chan struct{} }
 
 func (b blockingReader) Read(p []byte) (int, error) {
+	close(b.entered)
 	<-b.unblock
 	return 0, errors.New("read deadline passed")
 }
 
 func TestReadAheadStopInterruptsABlockedRead(t *testing.T) {
 	t.Parallel()
-	src := blockingReader{unblock: make(chan struct{})}
+	src := blockingReader{entered: make(chan struct{}), unblock: make(chan struct{})}
 	ra := newReadAhead(src, 2, 4096)
+	<-src.entered
 	interrupted := false
 	stopped := make(chan struct{})
 	go func() {

@@ -23,6 +23,8 @@ type Uploads struct {
 type tenantUploads struct {
 	n     int
 	bytes int64
+	// stored counts the bytes uploads here have committed while others were in progress.
+	stored int64
 }
 
 // NewUploads returns a tracker allowing max uploads per tenant at once (no cap when max <= 0).
@@ -36,6 +38,9 @@ type Upload struct {
 	t    *tenantUploads
 	key  uuid.UUID
 	mine int64
+	// storedAtStart is the tenant's stored count when this upload began: what was stored since
+	// is no longer in the room this upload was given.
+	storedAtStart int64
 }
 
 // Begin registers an upload of tenant, or refuses it with 429 when the tenant already runs
@@ -54,16 +59,24 @@ func (u *Uploads) Begin(tenant uuid.UUID) (*Upload, error) {
 		return nil, pe
 	}
 	t.n++
-	return &Upload{u: u, t: t, key: tenant}, nil
+	return &Upload{u: u, t: t, key: tenant, storedAtStart: t.stored}, nil
 }
 
-// add records n more bytes received and returns the bytes the tenant's other uploads hold.
+// add records n more bytes received and returns what else takes from this upload's room: the
+// bytes the tenant's other uploads hold, and those stored since this one began.
 func (up *Upload) add(n int64) (others int64) {
 	up.u.mu.Lock()
 	defer up.u.mu.Unlock()
 	up.mine += n
 	up.t.bytes += n
-	return up.t.bytes - up.mine
+	return up.t.bytes - up.mine + up.t.stored - up.storedAtStart
+}
+
+// Stored records that the upload committed size bytes, before End.
+func (up *Upload) Stored(size int64) {
+	up.u.mu.Lock()
+	defer up.u.mu.Unlock()
+	up.t.stored += size
 }
 
 // End unregisters the upload, stored or not.
