@@ -309,3 +309,34 @@ func noTempFiles(t *testing.T, env *apitest.Env) bool {
 	}
 	return n == 0
 }
+
+func TestUploadsRacingATaskDeletionLeaveNoBlobBehind(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	for range 15 {
+		task := createTask(t, env, w, api.TaskCreate{Title: "racing"})
+		done := make(chan struct{}, 3)
+		for range 2 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				upload(t, env, w.tokens[api.UserRoleMember], &task.Id, "race.png", bytes.NewReader(pngBytes(20000)))
+			}()
+		}
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if r, err := env.Client.DeleteTaskWithResponse(bg, task.Id.String(), nil, w.as(api.UserRoleMember)); err != nil || r.StatusCode() != http.StatusNoContent {
+				t.Errorf("delete task: %v %d", err, r.StatusCode())
+			}
+		}()
+		for range 3 {
+			<-done
+		}
+	}
+	// Every blob still on disk has its row: the deletions took the blobs of every upload that
+	// committed before them, and refused the ones after.
+	rows := int(storageUsed(t, env, w) / 20000)
+	if n := len(blobs(t, env)); n != rows {
+		t.Errorf("%d blobs on disk, %d files in the database: orphans were left", n, rows)
+	}
+}
