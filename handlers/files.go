@@ -165,7 +165,7 @@ func (s *Server) recordFile(ctx context.Context, p auth.Principal, form *multipa
 
 // mayAttach checks that p may attach a file to task (nil: no task, member or above) and
 // returns the task's project. hold, in the upload's write transaction, keeps the task and its
-// project from being deleted until COMMIT (ShareTaskForAttachment).
+// project from being deleted until COMMIT (ShareProjectForAttachment, then the task).
 func (s *Server) mayAttach(ctx context.Context, q *db.Queries, p auth.Principal, task *uuid.UUID, hold bool) (*uuid.UUID, error) {
 	if task == nil {
 		if !p.Role.AtLeast(auth.Member) {
@@ -182,11 +182,16 @@ func (s *Server) mayAttach(ctx context.Context, q *db.Queries, p auth.Principal,
 	}
 	status := ""
 	if hold {
-		held, err := q.ShareTaskForAttachment(ctx, *task)
+		if status, err = q.ShareProjectForAttachment(ctx, t.Task.ProjectID); err != nil {
+			return nil, tenancy.Missing(err, "task (task_id)")
+		}
+		project, err := q.ShareTaskForAttachment(ctx, *task)
 		if err != nil {
 			return nil, tenancy.Missing(err, "task (task_id)")
 		}
-		status = held.ProjectStatus
+		if project != t.Task.ProjectID {
+			return nil, problem.New(problem.Conflict, "The task moved while the file was uploaded; retry.")
+		}
 	} else {
 		proj, err := q.GetProject(ctx, t.Task.ProjectID)
 		if err != nil {
@@ -220,7 +225,7 @@ func fileFormPart(form *multipart.Reader) (*multipart.Part, *uuid.UUID, error) {
 		case "task_id":
 			v, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
 			id, perr := uuid.Parse(string(v))
-			// Only the canonical form: uuid.Parse also takes braces, urn:uuid: and no dashes.
+			// Only the 36-character form: uuid.Parse also takes braces, urn:uuid: and no dashes.
 			if err != nil || perr != nil || len(v) != 36 || task != nil {
 				return nil, nil, problem.Fields("Invalid value for task_id.", problem.FieldError{Field: "task_id", In: "body", Message: "must be one task id (a UUID), given once"})
 			}

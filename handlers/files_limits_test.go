@@ -310,7 +310,7 @@ func noTempFiles(t *testing.T, env *apitest.Env) bool {
 	return n == 0
 }
 
-func TestUploadsRacingATaskDeletionLeaveNoBlobBehind(t *testing.T) {
+func TestUploadsRacingDeletionsLeaveNoBlobBehind(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	w := newWorkspace(t, env)
@@ -327,6 +327,33 @@ func TestUploadsRacingATaskDeletionLeaveNoBlobBehind(t *testing.T) {
 			defer func() { done <- struct{}{} }()
 			if r, err := env.Client.DeleteTaskWithResponse(bg, task.Id.String(), nil, w.as(api.UserRoleMember)); err != nil || r.StatusCode() != http.StatusNoContent {
 				t.Errorf("delete task: %v %d", err, r.StatusCode())
+			}
+		}()
+		for range 3 {
+			<-done
+		}
+	}
+	for i := range 8 {
+		proj, err := env.Client.CreateProjectWithResponse(bg, nil, api.ProjectCreate{TeamId: w.team.Id, Name: "Racing", Key: fmt.Sprintf("RACE%c", 'A'+i)}, w.as(api.UserRoleOwner))
+		if err != nil || proj.JSON201 == nil {
+			t.Fatalf("project: %v", err)
+		}
+		task, err := env.Client.CreateTaskWithResponse(bg, proj.JSON201.Id, nil, api.TaskCreate{Title: "racing"}, w.as(api.UserRoleOwner))
+		if err != nil || task.JSON201 == nil {
+			t.Fatalf("task: %v", err)
+		}
+		done := make(chan struct{}, 3)
+		for range 2 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				upload(t, env, w.tokens[api.UserRoleMember], &task.JSON201.Id, "race.png", bytes.NewReader(pngBytes(20000)))
+			}()
+		}
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r, err := env.Client.DeleteProjectWithResponse(bg, proj.JSON201.Id, &api.DeleteProjectParams{Force: ptr(true)}, w.as(api.UserRoleOwner))
+			if err != nil || r.StatusCode() != http.StatusNoContent {
+				t.Errorf("delete project: %v %d %s", err, r.StatusCode(), r.Body)
 			}
 		}()
 		for range 3 {

@@ -36,14 +36,15 @@ DELETE FROM files WHERE task_id = sqlc.arg(task_id) RETURNING storage_key;
 -- name: DeleteProjectFiles :many
 DELETE FROM files WHERE project_id = sqlc.arg(project_id) RETURNING storage_key;
 
+-- name: ShareProjectForAttachment :one
+-- An upload's hold on the project of its task until COMMIT, taken before the hold on the task
+-- (the order a project's deletion locks them in): a deletion of either, which locks the row for
+-- update before collecting the files' blobs, waits for the upload, or the upload for the
+-- deletion, so no attachment slips in unseen between the two.
+SELECT status FROM projects WHERE id = sqlc.arg(id) FOR SHARE;
+
 -- name: ShareTaskForAttachment :one
--- An upload's hold on its task and the task's project until COMMIT: a deletion of either
--- (which locks the row for update before collecting the files' blobs) waits for the upload, or
--- the upload for the deletion, so no attachment slips in unseen between the two.
-SELECT t.project_id, p.status AS project_status
-FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.id = sqlc.arg(id)
-FOR SHARE OF t, p;
+SELECT project_id FROM tasks WHERE id = sqlc.arg(id) FOR SHARE;
 
 -- name: LockTaskForDelete :one
 SELECT id FROM tasks WHERE id = sqlc.arg(id) FOR UPDATE;

@@ -262,26 +262,30 @@ func (q *Queries) LockTaskForDelete(ctx context.Context, id uuid.UUID) (uuid.UUI
 	return id_2, err
 }
 
-const shareTaskForAttachment = `-- name: ShareTaskForAttachment :one
-SELECT t.project_id, p.status AS project_status
-FROM tasks t JOIN projects p ON p.tenant_id = t.tenant_id AND p.id = t.project_id
-WHERE t.id = $1
-FOR SHARE OF t, p
+const shareProjectForAttachment = `-- name: ShareProjectForAttachment :one
+SELECT status FROM projects WHERE id = $1 FOR SHARE
 `
 
-type ShareTaskForAttachmentRow struct {
-	ProjectID     uuid.UUID
-	ProjectStatus string
+// An upload's hold on the project of its task until COMMIT, taken before the hold on the task
+// (the order a project's deletion locks them in): a deletion of either, which locks the row for
+// update before collecting the files' blobs, waits for the upload, or the upload for the
+// deletion, so no attachment slips in unseen between the two.
+func (q *Queries) ShareProjectForAttachment(ctx context.Context, id uuid.UUID) (string, error) {
+	row := q.db.QueryRow(ctx, shareProjectForAttachment, id)
+	var status string
+	err := row.Scan(&status)
+	return status, err
 }
 
-// An upload's hold on its task and the task's project until COMMIT: a deletion of either
-// (which locks the row for update before collecting the files' blobs) waits for the upload, or
-// the upload for the deletion, so no attachment slips in unseen between the two.
-func (q *Queries) ShareTaskForAttachment(ctx context.Context, id uuid.UUID) (ShareTaskForAttachmentRow, error) {
+const shareTaskForAttachment = `-- name: ShareTaskForAttachment :one
+SELECT project_id FROM tasks WHERE id = $1 FOR SHARE
+`
+
+func (q *Queries) ShareTaskForAttachment(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, shareTaskForAttachment, id)
-	var i ShareTaskForAttachmentRow
-	err := row.Scan(&i.ProjectID, &i.ProjectStatus)
-	return i, err
+	var project_id uuid.UUID
+	err := row.Scan(&project_id)
+	return project_id, err
 }
 
 const storageUsed = `-- name: StorageUsed :one
