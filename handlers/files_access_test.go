@@ -229,14 +229,9 @@ func TestUploadFormsThatAreNotOursAreRefused(t *testing.T) {
 	env := apitest.New(t)
 	w := newWorkspace(t, env)
 	task := createTask(t, env, w, api.TaskCreate{Title: "t"})
-	member := apitest.Bearer(w.tokens[api.UserRoleMember])
 	send := func(name, ct string, body io.Reader, want int) {
 		t.Helper()
-		r, err := env.Client.UploadFileWithBodyWithResponse(bg, ct, body, member)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantStatus(t, name, r.StatusCode(), r.Body, want)
+		sendUpload(t, env, w.tokens[api.UserRoleMember], name, ct, body, want)
 	}
 	file := func() formPart {
 		return formPart{name: "file", filename: "a.txt", body: strings.NewReader("words\n")}

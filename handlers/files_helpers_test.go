@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net/http"
 	"net/http/httptest"
 	"net/textproto"
 	"net/url"
@@ -38,9 +39,17 @@ var fileStores = []struct {
 	{"s3", func(t *testing.T) handlers.FilesConfig { return handlers.FilesConfig{Store: newS3Store(t)} }},
 }
 
-func newS3Store(t testing.TB) *blob.S3 {
+func newS3Store(t testing.TB) *blob.S3 { return newS3StoreBehind(t, nil) }
+
+// newS3StoreBehind is newS3Store with the S3 server's handler wrapped by wrap (when not nil),
+// for tests that watch what S3 is asked.
+func newS3StoreBehind(t testing.TB, wrap func(http.Handler) http.Handler) *blob.S3 {
 	t.Helper()
-	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	var h http.Handler = gofakes3.New(s3mem.New()).Server()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	s, err := blob.NewS3(context.Background(), blob.S3Config{
 		Endpoint: srv.URL, Region: "us-east-1", Bucket: "tasker-test", PathStyle: true,
@@ -136,6 +145,16 @@ func upload(t testing.TB, env *apitest.Env, token string, task *uuid.UUID, name 
 		t.Fatalf("upload %s: %v", name, err)
 	}
 	return resp
+}
+
+// sendUpload sends body (of content type ct) to POST /v1/files as token and checks the status.
+func sendUpload(t *testing.T, env *apitest.Env, token, name, ct string, body io.Reader, want int) {
+	t.Helper()
+	r, err := env.Client.UploadFileWithBodyWithResponse(bg, ct, body, apitest.Bearer(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, name, r.StatusCode(), r.Body, want)
 }
 
 // mustUpload uploads content and fails unless it was stored.

@@ -7,14 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers"
@@ -123,15 +119,10 @@ func TestUploadHeadsAreBounded(t *testing.T) {
 	env := apitest.New(t)
 	w := newWorkspace(t, env)
 	task := createTask(t, env, w, api.TaskCreate{Title: "t"})
-	member := apitest.Bearer(w.tokens[api.UserRoleMember])
 	send := func(name string, want int, parts ...formPart) {
 		t.Helper()
 		ct, body := form(parts...)
-		r, err := env.Client.UploadFileWithBodyWithResponse(bg, ct, body, member)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantStatus(t, name, r.StatusCode(), r.Body, want)
+		sendUpload(t, env, w.tokens[api.UserRoleMember], name, ct, body, want)
 	}
 	file := func() formPart { return formPart{name: "file", filename: "a.txt", body: strings.NewReader("words\n")} }
 	pad := strings.Repeat("x", 100<<10)
@@ -225,16 +216,8 @@ func (c countingWriter) Write(b []byte) (int, error) {
 
 func TestRangesReadOnlyWhatTheyNeedFromS3(t *testing.T) {
 	t.Parallel()
-	s3srv := &countingHandler{next: gofakes3.New(s3mem.New()).Server()}
-	srv := httptest.NewServer(s3srv)
-	t.Cleanup(srv.Close)
-	store, err := blob.NewS3(bg, blob.S3Config{Endpoint: srv.URL, Region: "us-east-1", Bucket: "ranges", PathStyle: true, AccessKeyID: "k", SecretAccessKey: "s"})
-	if err == nil {
-		err = store.CreateBucket(bg)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3srv := &countingHandler{}
+	store := newS3StoreBehind(t, func(h http.Handler) http.Handler { s3srv.next = h; return s3srv })
 	env := apitest.NewWithOptions(t, apitest.Options{Files: handlers.FilesConfig{Store: store}})
 	w := newWorkspace(t, env)
 	content := pngBytes(10 << 20)

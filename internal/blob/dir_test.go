@@ -145,9 +145,6 @@ func TestDirHasNoPresignedURLs(t *testing.T) {
 // meanwhile: a Put that buffered the body would grow it by about that much.
 // It does not run in parallel, so that other tests don't move the heap.
 func TestDirPutStreamsWithBoundedMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 200 MiB")
-	}
 	const size, limit = 200 * mib, 32 * mib
 	d, err := blob.NewDir(t.TempDir())
 	if err != nil {

@@ -50,7 +50,7 @@ const (
 // r is read ahead on a goroutine of its own. Before Receive returns, that goroutine has
 // stopped; when it stays blocked reading a stalled client, interrupt must unblock it (a read
 // deadline in the past on the connection, which the refusal closes anyway).
-func Receive(ctx context.Context, store blob.Store, key string, r io.Reader, l Limits, interrupt func()) (got Received, err error) {
+func Receive(ctx context.Context, store blob.Store, key string, r io.Reader, l Limits, interrupt func()) (Received, error) {
 	ra := newReadAhead(r, readAheadBuffers, readAheadSize)
 	defer ra.stop(interrupt)
 	br := bufio.NewReaderSize(ra, SniffLen)
