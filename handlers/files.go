@@ -17,6 +17,7 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/billing"
 	"github.com/tasker/tasker/internal/blob"
 	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/files"
@@ -36,8 +37,6 @@ type FilesConfig struct {
 	Signer files.Signer
 	// MaxBytes is the largest file (413 beyond).
 	MaxBytes int64
-	// Quota is each tenant's storage quota in bytes.
-	Quota int64
 	// AllowedTypes are the sniffed media types accepted (415 otherwise).
 	AllowedTypes []string
 	// URLTTL is how long a signed URL works.
@@ -79,22 +78,35 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 	}
 	contract.EndOfHead(ctx)
 	// Access and room before any byte is stored: a refusal costs the client no upload.
-	room, err := tenancy.ReadV(ctx, s.db, scope(p), func(q *db.Queries) (int64, error) {
+	type roomLeft struct {
+		used, allowed int64
+		plan          billing.Plan
+	}
+	room, err := tenancy.ReadV(ctx, s.db, scope(p), func(q *db.Queries) (roomLeft, error) {
 		cur, err := auth.Current(ctx, q, p)
 		if err != nil {
-			return 0, err
+			return roomLeft{}, err
 		}
 		if _, err := s.mayAttach(ctx, q, cur, taskID, false); err != nil {
-			return 0, err
+			return roomLeft{}, err
+		}
+		allowed, plan, err := s.billing.Catalog.StorageAllowed(ctx, q, s.billing.now())
+		if err != nil {
+			return roomLeft{}, err
 		}
 		used, err := q.StorageUsed(ctx)
-		return s.files.Quota - used, err
+		return roomLeft{used: used, allowed: allowed, plan: plan}, err
 	})
 	if err != nil {
 		return nil, closing(err)
 	}
-	if room <= 0 {
-		return nil, closing(files.QuotaExceeded(s.files.Quota))
+	full := billing.StorageExceeded(room.used, room.allowed, room.plan)
+	if room.used >= room.allowed {
+		return nil, closing(full)
+	}
+	left := int64(-1)
+	if room.allowed != billing.Unlimited {
+		left = room.allowed - room.used
 	}
 	up, err := s.uploads.Begin(p.Tenant)
 	if err != nil {
@@ -107,7 +119,7 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 	id := newID()
 	key := files.StorageKey(p.Tenant, id)
 	got, err := files.Receive(ctx, s.files.Store, key, part, files.Limits{
-		MaxBytes: s.files.MaxBytes, Room: room, Quota: s.files.Quota, Allowed: s.files.AllowedTypes, Upload: up,
+		MaxBytes: s.files.MaxBytes, Room: left, Full: full, Allowed: s.files.AllowedTypes, Upload: up,
 	}, interruptReads(ctx))
 	if err != nil {
 		return nil, closing(err)
@@ -153,8 +165,12 @@ func (s *Server) recordFile(ctx context.Context, p auth.Principal, form *multipa
 		if err != nil {
 			return api.File{}, err
 		}
-		if used > s.files.Quota {
-			return api.File{}, files.QuotaExceeded(s.files.Quota)
+		allowed, plan, err := s.billing.Catalog.StorageAllowed(ctx, tx.Q, s.billing.now())
+		if err != nil {
+			return api.File{}, err
+		}
+		if used > allowed {
+			return api.File{}, billing.StorageExceeded(used-params.Size, allowed, plan)
 		}
 		out := fileToAPI(row)
 		tx.Changed("file.created", tenancy.Entry{Action: "file.create", ResourceType: resourceFile, ResourceID: row.ID,

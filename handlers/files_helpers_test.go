@@ -71,7 +71,7 @@ func eachStore(t *testing.T, opts apitest.Options, f func(t *testing.T, env *api
 			t.Parallel()
 			o := opts
 			fc := s.open(t)
-			fc.MaxBytes, fc.Quota, fc.URLTTL, fc.Now = opts.Files.MaxBytes, opts.Files.Quota, opts.Files.URLTTL, opts.Files.Now
+			fc.MaxBytes, fc.URLTTL, fc.Now = opts.Files.MaxBytes, opts.Files.URLTTL, opts.Files.Now
 			fc.IdleTimeout, fc.MaxUploadsPerTenant = opts.Files.IdleTimeout, opts.Files.MaxUploadsPerTenant
 			o.Files = fc
 			f(t, apitest.NewWithOptions(t, o))
@@ -211,4 +211,13 @@ func signedParams(t *testing.T, link string) api.DownloadSignedFileParams {
 		t.Fatalf("signed URL %s: expires: %v", link, err)
 	}
 	return api.DownloadSignedFileParams{Tenant: tenant, Expires: exp, Signature: q.Get("signature")}
+}
+
+// deref is the value p points to, or the zero value for nil.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

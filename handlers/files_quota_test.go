@@ -15,13 +15,24 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/billing"
 	"github.com/tasker/tasker/internal/files"
+	"github.com/tasker/tasker/internal/problem"
 )
 
-func TestConcurrentUploadsAtTheQuotaEdgeNeverOvershoot(t *testing.T) {
+// storagePlan is the test catalog with the free plan's storage set to bytes.
+func storagePlan(bytes int64) handlers.BillingConfig {
+	c := apitest.TestCatalog()
+	l := c.Limits[billing.Free]
+	l.StorageBytes = bytes
+	c.Limits[billing.Free] = l
+	return handlers.BillingConfig{Catalog: c}
+}
+
+func TestConcurrentUploadsAtTheStorageLimitNeverOvershoot(t *testing.T) {
 	t.Parallel()
 	const size, quota = 100_000, 1_050_000 // room for 10 files of size, not 11
-	eachStore(t, apitest.Options{Files: handlers.FilesConfig{Quota: quota}}, func(t *testing.T, env *apitest.Env) {
+	eachStore(t, apitest.Options{Billing: storagePlan(quota)}, func(t *testing.T, env *apitest.Env) {
 		w := newWorkspace(t, env)
 		// Another tenant's files never count toward this one's quota.
 		other := newWorkspace(t, env)
@@ -43,8 +54,10 @@ func TestConcurrentUploadsAtTheQuotaEdgeNeverOvershoot(t *testing.T) {
 				switch {
 				case r.JSON201 != nil:
 					stored = append(stored, *r.JSON201)
-				case r.StatusCode() == http.StatusRequestEntityTooLarge && strings.Contains(string(r.Body), "storage-quota-exceeded") &&
-					strings.Contains(string(r.Body), "1050000 bytes"):
+				case r.StatusCode() == http.StatusPaymentRequired && r.ApplicationproblemJSONDefault != nil &&
+					r.ApplicationproblemJSONDefault.Type == problem.LimitExceeded.Type() &&
+					deref(r.ApplicationproblemJSONDefault.Limit) == api.Storage && deref(r.ApplicationproblemJSONDefault.Allowed) == quota &&
+					deref(r.ApplicationproblemJSONDefault.Plan) == api.ProblemPlanFree:
 					refused++
 				default:
 					t.Errorf("upload %d: %d %s", i, r.StatusCode(), r.Body)
@@ -86,7 +99,7 @@ func TestConcurrentUploadsAtTheQuotaEdgeNeverOvershoot(t *testing.T) {
 		if room := quota - used; room > 0 {
 			mustUpload(t, env, w.tokens[api.UserRoleMember], nil, "fill.png", pngBytes(int(room)))
 		}
-		if r := upload(t, env, w.tokens[api.UserRoleMember], nil, "one-too-many.png", bytes.NewReader(pngBytes(1000))); r.StatusCode() != http.StatusRequestEntityTooLarge {
+		if r := upload(t, env, w.tokens[api.UserRoleMember], nil, "one-too-many.png", bytes.NewReader(pngBytes(1000))); r.StatusCode() != http.StatusPaymentRequired {
 			t.Errorf("an upload to a full tenant: %d %s", r.StatusCode(), r.Body)
 		}
 	})

@@ -53,6 +53,8 @@ type Config struct {
 	Realtime http.Handler
 	// Files configures uploads and downloads; without a Store they answer 503.
 	Files FilesConfig
+	// Billing configures plans, their limits and Stripe; its Catalog is required.
+	Billing BillingConfig
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -67,7 +69,10 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions,
-		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant)}
+		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant), billing: cfg.Billing}
+	if cfg.Billing.Catalog == nil {
+		return nil, errors.New("handlers: Billing.Catalog is required")
+	}
 	authn := auth.NewAuthenticator(cfg.Issuer, cfg.DB, cfg.Revocations)
 
 	strict := api.NewStrictHandlerWithOptions(srv, []api.StrictMiddlewareFunc{publicCaching, withRawRequest}, api.StrictHTTPServerOptions{
@@ -107,6 +112,10 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		})
 	}
 	mux.Handle("GET "+RealtimePath, middleware.Route("GET "+RealtimePath, rt))
+	// Outside the validator and the strict server too: the signature is checked over the body
+	// as received, before anything reads it as JSON.
+	mux.Handle("POST "+StripeWebhookPath, middleware.Route("POST "+StripeWebhookPath,
+		NewStripeEvents(cfg.DB, cfg.Billing, cfg.Logger, cfg.Registry)))
 	mux.Handle("GET /openapi.yaml", middleware.Route("GET /openapi.yaml", middleware.CacheControl("no-cache", yamlFile(tasker.OpenAPISpec))))
 	mux.Handle("GET /asyncapi.yaml", middleware.Route("GET /asyncapi.yaml", middleware.CacheControl("no-cache", yamlFile(tasker.AsyncAPISpec))))
 	mux.Handle("GET /metrics", middleware.Route("GET /metrics",
@@ -133,6 +142,9 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	}
 	return middleware.Observe(cfg.Logger, middleware.NewMetrics(cfg.Registry))(h), nil
 }
+
+// StripeWebhookPath is where Stripe delivers events.
+const StripeWebhookPath = "/webhooks/stripe"
 
 // RealtimePath is the WebSocket endpoint.
 const RealtimePath = "/v1/realtime"

@@ -54,6 +54,9 @@ func (s *Server) CreateProject(ctx context.Context, req api.CreateProjectRequest
 		if _, err := tx.Q.GetTeam(ctx, b.TeamId); err != nil {
 			return api.Project{}, notFound(err, resourceTeam)
 		}
+		if err := s.billing.Catalog.ReserveProject(ctx, tx.Q, p.Tenant, s.billing.now()); err != nil {
+			return api.Project{}, err
+		}
 		row, err := tx.Q.CreateProject(ctx, db.CreateProjectParams{
 			TenantID: p.Tenant, ID: newID(), TeamID: b.TeamId, Name: b.Name, Key: b.Key, Description: deref(b.Description),
 		})

@@ -25,6 +25,7 @@ type Server struct {
 	sessions *session.Service
 	files    FilesConfig
 	uploads  *files.Uploads
+	billing  BillingConfig
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

@@ -36,6 +36,9 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 		if err := tx.Q.AddTenantToDirectory(ctx, db.AddTenantToDirectoryParams{Slug: body.TenantSlug, TenantID: scope.Tenant}); err != nil {
 			return api.Signup201JSONResponse{}, err
 		}
+		if err := tx.Q.CreateBillingSubscription(ctx, scope.Tenant); err != nil {
+			return api.Signup201JSONResponse{}, err
+		}
 		owner, err := tx.Q.CreateUser(ctx, db.CreateUserParams{
 			TenantID: scope.Tenant, ID: scope.User,
 			Email: session.NormalizeEmail(string(body.Email)), Name: body.Name,

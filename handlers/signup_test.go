@@ -43,7 +43,7 @@ func TestSignupCreatesTenantAndOwner(t *testing.T) {
 		t.Fatalf("status %d, body %s", resp.StatusCode(), resp.Body)
 	}
 	got := resp.JSON201
-	if got.Tenant.Slug != s || got.Tenant.Name != "Acme Inc." || got.Tenant.Plan != api.Free {
+	if got.Tenant.Slug != s || got.Tenant.Name != "Acme Inc." || got.Tenant.Plan != api.TenantPlanFree {
 		t.Errorf("tenant = %+v", got.Tenant)
 	}
 	if got.User.Role != api.UserRoleOwner || got.User.Status != api.UserStatusActive || got.User.Email != "ada@acme.test" {

@@ -119,7 +119,7 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 func newTaskParams(p auth.Principal, project uuid.UUID, number int64, b *api.CreateTaskJSONRequestBody) db.CreateTaskParams {
 	params := db.CreateTaskParams{
 		TenantID: p.Tenant, ID: newID(), ProjectID: project, Number: number, Title: b.Title,
-		Description: deref(b.Description), Status: string(api.Backlog), AssigneeID: b.AssigneeId,
+		Description: deref(b.Description), Status: string(api.TaskStatusBacklog), AssigneeID: b.AssigneeId,
 		Labels: []string{}, ParentID: b.ParentId, CreatedBy: p.User,
 	}
 	if b.Status != nil {

@@ -30,7 +30,7 @@ func TestTasksAreNumberedPerProjectAndReadableByKey(t *testing.T) {
 	if first.Number != 1 || second.Number != 2 || first.Key != "PLAT-1" || second.Key != "PLAT-2" {
 		t.Fatalf("numbers %d/%s, %d/%s; want 1/PLAT-1, 2/PLAT-2", first.Number, first.Key, second.Number, second.Key)
 	}
-	if first.Status != api.Backlog || first.Priority != 0 || first.Version != 1 || first.CreatedBy != w.Owner.Id || len(first.Labels) != 0 {
+	if first.Status != api.TaskStatusBacklog || first.Priority != 0 || first.Version != 1 || first.CreatedBy != w.Owner.Id || len(first.Labels) != 0 {
 		t.Errorf("defaults of a new task: %+v", first)
 	}
 	for _, ref := range []string{second.Id.String(), "PLAT-2"} {
@@ -83,7 +83,7 @@ func TestPatchIsPartialAndNullClears(t *testing.T) {
 	labels := api.Labels{"bug", "ui"}
 	task := createTask(t, env, w, api.TaskCreate{
 		Title: "Child", Description: ptr("details"), AssigneeId: &assignee, DueDate: &due, ParentId: &parent.Id,
-		Labels: &labels, Priority: ptr(api.Priority(3)), Status: ptr(api.Todo),
+		Labels: &labels, Priority: ptr(api.Priority(3)), Status: ptr(api.TaskStatusTodo),
 	})
 
 	// Only the title: everything else stays.
@@ -93,7 +93,7 @@ func TestPatchIsPartialAndNullClears(t *testing.T) {
 	}
 	got := resp.JSON200
 	if got.Title != "Renamed" || got.Description != "details" || got.AssigneeId.MustGet() != assignee || got.DueDate.MustGet().Time != due.Time ||
-		got.ParentId.MustGet() != parent.Id || got.Priority != 3 || got.Status != api.Todo || !slices.Equal(got.Labels, labels) {
+		got.ParentId.MustGet() != parent.Id || got.Priority != 3 || got.Status != api.TaskStatusTodo || !slices.Equal(got.Labels, labels) {
 		t.Fatalf("after a title-only patch: %+v", got)
 	}
 	if got.Version != 2 || resp.HTTPResponse.Header.Get("ETag") != `"2"` {
@@ -244,13 +244,13 @@ func TestTaskListFiltersAndSorts(t *testing.T) {
 		return createTask(t, env, w, api.TaskCreate{Title: title, Status: &status, Priority: ptr(api.Priority(prio)), AssigneeId: assignee,
 			Labels: &labels, DueDate: due, Position: &pos, Description: &desc})
 	}
-	t1 := mk("Login page crashes", api.Todo, 4, &member, api.Labels{"bug"}, d(3), 30, "The login form throws on submit")
-	mk("Write onboarding docs", api.Backlog, 1, nil, api.Labels{"docs"}, nil, 10, "Explain teams and projects")
-	mk("Dark mode", api.InProgress, 2, &w.Owner.Id, api.Labels{"ui", "feature"}, d(1), 20, "Theme toggle")
-	mk("Export to CSV", api.Done, 0, &member, api.Labels{"feature"}, d(9), 40, "Spreadsheet export of tasks")
+	t1 := mk("Login page crashes", api.TaskStatusTodo, 4, &member, api.Labels{"bug"}, d(3), 30, "The login form throws on submit")
+	mk("Write onboarding docs", api.TaskStatusBacklog, 1, nil, api.Labels{"docs"}, nil, 10, "Explain teams and projects")
+	mk("Dark mode", api.TaskStatusInProgress, 2, &w.Owner.Id, api.Labels{"ui", "feature"}, d(1), 20, "Theme toggle")
+	mk("Export to CSV", api.TaskStatusDone, 0, &member, api.Labels{"feature"}, d(9), 40, "Spreadsheet export of tasks")
 	createTask(t, env, w, api.TaskCreate{Title: "Reproduce crash", ParentId: &t1.Id, Position: ptr(50.0)})
 
-	statuses := []api.TaskStatus{api.Todo, api.InProgress}
+	statuses := []api.TaskStatus{api.TaskStatusTodo, api.TaskStatusInProgress}
 	me, none, label, q := "me", "none", api.Label("feature"), "login"
 	memberStr := member.String()
 	cases := []struct {
@@ -268,8 +268,8 @@ func TestTaskListFiltersAndSorts(t *testing.T) {
 		{"due after", api.ListTasksParams{DueAfter: d(2)}, []string{"Login page crashes", "Export to CSV"}},
 		{"text in title", api.ListTasksParams{Q: &q}, []string{"Login page crashes"}},
 		{"text in description", api.ListTasksParams{Q: ptr("spreadsheet")}, []string{"Export to CSV"}},
-		{"combined", api.ListTasksParams{Label: &label, Status: &[]api.TaskStatus{api.Done}}, []string{"Export to CSV"}},
-		{"by priority", api.ListTasksParams{Sort: ptr(api.ListTasksParamsSortPriority), Status: &[]api.TaskStatus{api.Todo, api.InProgress, api.Done, api.Backlog}},
+		{"combined", api.ListTasksParams{Label: &label, Status: &[]api.TaskStatus{api.TaskStatusDone}}, []string{"Export to CSV"}},
+		{"by priority", api.ListTasksParams{Sort: ptr(api.ListTasksParamsSortPriority), Status: &[]api.TaskStatus{api.TaskStatusTodo, api.TaskStatusInProgress, api.TaskStatusDone, api.TaskStatusBacklog}},
 			[]string{"Login page crashes", "Dark mode", "Write onboarding docs", "Reproduce crash", "Export to CSV"}}, // ties: newest first
 		{"by due date, undated last", api.ListTasksParams{Sort: ptr(api.ListTasksParamsSortDueDate)}, []string{"Dark mode", "Login page crashes", "Export to CSV", "Write onboarding docs", "Reproduce crash"}},
 		{"by creation, newest first", api.ListTasksParams{Sort: ptr(api.ListTasksParamsSortCreatedAt)}, []string{"Reproduce crash", "Export to CSV", "Dark mode", "Write onboarding docs", "Login page crashes"}},
@@ -513,7 +513,7 @@ func TestEveryTaskResponseAndItsEventEncodeTheSame(t *testing.T) {
 	parent := createTask(t, env, w, api.TaskCreate{Title: "parent"})
 	due := openapi_types.Date{Time: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)}
 	created, err := env.Client.CreateTaskWithResponse(bg, w.project.Id, nil, api.TaskCreate{
-		Title: "full", Description: ptr("every field set"), Status: ptr(api.InProgress), Priority: ptr(api.Priority(4)),
+		Title: "full", Description: ptr("every field set"), Status: ptr(api.TaskStatusInProgress), Priority: ptr(api.Priority(4)),
 		Labels: &[]string{"a", "b"}, DueDate: &due, ParentId: &parent.Id, AssigneeId: ptr(w.users[api.UserRoleMember].Id), Position: ptr(2.5),
 	}, w.as(api.UserRoleOwner))
 	if err != nil || created.JSON201 == nil {

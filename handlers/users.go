@@ -79,6 +79,9 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 		if err := authz.GrantRole(p, auth.Role(body.Role)); err != nil {
 			return api.User{}, err
 		}
+		if err := s.billing.Catalog.ReserveSeat(ctx, tx.Q, p.Tenant, s.billing.now()); err != nil {
+			return api.User{}, err
+		}
 		row, err := tx.Q.CreateUser(ctx, params)
 		if err != nil {
 			return api.User{}, err
@@ -135,6 +138,7 @@ func (s *Server) DeactivateUser(ctx context.Context, req api.DeactivateUserReque
 
 func (s *Server) changeUser(ctx context.Context, id uuid.UUID, c users.Change) (api.User, error) {
 	return writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) (api.User, error) {
+		c.ReserveSeat = func() error { return s.billing.Catalog.ReserveSeat(ctx, tx.Q, p.Tenant, s.billing.now()) }
 		row, changes, err := users.Apply(ctx, tx, p, id, c)
 		if err != nil {
 			return api.User{}, err

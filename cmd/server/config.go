@@ -13,8 +13,10 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stripe/stripe-go/v82"
 
 	"github.com/tasker/tasker/handlers"
+	"github.com/tasker/tasker/internal/billing"
 	"github.com/tasker/tasker/internal/blob"
 	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/middleware"
@@ -78,7 +80,6 @@ type config struct {
 	FileStore           string        `env:"FILE_STORE" envDefault:"dir" desc:"where file contents live: dir (FILE_DIR) or s3 (the S3_ variables)"`
 	FileDir             string        `env:"FILE_DIR" envDefault:"data/files" desc:"directory of the dir store; created if missing"`
 	FileMaxBytes        int64         `env:"FILE_MAX_BYTES" envDefault:"104857600" max:"1099511627776" desc:"largest upload (413 beyond)"`
-	FileQuotaBytes      int64         `env:"FILE_QUOTA_BYTES" envDefault:"10737418240" max:"1125899906842624" desc:"bytes each tenant may store until billing sets plans (413 storage-quota-exceeded beyond)"`
 	FileAllowedTypes    []string      `env:"FILE_ALLOWED_TYPES" desc:"comma-separated media types accepted, as sniffed from the content; empty takes the default list (README)"`
 	FileURLTTL          time.Duration `env:"FILE_URL_TTL" envDefault:"5m" desc:"lifetime of signed download URLs"`
 	FileURLSecret       string        `env:"FILE_URL_SECRET" mask:"secret" desc:"HMAC key of the dir store's signed URLs (32+ bytes); empty derives one from the first JWT signing key"`
@@ -94,6 +95,71 @@ type config struct {
 	S3AccessKeyID       string        `env:"S3_ACCESS_KEY_ID" mask:"secret" desc:"S3 access key; empty uses the AWS default credential chain"`
 	S3SecretAccessKey   string        `env:"S3_SECRET_ACCESS_KEY" mask:"secret" desc:"S3 secret key"`
 	S3PathStyle         bool          `env:"S3_PATH_STYLE" envDefault:"false" desc:"address the bucket in the path (MinIO, most S3-compatible servers)"`
+
+	PlanLimitsFree       limits        `env:"PLAN_LIMITS_FREE" envDefault:"seats=5 projects=10 storage=1GiB" desc:"limits of the free plan (also of canceled, unpaid and long past_due subscriptions): seats=N projects=N storage=SIZE, each a number or unlimited"`
+	PlanLimitsPro        limits        `env:"PLAN_LIMITS_PRO" envDefault:"seats=50 projects=unlimited storage=100GiB" desc:"limits of the pro plan"`
+	PlanLimitsEnterprise limits        `env:"PLAN_LIMITS_ENTERPRISE" envDefault:"seats=unlimited projects=unlimited storage=unlimited" desc:"limits of the enterprise plan"`
+	PastDueGrace         time.Duration `env:"BILLING_PAST_DUE_GRACE" envDefault:"168h" desc:"how long a past_due subscription keeps its plan's limits before the free plan's apply"`
+	StripeSecretKey      string        `env:"STRIPE_SECRET_KEY" mask:"secret" desc:"Stripe API key (sk_... or rk_...); empty turns checkout and portal off (503)"`
+	StripeAPIURL         string        `env:"STRIPE_API_URL" envDefault:"https://api.stripe.com" desc:"Stripe API base URL (a local stand-in such as stripe-mock in tests)"`
+	StripeWebhookSecrets []string      `env:"STRIPE_WEBHOOK_SECRET" mask:"secret" desc:"comma-separated whsec_ signing secrets of the webhook endpoint, any of which is accepted (two while rotating); empty answers the webhook 503"`
+	StripeWebhookTol     time.Duration `env:"STRIPE_WEBHOOK_TOLERANCE" envDefault:"300s" desc:"how old a webhook signature's timestamp may be"`
+	StripeWebhookMax     int64         `env:"STRIPE_WEBHOOK_MAX_BYTES" envDefault:"262144" max:"16777216" desc:"largest webhook body read (413 beyond)"`
+	StripePrices         string        `env:"STRIPE_PRICES" desc:"comma-separated price_id:plan pairs (plan pro or enterprise); the first price of a plan is what checkout sells, and a price not listed grants the free plan's limits"`
+	BillingReturnURL     string        `env:"BILLING_RETURN_URL" envDefault:"http://localhost:8080/" desc:"page of your app Stripe sends the browser back to after checkout (with ?checkout=success or ?checkout=canceled) and the portal"`
+}
+
+// limits are a plan's limits (billing.ParseLimits).
+type limits billing.Limits
+
+// UnmarshalText parses "seats=5 projects=10 storage=1GiB".
+func (l *limits) UnmarshalText(text []byte) error {
+	v, err := billing.ParseLimits(string(text))
+	*l = limits(v)
+	return err
+}
+
+// billing is the billing configuration: the catalog, Stripe's client and the webhook's settings.
+func (c config) billing() (handlers.BillingConfig, error) {
+	prices, checkout, err := billing.ParsePrices(c.StripePrices)
+	if err != nil {
+		return handlers.BillingConfig{}, fmt.Errorf("STRIPE_PRICES: %w", err)
+	}
+	ret, err := url.Parse(c.BillingReturnURL)
+	if err != nil {
+		return handlers.BillingConfig{}, fmt.Errorf("BILLING_RETURN_URL: %w", err)
+	}
+	with := func(v string) string {
+		u := *ret
+		q := u.Query()
+		q.Set("checkout", v)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	bc := handlers.BillingConfig{
+		Catalog: &billing.Catalog{
+			Limits: map[billing.Plan]billing.Limits{
+				billing.Free: billing.Limits(c.PlanLimitsFree), billing.Pro: billing.Limits(c.PlanLimitsPro),
+				billing.Enterprise: billing.Limits(c.PlanLimitsEnterprise),
+			},
+			Prices: prices, Checkout: checkout, PastDueGrace: c.PastDueGrace,
+		},
+		WebhookSecrets: c.StripeWebhookSecrets, WebhookTolerance: c.StripeWebhookTol, WebhookMaxBytes: c.StripeWebhookMax,
+		SuccessURL: with("success"), CancelURL: with("canceled"), ReturnURL: c.BillingReturnURL,
+	}
+	if c.StripeSecretKey != "" {
+		bc.Stripe = stripeClient(c.StripeSecretKey, c.StripeAPIURL)
+	}
+	return bc, nil
+}
+
+// stripeClient talks to Stripe's API at base (https://api.stripe.com), retrying network errors
+// twice as stripe-go does by default.
+func stripeClient(key, base string) *stripe.Client {
+	return stripe.NewClient(key, stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
+		URL: stripe.String(base), MaxNetworkRetries: stripe.Int64(2),
+		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelError},
+	})))
 }
 
 // realtime is the realtime service's configuration.
@@ -156,6 +222,21 @@ func loadConfig(environ map[string]string) (config, error) {
 	if c.FileSweepGrace <= c.FileTransferTimeout {
 		errs = append(errs, fmt.Sprintf("FILE_SWEEP_GRACE=%s: want more than FILE_TRANSFER_TIMEOUT=%s, or the sweep could take the blob of an upload still running",
 			c.FileSweepGrace, c.FileTransferTimeout))
+	}
+	if _, _, err := billing.ParsePrices(c.StripePrices); err != nil {
+		errs = append(errs, fmt.Sprintf("STRIPE_PRICES: %v", err))
+	}
+	for _, s := range c.StripeWebhookSecrets {
+		if !strings.HasPrefix(s, "whsec_") {
+			errs = append(errs, "STRIPE_WEBHOOK_SECRET: want whsec_ secrets, comma-separated")
+			break
+		}
+	}
+	if u, err := url.Parse(c.BillingReturnURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Sprintf("BILLING_RETURN_URL=%s: want an http(s) URL", c.BillingReturnURL))
+	}
+	if u, err := url.Parse(c.StripeAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Sprintf("STRIPE_API_URL=%s: want an http(s) URL", c.StripeAPIURL))
 	}
 	if c.FileURLSecret != "" && len(c.FileURLSecret) < 32 {
 		errs = append(errs, "FILE_URL_SECRET: want at least 32 bytes")
@@ -253,7 +334,7 @@ func (c config) LogValue() slog.Value {
 		case "dsn":
 			attrs = append(attrs, slog.String(key, maskURL(fv.(string))))
 		case "secret":
-			attrs = append(attrs, slog.Bool(key+"_set", fv.(string) != ""))
+			attrs = append(attrs, slog.Bool(key+"_set", !v.IsZero() && v.Len() > 0))
 		default:
 			if s, ok := fv.(fmt.Stringer); ok {
 				attrs = append(attrs, slog.String(key, s.String()))
@@ -299,7 +380,7 @@ func (c config) sessions() session.Config {
 // files opens the configured blob store and gathers the file endpoints' settings.
 func (c config) files(ctx context.Context, keys *tokens.KeySet) (handlers.FilesConfig, error) {
 	fc := handlers.FilesConfig{
-		MaxBytes: c.FileMaxBytes, Quota: c.FileQuotaBytes, AllowedTypes: c.FileAllowedTypes,
+		MaxBytes: c.FileMaxBytes, AllowedTypes: c.FileAllowedTypes,
 		URLTTL: c.FileURLTTL, PublicURL: c.PublicURL,
 		TransferTimeout: c.FileTransferTimeout, IdleTimeout: c.FileIdleTimeout, MaxUploadsPerTenant: int(c.FileMaxUploads),
 	}

@@ -105,9 +105,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
+	billingCfg, err := cfg.billing()
+	if err != nil {
+		return err
+	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
-		Files: filesCfg,
-		DB:    store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
+		Files: filesCfg, Billing: billingCfg,
+		DB: store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
 		Password: cfg.argon2(), MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Issuer:             issuer,
 		Sessions:           cfg.sessions(),

@@ -23,6 +23,81 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for BillingSubscriptionLastInvoice.
+const (
+	Paid          BillingSubscriptionLastInvoice = "paid"
+	PaymentFailed BillingSubscriptionLastInvoice = "payment_failed"
+)
+
+// Valid indicates whether the value is a known member of the BillingSubscriptionLastInvoice enum.
+func (e BillingSubscriptionLastInvoice) Valid() bool {
+	switch e {
+	case Paid:
+		return true
+	case PaymentFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BillingSubscriptionStatus.
+const (
+	BillingSubscriptionStatusActive            BillingSubscriptionStatus = "active"
+	BillingSubscriptionStatusCanceled          BillingSubscriptionStatus = "canceled"
+	BillingSubscriptionStatusIncomplete        BillingSubscriptionStatus = "incomplete"
+	BillingSubscriptionStatusIncompleteExpired BillingSubscriptionStatus = "incomplete_expired"
+	BillingSubscriptionStatusNone              BillingSubscriptionStatus = "none"
+	BillingSubscriptionStatusPastDue           BillingSubscriptionStatus = "past_due"
+	BillingSubscriptionStatusPaused            BillingSubscriptionStatus = "paused"
+	BillingSubscriptionStatusTrialing          BillingSubscriptionStatus = "trialing"
+	BillingSubscriptionStatusUnpaid            BillingSubscriptionStatus = "unpaid"
+)
+
+// Valid indicates whether the value is a known member of the BillingSubscriptionStatus enum.
+func (e BillingSubscriptionStatus) Valid() bool {
+	switch e {
+	case BillingSubscriptionStatusActive:
+		return true
+	case BillingSubscriptionStatusCanceled:
+		return true
+	case BillingSubscriptionStatusIncomplete:
+		return true
+	case BillingSubscriptionStatusIncompleteExpired:
+		return true
+	case BillingSubscriptionStatusNone:
+		return true
+	case BillingSubscriptionStatusPastDue:
+		return true
+	case BillingSubscriptionStatusPaused:
+		return true
+	case BillingSubscriptionStatusTrialing:
+		return true
+	case BillingSubscriptionStatusUnpaid:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CheckoutRequestPlan.
+const (
+	CheckoutRequestPlanEnterprise CheckoutRequestPlan = "enterprise"
+	CheckoutRequestPlanPro        CheckoutRequestPlan = "pro"
+)
+
+// Valid indicates whether the value is a known member of the CheckoutRequestPlan enum.
+func (e CheckoutRequestPlan) Valid() bool {
+	switch e {
+	case CheckoutRequestPlanEnterprise:
+		return true
+	case CheckoutRequestPlanPro:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FieldErrorIn.
 const (
 	Body   FieldErrorIn = "body"
@@ -140,6 +215,69 @@ func (e MeAuthMethod) Valid() bool {
 	}
 }
 
+// Defines values for Plan.
+const (
+	PlanEnterprise Plan = "enterprise"
+	PlanFree       Plan = "free"
+	PlanPro        Plan = "pro"
+)
+
+// Valid indicates whether the value is a known member of the Plan enum.
+func (e Plan) Valid() bool {
+	switch e {
+	case PlanEnterprise:
+		return true
+	case PlanFree:
+		return true
+	case PlanPro:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProblemLimit.
+const (
+	Projects ProblemLimit = "projects"
+	Seats    ProblemLimit = "seats"
+	Storage  ProblemLimit = "storage"
+)
+
+// Valid indicates whether the value is a known member of the ProblemLimit enum.
+func (e ProblemLimit) Valid() bool {
+	switch e {
+	case Projects:
+		return true
+	case Seats:
+		return true
+	case Storage:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProblemPlan.
+const (
+	ProblemPlanEnterprise ProblemPlan = "enterprise"
+	ProblemPlanFree       ProblemPlan = "free"
+	ProblemPlanPro        ProblemPlan = "pro"
+)
+
+// Valid indicates whether the value is a known member of the ProblemPlan enum.
+func (e ProblemPlan) Valid() bool {
+	switch e {
+	case ProblemPlanEnterprise:
+		return true
+	case ProblemPlanFree:
+		return true
+	case ProblemPlanPro:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProjectStatus.
 const (
 	ProjectStatusActive   ProjectStatus = "active"
@@ -160,25 +298,25 @@ func (e ProjectStatus) Valid() bool {
 
 // Defines values for TaskStatus.
 const (
-	Backlog    TaskStatus = "backlog"
-	Canceled   TaskStatus = "canceled"
-	Done       TaskStatus = "done"
-	InProgress TaskStatus = "in_progress"
-	Todo       TaskStatus = "todo"
+	TaskStatusBacklog    TaskStatus = "backlog"
+	TaskStatusCanceled   TaskStatus = "canceled"
+	TaskStatusDone       TaskStatus = "done"
+	TaskStatusInProgress TaskStatus = "in_progress"
+	TaskStatusTodo       TaskStatus = "todo"
 )
 
 // Valid indicates whether the value is a known member of the TaskStatus enum.
 func (e TaskStatus) Valid() bool {
 	switch e {
-	case Backlog:
+	case TaskStatusBacklog:
 		return true
-	case Canceled:
+	case TaskStatusCanceled:
 		return true
-	case Done:
+	case TaskStatusDone:
 		return true
-	case InProgress:
+	case TaskStatusInProgress:
 		return true
-	case Todo:
+	case TaskStatusTodo:
 		return true
 	default:
 		return false
@@ -205,19 +343,19 @@ func (e TeamRole) Valid() bool {
 
 // Defines values for TenantPlan.
 const (
-	Enterprise TenantPlan = "enterprise"
-	Free       TenantPlan = "free"
-	Pro        TenantPlan = "pro"
+	TenantPlanEnterprise TenantPlan = "enterprise"
+	TenantPlanFree       TenantPlan = "free"
+	TenantPlanPro        TenantPlan = "pro"
 )
 
 // Valid indicates whether the value is a known member of the TenantPlan enum.
 func (e TenantPlan) Valid() bool {
 	switch e {
-	case Enterprise:
+	case TenantPlanEnterprise:
 		return true
-	case Free:
+	case TenantPlanFree:
 		return true
-	case Pro:
+	case TenantPlanPro:
 		return true
 	default:
 		return false
@@ -406,6 +544,53 @@ type AuditEventList struct {
 	NextCursor nullable.Nullable[NextCursor] `json:"next_cursor"`
 }
 
+// BillingSubscription defines model for BillingSubscription.
+type BillingSubscription struct {
+	CancelAtPeriodEnd bool       `json:"cancel_at_period_end"`
+	CurrentPeriodEnd  *time.Time `json:"current_period_end,omitempty"`
+	EffectivePlan     Plan       `json:"effective_plan"`
+
+	// GracePeriodEnd When a past_due subscription falls back to the free plan's limits.
+	GracePeriodEnd *time.Time                      `json:"grace_period_end,omitempty"`
+	LastInvoice    *BillingSubscriptionLastInvoice `json:"last_invoice,omitempty"`
+	LastInvoiceAt  *time.Time                      `json:"last_invoice_at,omitempty"`
+
+	// Limits What a plan allows; a limit left out is unlimited.
+	Limits       PlanLimits `json:"limits"`
+	PastDueSince *time.Time `json:"past_due_since,omitempty"`
+	Plan         Plan       `json:"plan"`
+
+	// Seats The subscription's quantity.
+	Seats *int64 `json:"seats,omitempty"`
+
+	// Status Stripe's subscription status, or `none` before any subscription.
+	Status    BillingSubscriptionStatus `json:"status"`
+	TrialEnd  *time.Time                `json:"trial_end,omitempty"`
+	UpdatedAt *time.Time                `json:"updated_at,omitempty"`
+	Usage     BillingUsage              `json:"usage"`
+}
+
+// BillingSubscriptionLastInvoice defines model for BillingSubscription.LastInvoice.
+type BillingSubscriptionLastInvoice string
+
+// BillingSubscriptionStatus Stripe's subscription status, or `none` before any subscription.
+type BillingSubscriptionStatus string
+
+// BillingUsage defines model for BillingUsage.
+type BillingUsage struct {
+	Projects     int64 `json:"projects"`
+	Seats        int64 `json:"seats"`
+	StorageBytes int64 `json:"storage_bytes"`
+}
+
+// CheckoutRequest defines model for CheckoutRequest.
+type CheckoutRequest struct {
+	Plan CheckoutRequestPlan `json:"plan"`
+}
+
+// CheckoutRequestPlan defines model for CheckoutRequest.Plan.
+type CheckoutRequestPlan string
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field The field's name; nested body fields are joined with dots.
@@ -526,11 +711,27 @@ type MeAuthMethod string
 // NextCursor Pass as `cursor` for the next page; null on the last page.
 type NextCursor = string
 
+// Plan defines model for Plan.
+type Plan string
+
+// PlanLimits What a plan allows; a limit left out is unlimited.
+type PlanLimits struct {
+	// Projects Projects, archived ones included.
+	Projects *int64 `json:"projects,omitempty"`
+
+	// Seats Users not deactivated, invited ones included.
+	Seats        *int64 `json:"seats,omitempty"`
+	StorageBytes *int64 `json:"storage_bytes,omitempty"`
+}
+
 // Priority 0 none, 1 low, 2 medium, 3 high, 4 urgent.
 type Priority = int
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
+	// Allowed For 402, what the plan allows.
+	Allowed *int64 `json:"allowed,omitempty"`
+
 	// Detail What went wrong with this request.
 	Detail *string `json:"detail,omitempty"`
 
@@ -542,6 +743,12 @@ type Problem struct {
 
 	// Instance The request path.
 	Instance *string `json:"instance,omitempty"`
+
+	// Limit For 402 limit-exceeded, the plan limit the create would pass.
+	Limit *ProblemLimit `json:"limit,omitempty"`
+
+	// Plan For 402, the plan whose limits hold now.
+	Plan *ProblemPlan `json:"plan,omitempty"`
 
 	// RequestId The request id, to quote when asking for support.
 	RequestId *string `json:"request_id,omitempty"`
@@ -556,7 +763,16 @@ type Problem struct {
 	//
 	// Example: https://tasker.dev/problems/validation
 	Type string `json:"type"`
+
+	// Usage For 402, what the tenant uses of the limit now.
+	Usage *int64 `json:"usage,omitempty"`
 }
+
+// ProblemLimit For 402 limit-exceeded, the plan limit the create would pass.
+type ProblemLimit string
+
+// ProblemPlan For 402, the plan whose limits hold now.
+type ProblemPlan string
 
 // Project defines model for Project.
 type Project struct {
@@ -604,6 +820,11 @@ type ProjectUpdate struct {
 	Name        *string             `json:"name,omitempty"`
 	Status      *ProjectStatus      `json:"status,omitempty"`
 	TeamId      *openapi_types.UUID `json:"team_id,omitempty"`
+}
+
+// RedirectURL defines model for RedirectURL.
+type RedirectURL struct {
+	Url string `json:"url"`
 }
 
 // RefreshRequest defines model for RefreshRequest.
@@ -1083,6 +1304,9 @@ type RefreshJSONRequestBody = RefreshRequest
 // SignupJSONRequestBody defines body for Signup for application/json ContentType.
 type SignupJSONRequestBody = SignupRequest
 
+// CreateCheckoutSessionJSONRequestBody defines body for CreateCheckoutSession for application/json ContentType.
+type CreateCheckoutSessionJSONRequestBody = CheckoutRequest
+
 // UploadFileMultipartRequestBody defines body for UploadFile for multipart/form-data ContentType.
 type UploadFileMultipartRequestBody = FileUpload
 
@@ -1361,6 +1585,50 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/auth/signup (the `Signup` operationId).
 	Signup(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCheckoutSessionWithBody Start a Stripe Checkout for a plan
+	//
+	// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
+	// The tenant is linked when Stripe reports the completed checkout (webhook). A tenant
+	// whose subscription is live changes plan in the portal instead (409). 503 when the
+	// server has no Stripe key or no price for the plan.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/billing/checkout (the `CreateCheckoutSession` operationId).
+	CreateCheckoutSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCheckoutSession Start a Stripe Checkout for a plan
+	//
+	// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
+	// The tenant is linked when Stripe reports the completed checkout (webhook). A tenant
+	// whose subscription is live changes plan in the portal instead (409). 503 when the
+	// server has no Stripe key or no price for the plan.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/billing/checkout (the `CreateCheckoutSession` operationId).
+	CreateCheckoutSession(ctx context.Context, body CreateCheckoutSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalSession Open the Stripe customer portal
+	//
+	// Returns the URL of a Stripe customer-portal session, where an admin changes the plan,
+	// the seats, the payment method, or cancels. 409 before the tenant has a Stripe customer
+	// (no checkout yet).
+	//
+	// Corresponds with POST /v1/billing/portal (the `CreatePortalSession` operationId).
+	CreatePortalSession(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingSubscription The tenant's plan, subscription, limits and usage
+	//
+	// Every member of the tenant may read it, viewers included: plan, status and limits are
+	// no secret inside a company, and a client needs them to explain a 402. Stripe's own ids
+	// are never shown. `plan` is what the subscription pays for; `effective_plan` is the plan
+	// whose limits hold now (free once a subscription is canceled or unpaid, or past_due
+	// beyond the grace period).
+	//
+	// Corresponds with GET /v1/billing/subscription (the `GetBillingSubscription` operationId).
+	GetBillingSubscription(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UploadFileWithBody Upload a file, optionally attached to a task
 	//
@@ -2051,6 +2319,90 @@ func (c *Client) SignupWithBody(ctx context.Context, contentType string, body io
 // Corresponds with POST /v1/auth/signup (the `Signup` operationId).
 func (c *Client) Signup(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSignupRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCheckoutSessionWithBody Start a Stripe Checkout for a plan
+//
+// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
+// The tenant is linked when Stripe reports the completed checkout (webhook). A tenant
+// whose subscription is live changes plan in the portal instead (409). 503 when the
+// server has no Stripe key or no price for the plan.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/billing/checkout (the `CreateCheckoutSession` operationId).
+func (c *Client) CreateCheckoutSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCheckoutSessionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCheckoutSession Start a Stripe Checkout for a plan
+//
+// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
+// The tenant is linked when Stripe reports the completed checkout (webhook). A tenant
+// whose subscription is live changes plan in the portal instead (409). 503 when the
+// server has no Stripe key or no price for the plan.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/billing/checkout (the `CreateCheckoutSession` operationId).
+func (c *Client) CreateCheckoutSession(ctx context.Context, body CreateCheckoutSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCheckoutSessionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalSession Open the Stripe customer portal
+//
+// Returns the URL of a Stripe customer-portal session, where an admin changes the plan,
+// the seats, the payment method, or cancels. 409 before the tenant has a Stripe customer
+// (no checkout yet).
+//
+// Corresponds with POST /v1/billing/portal (the `CreatePortalSession` operationId).
+func (c *Client) CreatePortalSession(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalSessionRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingSubscription The tenant's plan, subscription, limits and usage
+//
+// Every member of the tenant may read it, viewers included: plan, status and limits are
+// no secret inside a company, and a client needs them to explain a 402. Stripe's own ids
+// are never shown. `plan` is what the subscription pays for; `effective_plan` is the plan
+// whose limits hold now (free once a subscription is canceled or unpaid, or past_due
+// beyond the grace period).
+//
+// Corresponds with GET /v1/billing/subscription (the `GetBillingSubscription` operationId).
+func (c *Client) GetBillingSubscription(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingSubscriptionRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3403,6 +3755,100 @@ func NewSignupRequestWithBody(server string, contentType string, body io.Reader)
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCreateCheckoutSessionRequest calls the generic CreateCheckoutSession builder with application/json body
+func NewCreateCheckoutSessionRequest(server string, body CreateCheckoutSessionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateCheckoutSessionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateCheckoutSessionRequestWithBody constructs an http.Request for the CreateCheckoutSession method, with any body, and a specified content type
+func NewCreateCheckoutSessionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/billing/checkout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCreatePortalSessionRequest constructs an http.Request for the CreatePortalSession method
+func NewCreatePortalSessionRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/billing/portal")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingSubscriptionRequest constructs an http.Request for the GetBillingSubscription method
+func NewGetBillingSubscriptionRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/billing/subscription")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -5357,6 +5803,54 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/auth/signup (the `Signup` operationId).
 	SignupWithResponse(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*SignupResponse, error)
 
+	// CreateCheckoutSessionWithBodyWithResponse Start a Stripe Checkout for a plan
+	//
+	// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
+	// The tenant is linked when Stripe reports the completed checkout (webhook). A tenant
+	// whose subscription is live changes plan in the portal instead (409). 503 when the
+	// server has no Stripe key or no price for the plan.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/billing/checkout (the `CreateCheckoutSession` operationId).
+	CreateCheckoutSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCheckoutSessionResponse, error)
+
+	// CreateCheckoutSessionWithResponse Start a Stripe Checkout for a plan
+	//
+	// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
+	// The tenant is linked when Stripe reports the completed checkout (webhook). A tenant
+	// whose subscription is live changes plan in the portal instead (409). 503 when the
+	// server has no Stripe key or no price for the plan.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/billing/checkout (the `CreateCheckoutSession` operationId).
+	CreateCheckoutSessionWithResponse(ctx context.Context, body CreateCheckoutSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCheckoutSessionResponse, error)
+
+	// CreatePortalSessionWithResponse Open the Stripe customer portal
+	//
+	// Returns the URL of a Stripe customer-portal session, where an admin changes the plan,
+	// the seats, the payment method, or cancels. 409 before the tenant has a Stripe customer
+	// (no checkout yet).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/billing/portal (the `CreatePortalSession` operationId).
+	CreatePortalSessionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error)
+
+	// GetBillingSubscriptionWithResponse The tenant's plan, subscription, limits and usage
+	//
+	// Every member of the tenant may read it, viewers included: plan, status and limits are
+	// no secret inside a company, and a client needs them to explain a 402. Stripe's own ids
+	// are never shown. `plan` is what the subscription pays for; `effective_plan` is the plan
+	// whose limits hold now (free once a subscription is canceled or unpaid, or past_due
+	// beyond the grace period).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/billing/subscription (the `GetBillingSubscription` operationId).
+	GetBillingSubscriptionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBillingSubscriptionResponse, error)
+
 	// UploadFileWithBodyWithResponse Upload a file, optionally attached to a task
 	//
 	// `multipart/form-data` with an optional `task_id` field and then one `file` part; fields
@@ -6368,6 +6862,150 @@ func (r SignupResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SignupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateCheckoutSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *RedirectURL
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateCheckoutSessionResponse) GetJSON201() *RedirectURL {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateCheckoutSessionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateCheckoutSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateCheckoutSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateCheckoutSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateCheckoutSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreatePortalSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *RedirectURL
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON201() *RedirectURL {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreatePortalSessionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePortalSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePortalSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePortalSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePortalSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingSubscriptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingSubscription
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingSubscriptionResponse) GetJSON200() *BillingSubscription {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingSubscriptionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingSubscriptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingSubscriptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingSubscriptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingSubscriptionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8168,6 +8806,78 @@ func (c *ClientWithResponses) SignupWithResponse(ctx context.Context, body Signu
 	return ParseSignupResponse(rsp)
 }
 
+// CreateCheckoutSessionWithBodyWithResponse Start a Stripe Checkout for a plan
+//
+// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
+// The tenant is linked when Stripe reports the completed checkout (webhook). A tenant
+// whose subscription is live changes plan in the portal instead (409). 503 when the
+// server has no Stripe key or no price for the plan.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/billing/checkout (the `CreateCheckoutSession` operationId).
+func (c *ClientWithResponses) CreateCheckoutSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCheckoutSessionResponse, error) {
+	rsp, err := c.CreateCheckoutSessionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCheckoutSessionResponse(rsp)
+}
+
+// CreateCheckoutSessionWithResponse Start a Stripe Checkout for a plan
+//
+// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
+// The tenant is linked when Stripe reports the completed checkout (webhook). A tenant
+// whose subscription is live changes plan in the portal instead (409). 503 when the
+// server has no Stripe key or no price for the plan.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/billing/checkout (the `CreateCheckoutSession` operationId).
+func (c *ClientWithResponses) CreateCheckoutSessionWithResponse(ctx context.Context, body CreateCheckoutSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCheckoutSessionResponse, error) {
+	rsp, err := c.CreateCheckoutSession(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCheckoutSessionResponse(rsp)
+}
+
+// CreatePortalSessionWithResponse Open the Stripe customer portal
+//
+// Returns the URL of a Stripe customer-portal session, where an admin changes the plan,
+// the seats, the payment method, or cancels. 409 before the tenant has a Stripe customer
+// (no checkout yet).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/billing/portal (the `CreatePortalSession` operationId).
+func (c *ClientWithResponses) CreatePortalSessionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error) {
+	rsp, err := c.CreatePortalSession(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalSessionResponse(rsp)
+}
+
+// GetBillingSubscriptionWithResponse The tenant's plan, subscription, limits and usage
+//
+// Every member of the tenant may read it, viewers included: plan, status and limits are
+// no secret inside a company, and a client needs them to explain a 402. Stripe's own ids
+// are never shown. `plan` is what the subscription pays for; `effective_plan` is the plan
+// whose limits hold now (free once a subscription is canceled or unpaid, or past_due
+// beyond the grace period).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/billing/subscription (the `GetBillingSubscription` operationId).
+func (c *ClientWithResponses) GetBillingSubscriptionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBillingSubscriptionResponse, error) {
+	rsp, err := c.GetBillingSubscription(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingSubscriptionResponse(rsp)
+}
+
 // UploadFileWithBodyWithResponse Upload a file, optionally attached to a task
 //
 // `multipart/form-data` with an optional `task_id` field and then one `file` part; fields
@@ -9210,6 +9920,105 @@ func ParseSignupResponse(rsp *http.Response) (*SignupResponse, error) {
 			return nil, err
 		}
 		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateCheckoutSessionResponse parses an HTTP response from a CreateCheckoutSessionWithResponse call
+func ParseCreateCheckoutSessionResponse(rsp *http.Response) (*CreateCheckoutSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateCheckoutSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest RedirectURL
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreatePortalSessionResponse parses an HTTP response from a CreatePortalSessionWithResponse call
+func ParseCreatePortalSessionResponse(rsp *http.Response) (*CreatePortalSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePortalSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest RedirectURL
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingSubscriptionResponse parses an HTTP response from a GetBillingSubscriptionWithResponse call
+func ParseGetBillingSubscriptionResponse(rsp *http.Response) (*GetBillingSubscriptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingSubscriptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingSubscription
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -10357,6 +11166,15 @@ type ServerInterface interface {
 	// Signup Create a tenant and its owner
 	// (POST /v1/auth/signup)
 	Signup(w http.ResponseWriter, r *http.Request)
+	// CreateCheckoutSession Start a Stripe Checkout for a plan
+	// (POST /v1/billing/checkout)
+	CreateCheckoutSession(w http.ResponseWriter, r *http.Request)
+	// CreatePortalSession Open the Stripe customer portal
+	// (POST /v1/billing/portal)
+	CreatePortalSession(w http.ResponseWriter, r *http.Request)
+	// GetBillingSubscription The tenant's plan, subscription, limits and usage
+	// (GET /v1/billing/subscription)
+	GetBillingSubscription(w http.ResponseWriter, r *http.Request)
 	// UploadFile Upload a file, optionally attached to a task
 	// (POST /v1/files)
 	UploadFile(w http.ResponseWriter, r *http.Request)
@@ -10807,6 +11625,48 @@ func (siw *ServerInterfaceWrapper) Signup(w http.ResponseWriter, r *http.Request
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Signup(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateCheckoutSession operation middleware
+func (siw *ServerInterfaceWrapper) CreateCheckoutSession(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateCheckoutSession(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreatePortalSession operation middleware
+func (siw *ServerInterfaceWrapper) CreatePortalSession(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreatePortalSession(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetBillingSubscription operation middleware
+func (siw *ServerInterfaceWrapper) GetBillingSubscription(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetBillingSubscription(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -12354,6 +13214,9 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/files/{id}/download", wrapper.DownloadSignedFile)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/tasks/{id}/files", wrapper.ListTaskFiles)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/billing/subscription", wrapper.GetBillingSubscription)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/billing/checkout", wrapper.CreateCheckoutSession)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/billing/portal", wrapper.CreatePortalSession)
 
 	return m
 }
@@ -12874,6 +13737,121 @@ type SignupdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response SignupdefaultApplicationProblemPlusJSONResponse) VisitSignupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCheckoutSessionRequestObject struct {
+	Body *CreateCheckoutSessionJSONRequestBody
+}
+
+type CreateCheckoutSessionResponseObject interface {
+	VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error
+}
+
+type CreateCheckoutSession201JSONResponse RedirectURL
+
+func (response CreateCheckoutSession201JSONResponse) VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCheckoutSessiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateCheckoutSessiondefaultApplicationProblemPlusJSONResponse) VisitCreateCheckoutSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSessionRequestObject struct {
+}
+
+type CreatePortalSessionResponseObject interface {
+	VisitCreatePortalSessionResponse(w http.ResponseWriter) error
+}
+
+type CreatePortalSession201JSONResponse RedirectURL
+
+func (response CreatePortalSession201JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSessiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreatePortalSessiondefaultApplicationProblemPlusJSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBillingSubscriptionRequestObject struct {
+}
+
+type GetBillingSubscriptionResponseObject interface {
+	VisitGetBillingSubscriptionResponse(w http.ResponseWriter) error
+}
+
+type GetBillingSubscription200JSONResponse BillingSubscription
+
+func (response GetBillingSubscription200JSONResponse) VisitGetBillingSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBillingSubscriptiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetBillingSubscriptiondefaultApplicationProblemPlusJSONResponse) VisitGetBillingSubscriptionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -14263,6 +15241,15 @@ type StrictServerInterface interface {
 	// Signup Create a tenant and its owner
 	// (POST /v1/auth/signup)
 	Signup(ctx context.Context, request SignupRequestObject) (SignupResponseObject, error)
+	// CreateCheckoutSession Start a Stripe Checkout for a plan
+	// (POST /v1/billing/checkout)
+	CreateCheckoutSession(ctx context.Context, request CreateCheckoutSessionRequestObject) (CreateCheckoutSessionResponseObject, error)
+	// CreatePortalSession Open the Stripe customer portal
+	// (POST /v1/billing/portal)
+	CreatePortalSession(ctx context.Context, request CreatePortalSessionRequestObject) (CreatePortalSessionResponseObject, error)
+	// GetBillingSubscription The tenant's plan, subscription, limits and usage
+	// (GET /v1/billing/subscription)
+	GetBillingSubscription(ctx context.Context, request GetBillingSubscriptionRequestObject) (GetBillingSubscriptionResponseObject, error)
 	// UploadFile Upload a file, optionally attached to a task
 	// (POST /v1/files)
 	UploadFile(ctx context.Context, request UploadFileRequestObject) (UploadFileResponseObject, error)
@@ -14778,6 +15765,85 @@ func (sh *strictHandler) Signup(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SignupResponseObject); ok {
 		if err := validResponse.VisitSignupResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateCheckoutSession operation middleware
+func (sh *strictHandler) CreateCheckoutSession(w http.ResponseWriter, r *http.Request) {
+	var request CreateCheckoutSessionRequestObject
+
+	var body CreateCheckoutSessionJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateCheckoutSession(ctx, request.(CreateCheckoutSessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateCheckoutSession")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateCheckoutSessionResponseObject); ok {
+		if err := validResponse.VisitCreateCheckoutSessionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreatePortalSession operation middleware
+func (sh *strictHandler) CreatePortalSession(w http.ResponseWriter, r *http.Request) {
+	var request CreatePortalSessionRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreatePortalSession(ctx, request.(CreatePortalSessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreatePortalSession")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreatePortalSessionResponseObject); ok {
+		if err := validResponse.VisitCreatePortalSessionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetBillingSubscription operation middleware
+func (sh *strictHandler) GetBillingSubscription(w http.ResponseWriter, r *http.Request) {
+	var request GetBillingSubscriptionRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetBillingSubscription(ctx, request.(GetBillingSubscriptionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetBillingSubscription")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetBillingSubscriptionResponseObject); ok {
+		if err := validResponse.VisitGetBillingSubscriptionResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -37,6 +37,27 @@ type AuditEvent struct {
 	Data         []byte
 }
 
+type BillingSubscription struct {
+	TenantID          uuid.UUID
+	CustomerID        *string
+	SubscriptionID    *string
+	Status            string
+	Plan              string
+	PriceID           *string
+	Quantity          *int64
+	CurrentPeriodEnd  *time.Time
+	CancelAtPeriodEnd bool
+	TrialEnd          *time.Time
+	PastDueSince      *time.Time
+	StateEventID      *string
+	StateAt           *time.Time
+	StateRank         int16
+	InvoiceStatus     *string
+	InvoiceAt         *time.Time
+	InvoiceEventID    *string
+	UpdatedAt         time.Time
+}
+
 type Event struct {
 	TenantID     uuid.UUID
 	ID           int64
@@ -133,6 +154,19 @@ type StorageUsage struct {
 	TenantID uuid.UUID
 	Bytes    int64
 	Files    int64
+}
+
+type StripeEvent struct {
+	ID         string
+	Type       string
+	Created    time.Time
+	ApiVersion string
+	Livemode   bool
+	TenantID   *uuid.UUID
+	Outcome    string
+	Payload    string
+	ReceivedAt time.Time
+	UpdatedAt  time.Time
 }
 
 type Task struct {

@@ -29,6 +29,7 @@ import (
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/billing"
 	"github.com/tasker/tasker/internal/blob"
 	"github.com/tasker/tasker/internal/contract"
 	"github.com/tasker/tasker/internal/database"
@@ -59,6 +60,11 @@ type Env struct {
 	Realtime *realtime.Service
 	// Files is the file endpoints' configuration, its store included.
 	Files handlers.FilesConfig
+	// Billing is billing's configuration, its catalog included.
+	Billing handlers.BillingConfig
+	// Stripe is the server's Stripe API (stripe-mock behind a recorder), unless the options
+	// gave a client or NoStripe.
+	Stripe *StripeAPI
 
 	t    testing.TB
 	spec *contract.Spec
@@ -92,6 +98,12 @@ type Options struct {
 	// Files adjusts the file endpoints; zero fields take FileDefaults, and a nil Store is a
 	// directory store in a temporary folder.
 	Files handlers.FilesConfig
+	// Billing adjusts billing; a nil Catalog takes TestCatalog, nil WebhookSecrets take
+	// WebhookSecret, and a nil Stripe a client of a fresh StripeAPI (Env.Stripe) unless
+	// NoStripe.
+	Billing handlers.BillingConfig
+	// NoStripe leaves the server without a Stripe API key.
+	NoStripe bool
 	// AccessTokenTTL is the lifetime of the access tokens the server issues (15 minutes when
 	// zero), for tests of expiry and renewal.
 	AccessTokenTTL time.Duration
@@ -167,8 +179,15 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 		}
 	}
 	fc := fileConfig(t, opts.Files)
+	bc := billingConfig(opts.Billing)
+	var stripeAPI *StripeAPI
+	if bc.Stripe == nil && !opts.NoStripe {
+		stripeAPI = NewStripeAPI(t)
+		bc.Stripe = stripeAPI.Client()
+	}
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
 		Files:              fc,
+		Billing:            bc,
 		Revocations:        revocations,
 		Realtime:           rtHandler,
 		DB:                 store,
@@ -209,12 +228,51 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: store, Pool: pool, Logs: logs, Issuer: issuer, Realtime: rt, Files: fc, t: t, spec: spec}
+	return &Env{URL: srv.URL, Client: client, HTTP: httpClient, DB: store, Pool: pool, Logs: logs, Issuer: issuer, Realtime: rt, Files: fc, Billing: bc, Stripe: stripeAPI, t: t, spec: spec}
+}
+
+// WebhookSecret is the Stripe webhook signing secret of the test server, unless
+// Options.Billing says otherwise.
+const WebhookSecret = "whsec_test_tasker_0123456789abcdef"
+
+// TestCatalog returns the plans tests run with: every limit high enough not to get in the way
+// (1 GiB of storage on free), so only the tests of limits set their own; prices price_pro and
+// price_enterprise; a week's grace for past_due.
+func TestCatalog() *billing.Catalog {
+	return &billing.Catalog{
+		Limits: map[billing.Plan]billing.Limits{
+			billing.Free:       {Seats: 1000, Projects: 1000, StorageBytes: 1 << 30},
+			billing.Pro:        {Seats: 5000, Projects: 5000, StorageBytes: 10 << 30},
+			billing.Enterprise: {Seats: billing.Unlimited, Projects: billing.Unlimited, StorageBytes: billing.Unlimited},
+		},
+		Prices:       map[string]billing.Plan{"price_pro": billing.Pro, "price_enterprise": billing.Enterprise},
+		Checkout:     map[billing.Plan]string{billing.Pro: "price_pro", billing.Enterprise: "price_enterprise"},
+		PastDueGrace: 7 * 24 * time.Hour,
+	}
+}
+
+func billingConfig(bc handlers.BillingConfig) handlers.BillingConfig {
+	if bc.Catalog == nil {
+		bc.Catalog = TestCatalog()
+	}
+	if bc.WebhookSecrets == nil {
+		bc.WebhookSecrets = []string{WebhookSecret}
+	}
+	if bc.WebhookTolerance == 0 {
+		bc.WebhookTolerance = 300 * time.Second
+	}
+	if bc.WebhookMaxBytes == 0 {
+		bc.WebhookMaxBytes = 256 << 10
+	}
+	if bc.SuccessURL == "" {
+		bc.SuccessURL, bc.CancelURL, bc.ReturnURL = "https://app.test/billing?checkout=success", "https://app.test/billing?checkout=canceled", "https://app.test/billing"
+	}
+	return bc
 }
 
 // FileDefaults are the file settings tests run with, unless Options.Files says otherwise.
 var FileDefaults = handlers.FilesConfig{
-	MaxBytes: 100 << 20, Quota: 1 << 30, AllowedTypes: files.DefaultAllowedTypes, URLTTL: 5 * time.Minute,
+	MaxBytes: 100 << 20, AllowedTypes: files.DefaultAllowedTypes, URLTTL: 5 * time.Minute,
 	TransferTimeout: time.Hour, IdleTimeout: time.Minute, MaxUploadsPerTenant: 64,
 }
 
@@ -230,9 +288,6 @@ func fileConfig(t testing.TB, fc handlers.FilesConfig) handlers.FilesConfig {
 	}
 	if fc.MaxBytes == 0 {
 		fc.MaxBytes = d.MaxBytes
-	}
-	if fc.Quota == 0 {
-		fc.Quota = d.Quota
 	}
 	if fc.AllowedTypes == nil {
 		fc.AllowedTypes = d.AllowedTypes

@@ -18,10 +18,10 @@ type Limits struct {
 	// MaxBytes is the largest file.
 	MaxBytes int64
 	// Room is what the tenant may still store, or a negative number for no bound; the exact
-	// check is the transaction's (see QuotaExceeded), this one only stops a doomed upload early.
+	// check is the transaction's, this one only stops a doomed upload early.
 	Room int64
-	// Quota is the tenant's storage quota, named in the problem when Room runs out.
-	Quota int64
+	// Full is the problem answered when Room runs out (the plan's storage limit, 402).
+	Full error
 	// Allowed are the media types accepted (Allowed).
 	Allowed []string
 	// Upload, when set, is this upload among the tenant's others: the bytes they hold are
@@ -109,7 +109,7 @@ func (c *counter) Read(p []byte) (int, error) {
 	case c.n > c.limits.MaxBytes:
 		c.err = TooLarge(c.limits.MaxBytes)
 	case c.limits.Room >= 0 && c.n+others > c.limits.Room:
-		c.err = QuotaExceeded(c.limits.Quota)
+		c.err = c.limits.Full
 	case err != nil && !errors.Is(err, io.EOF):
 		c.err = readProblem(err)
 	}
@@ -127,13 +127,6 @@ func readProblem(err error) error {
 // TooLarge is the problem for a file over the size limit.
 func TooLarge(max int64) *problem.Error {
 	return problem.New(problem.TooLarge, "The file exceeds %s (%d bytes), the largest this server accepts.", HumanBytes(max), max)
-}
-
-// QuotaExceeded is the problem for an upload that would take the tenant past its quota. It is
-// 413 rather than 422: the request is refused for its size, and a smaller file may still fit.
-func QuotaExceeded(quota int64) *problem.Error {
-	return problem.New(problem.QuotaExceeded,
-		"The upload would exceed the tenant's storage quota of %s (%d bytes); delete files or raise the quota.", HumanBytes(quota), quota)
 }
 
 // HumanBytes writes n in binary units (100 MiB).

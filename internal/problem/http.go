@@ -16,6 +16,8 @@ type Body struct {
 	Errors    []FieldError `json:"errors,omitempty"`
 	// ErrorCount is how many fields failed; Errors lists at most the first 20.
 	ErrorCount int `json:"error_count,omitempty"`
+	// The plan limit of a 402 (limit-exceeded).
+	*Limit
 }
 
 // BodyOf renders err for the client. Internal errors keep their cause out of the body.
@@ -29,6 +31,7 @@ func BodyOf(err error, instance, requestID string) Body {
 		Instance:  instance,
 		RequestID: requestID,
 		Errors:    pe.Fields,
+		Limit:     pe.Limit,
 	}
 	if len(pe.Fields) > 0 {
 		b.ErrorCount = max(pe.FieldCount, len(pe.Fields))

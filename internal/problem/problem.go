@@ -31,6 +31,8 @@ const (
 	// QuotaExceeded is an upload that would take the tenant past its storage quota.
 	QuotaExceeded
 	RateLimited
+	// BadGateway is a service we depend on (Stripe) failing or refusing a call.
+	BadGateway
 	Unavailable
 )
 
@@ -57,6 +59,7 @@ var kinds = map[Kind]kindInfo{
 	LimitExceeded:        {http.StatusPaymentRequired, "limit-exceeded", "Plan limit exceeded"},
 	QuotaExceeded:        {http.StatusRequestEntityTooLarge, "storage-quota-exceeded", "Storage quota exceeded"},
 	RateLimited:          {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
+	BadGateway:           {http.StatusBadGateway, "bad-gateway", "Upstream service failed"},
 	Unavailable:          {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
 }
 
@@ -88,6 +91,8 @@ type Error struct {
 	// FieldCount is how many fields failed when Fields lists only some of them.
 	FieldCount int
 	Header     http.Header
+	// Limit names the plan limit a LimitExceeded error hit.
+	Limit *Limit
 	// cause is logged, never sent.
 	cause error
 }
@@ -118,6 +123,20 @@ func Wrap(k Kind, cause error, detail string) *Error {
 // Fields returns an Invalid error listing the offending fields.
 func Fields(detail string, fields ...FieldError) *Error {
 	return &Error{Kind: Invalid, Detail: detail, Fields: fields}
+}
+
+// Limit is the plan limit a create would pass: which one, what the tenant uses, what its plan
+// allows, and the plan.
+type Limit struct {
+	Name    string `json:"limit"`
+	Usage   int64  `json:"usage"`
+	Allowed int64  `json:"allowed"`
+	Plan    string `json:"plan"`
+}
+
+// LimitReached returns the 402 for a create past a plan limit.
+func LimitReached(l Limit, format string, args ...any) *Error {
+	return &Error{Kind: LimitExceeded, Detail: fmt.Sprintf(format, args...), Limit: &l}
 }
 
 // TimedOut is the problem for work that ran out of time (the request's deadline, a statement

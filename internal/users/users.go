@@ -29,6 +29,9 @@ type Change struct {
 	Name   *string
 	Role   *auth.Role
 	Status *string
+	// ReserveSeat, when set, is called in the transaction when the change gives a deactivated
+	// user their seat back, and refuses it past the plan's seats.
+	ReserveSeat func() error
 }
 
 // Apply makes the change c to user id on behalf of p, inside the caller's write transaction
@@ -64,6 +67,11 @@ func Apply(ctx context.Context, tx *tenancy.Tx, p auth.Principal, id uuid.UUID, 
 	}
 	if err := check(p, u, c, owners); err != nil {
 		return db.User{}, nil, err
+	}
+	if c.Status != nil && u.Status == Deactivated && *c.Status != Deactivated && c.ReserveSeat != nil {
+		if err := c.ReserveSeat(); err != nil {
+			return db.User{}, nil, err
+		}
 	}
 	params := db.UpdateUserParams{ID: id}
 	changes := map[string]any{}

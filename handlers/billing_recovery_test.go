@@ -1,0 +1,215 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/handlers"
+	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/testdb"
+)
+
+// TestStripeWebhookFailureIsRetriedAndAppliedOnce makes the database fail an event's write
+// after the event id was recorded and the audit entry queued, then lets Stripe's retry through.
+func TestStripeWebhookFailureIsRetriedAndAppliedOnce(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	admin := testdb.Get(t).AdminPool(t)
+	// A trigger that fails the subscription's update for one price only, so no other test
+	// meets it: a real failure inside the transaction, after the event was recorded in it.
+	price := "price_boom_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	fn := "fail_" + price
+	if _, err := admin.Exec(bg, fmt.Sprintf(`CREATE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.price_id = '%[2]s' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER %[1]s BEFORE UPDATE ON billing_subscriptions FOR EACH ROW EXECUTE FUNCTION %[1]s()`, fn, price)); err != nil {
+		t.Fatal(err)
+	}
+	dropped := false
+	drop := func() {
+		if !dropped {
+			dropped = true
+			if _, err := admin.Exec(bg, fmt.Sprintf(`DROP TRIGGER %[1]s ON billing_subscriptions; DROP FUNCTION %[1]s()`, fn)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(drop)
+
+	e := newStripeEvent(t, "customer.subscription.created", time.Now()).
+		subscription("sub_"+uuid.NewString()[:12], "cus_"+uuid.NewString()[:12], w.Tenant.Id, "active", price, 4, time.Now().Add(time.Hour))
+	body := e.bytes(t)
+	for range 2 { // Stripe retries; each attempt fails whole
+		r := deliver(t, env, body, apitest.WebhookSecret, time.Now())
+		if r.status != http.StatusInternalServerError {
+			t.Fatalf("a failing event: %d %s, want 500 so Stripe retries", r.status, r.body)
+		}
+	}
+	if got := recordedOutcome(t, e.id); got != "" {
+		t.Fatalf("a failed event was recorded (%q): its retry would be taken for a duplicate", got)
+	}
+	if s := subscriptionOf(t, env, w, api.UserRoleAdmin); s.Status != "none" {
+		t.Fatalf("a failed event left state behind: %+v", s)
+	}
+	if n := billingAudit(t, env, w); n != 0 {
+		t.Fatalf("a failed event left %d audit entries", n)
+	}
+	drop()
+	if r := deliver(t, env, body, apitest.WebhookSecret, time.Now()); r.status != http.StatusOK || r.outcome != "applied" {
+		t.Fatalf("the retry: %d %s", r.status, r.body)
+	}
+	if r := deliver(t, env, body, apitest.WebhookSecret, time.Now()); r.outcome != handlers.Duplicate {
+		t.Fatalf("the retry after success: %q, want duplicate", r.outcome)
+	}
+	if s := subscriptionOf(t, env, w, api.UserRoleAdmin); s.Status != "active" || deref(s.Seats) != 4 {
+		t.Errorf("after the retry: %+v", s)
+	}
+	if n := billingAudit(t, env, w); n != 1 {
+		t.Errorf("%d audit entries, want 1", n)
+	}
+}
+
+// TestStripeWebhookParksEventsOfAnotherAPIVersion: an event this build cannot read is stored,
+// answered 500 every time (never acknowledged), logged and counted.
+func TestStripeWebhookParksEventsOfAnotherAPIVersion(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	for _, version := range []string{"2026-08-26.dahlia", "2024-06-20"} {
+		e := newStripeEvent(t, "customer.subscription.updated", time.Now()).
+			subscription("sub_"+uuid.NewString()[:12], "cus_"+uuid.NewString()[:12], w.Tenant.Id, "active", "price_pro", 1, time.Now())
+		e.body["api_version"] = version
+		for attempt := range 2 {
+			r := deliver(t, env, e.bytes(t), apitest.WebhookSecret, time.Now())
+			if r.status != http.StatusInternalServerError {
+				t.Fatalf("%s attempt %d: %d %s, want 500", version, attempt, r.status, r.body)
+			}
+		}
+		if got := recordedOutcome(t, e.id); got != "parked" {
+			t.Errorf("%s: recorded %q, want parked", version, got)
+		}
+		var payload string
+		if err := testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT payload FROM stripe_events WHERE id = $1`, e.id).Scan(&payload); err != nil || payload != string(e.bytes(t)) {
+			t.Errorf("%s: the parked payload is not the body as received (%v)", version, err)
+		}
+	}
+	if s := subscriptionOf(t, env, w, api.UserRoleAdmin); s.Status != "none" {
+		t.Errorf("a parked event changed the subscription: %+v", s)
+	}
+	if !strings.Contains(string(logsOf(env.Logs)), "stripe event parked") {
+		t.Error("parking was not logged")
+	}
+	_, metrics := get(t, env, http.MethodGet, "/metrics")
+	if !strings.Contains(string(metrics), `tasker_stripe_events_total{outcome="parked"} 4`) {
+		t.Errorf("/metrics does not count the 4 parked deliveries:\n%s", grepLines(metrics, "tasker_stripe_events_total"))
+	}
+}
+
+func grepLines(b []byte, s string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestBillingReconcileAppliesMissedEventsOnce: an event Stripe gave up delivering is applied
+// from Stripe's event list, once, however often the reconciler runs.
+func TestBillingReconcileAppliesMissedEventsOnce(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	cus, sub := "cus_"+uuid.NewString()[:12], "sub_"+uuid.NewString()[:12]
+	now := time.Now().Truncate(time.Second)
+	delivered := newStripeEvent(t, "customer.subscription.created", now.Add(-2*time.Minute)).subscription(sub, cus, w.Tenant.Id, "trialing", "price_pro", 2, now)
+	missed := newStripeEvent(t, "customer.subscription.updated", now.Add(-time.Minute)).subscription(sub, cus, w.Tenant.Id, "active", "price_enterprise", 6, now)
+	missedInvoice := newStripeEvent(t, "invoice.paid", now.Add(-30*time.Second)).invoice(cus, sub, uuid.Nil)
+	sendEvent(t, env, delivered, "applied")
+	for _, e := range []*stripeEvent{delivered, missed, missedInvoice} {
+		env.Stripe.AddEvent(e.bytes(t))
+	}
+	events := handlers.NewStripeEvents(env.DB, env.Billing, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil)
+	last, err := events.LastStripeEvent(bg)
+	if err != nil || last.Before(delivered.created()) {
+		t.Fatalf("last event handled %v (%v), want at least %v", last, err, delivered.created())
+	}
+	since := last.Add(-handlers.ReconcileWindow)
+	for run, want := range []map[string]int{
+		{"applied": 2, handlers.Duplicate: 1},
+		{handlers.Duplicate: 3},
+	} {
+		got, err := events.Reconcile(context.Background(), env.Stripe.Client(), since)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if fmt.Sprint(got.Outcomes) != fmt.Sprint(want) || got.Listed != 3 {
+			t.Fatalf("run %d: listed %d, outcomes %v; want 3 and %v", run, got.Listed, got.Outcomes, want)
+		}
+	}
+	s := subscriptionOf(t, env, w, api.UserRoleAdmin)
+	if s.Status != "active" || s.Plan != api.PlanEnterprise || deref(s.Seats) != 6 || deref(s.LastInvoice) != api.Paid {
+		t.Errorf("after reconciling: %+v", s)
+	}
+	if n := billingAudit(t, env, w); n != 3 {
+		t.Errorf("%d audit entries, want 3 (one per event)", n)
+	}
+	// The reconciler asked only for the handled types, from since on.
+	var asked bool
+	for _, r := range env.Stripe.Requests() {
+		if r.Path == "/v1/events" {
+			asked = true
+			if r.Form.Get("created[gte]") != fmt.Sprint(since.Unix()) || !strings.Contains(fmt.Sprint(r.Form), "invoice.payment_failed") {
+				t.Errorf("event list asked with %v", r.Form)
+			}
+		}
+	}
+	if !asked {
+		t.Error("the reconciler never listed Stripe's events")
+	}
+}
+
+func (e *stripeEvent) created() time.Time {
+	switch c := e.body["created"].(type) {
+	case int64:
+		return time.Unix(c, 0)
+	case float64:
+		return time.Unix(int64(c), 0)
+	}
+	return time.Time{}
+}
+
+func TestStripeWebhookLimitsAndConfiguration(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewWithOptions(t, apitest.Options{Billing: handlers.BillingConfig{WebhookMaxBytes: 4096}})
+	big := make([]byte, 5000)
+	for i := range big {
+		big[i] = ' '
+	}
+	if r := deliver(t, env, append([]byte(`{"id":"evt_big"}`), big...), apitest.WebhookSecret, time.Now()); r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over the limit: %d %s", r.status, r.body)
+	}
+	// Signed by Stripe yet not JSON: parked, never acknowledged.
+	if r := deliver(t, env, []byte("not json"), apitest.WebhookSecret, time.Now()); r.status != http.StatusInternalServerError {
+		t.Errorf("a signed body that is no event: %d %s", r.status, r.body)
+	}
+	off := apitest.NewWithOptions(t, apitest.Options{Billing: handlers.BillingConfig{WebhookSecrets: []string{}}})
+	if r := deliver(t, off, []byte(`{}`), apitest.WebhookSecret, time.Now()); r.status != http.StatusServiceUnavailable {
+		t.Errorf("without a webhook secret: %d %s", r.status, r.body)
+	}
+	// Only POST.
+	resp, _ := get(t, env, http.MethodGet, "/webhooks/stripe")
+	if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /webhooks/stripe: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,357 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stripe/stripe-go/v82"
+	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/billing"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/reqinfo"
+	"github.com/tasker/tasker/internal/tenancy"
+)
+
+// Duplicate is the outcome answered for an event id recorded before.
+const Duplicate = "duplicate"
+
+// StripeEvents applies Stripe events to tenants' subscriptions: the webhook (ServeHTTP) and the
+// reconciler (Apply) share it, so an event takes the same path however it arrives.
+type StripeEvents struct {
+	db      *tenancy.DB
+	config  BillingConfig
+	logger  *slog.Logger
+	handled *prometheus.CounterVec
+}
+
+// NewStripeEvents returns the Stripe event handler; reg, when not nil, gets its metrics.
+func NewStripeEvents(store *tenancy.DB, cfg BillingConfig, logger *slog.Logger, reg prometheus.Registerer) *StripeEvents {
+	h := &StripeEvents{db: store, config: cfg, logger: logger,
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tasker_stripe_events_total",
+			Help: "Stripe events received, by outcome (applied, duplicate, stale, ignored, unmatched, conflict, parked, failed).",
+		}, []string{"outcome"})}
+	if reg != nil {
+		reg.MustRegister(h.handled)
+	}
+	return h
+}
+
+// errDuplicate rolls back the transaction of an event recorded before.
+var errDuplicate = errors.New("stripe event recorded before")
+
+// ServeHTTP is POST /webhooks/stripe. The signature is checked over the bytes as received,
+// before anything decodes them; nothing is stored for a request that fails it.
+func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	fail := func(err error) { problem.Write(w, r, reqinfo.RequestID(r.Context()), err) }
+	if len(h.config.WebhookSecrets) == 0 {
+		fail(problem.New(problem.Unavailable, "Stripe webhooks are not configured on this server (no STRIPE_WEBHOOK_SECRET)."))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.config.WebhookMaxBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			w.Header().Set("Connection", "close")
+			fail(problem.New(problem.TooLarge, "A Stripe event may be at most %d bytes.", h.config.WebhookMaxBytes))
+			return
+		}
+		fail(problem.Wrap(problem.Invalid, err, "The body could not be read."))
+		return
+	}
+	if err := h.verify(body, r.Header.Get("Stripe-Signature")); err != nil {
+		h.logger.InfoContext(r.Context(), "stripe webhook refused", "err", err)
+		fail(err)
+		return
+	}
+	var ev stripe.Event
+	if err := json.Unmarshal(body, &ev); err != nil || ev.ID == "" {
+		// Signed by Stripe yet unreadable: kept under a name of its own, never acknowledged.
+		sum := sha256.Sum256(body)
+		ev = stripe.Event{ID: "unparsed_" + hex.EncodeToString(sum[:16]), Type: "unparsed"}
+	}
+	outcome, err := h.Apply(r.Context(), body, &ev)
+	if err != nil {
+		if errors.Is(err, billing.ErrUnreadable) {
+			fail(problem.Wrap(problem.Internal, err, ""))
+			return
+		}
+		fail(err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]string{"id": ev.ID, "outcome": outcome})
+}
+
+// verify checks the Stripe-Signature header against every configured secret.
+func (h *StripeEvents) verify(body []byte, header string) error {
+	if header == "" {
+		return problem.New(problem.Invalid, "The Stripe-Signature header is missing.")
+	}
+	tolerance := h.config.WebhookTolerance
+	stale := false
+	for _, secret := range h.config.WebhookSecrets {
+		err := webhook.ValidatePayloadWithTolerance(body, header, secret, tolerance)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, webhook.ErrTooOld):
+			stale = true
+		case errors.Is(err, webhook.ErrInvalidHeader), errors.Is(err, webhook.ErrNotSigned):
+			return problem.Wrap(problem.Invalid, err, "The Stripe-Signature header is malformed.")
+		}
+	}
+	if stale {
+		return problem.New(problem.Invalid, "The Stripe-Signature timestamp is older than the tolerance of %s.", tolerance)
+	}
+	return problem.New(problem.Invalid, "The Stripe-Signature matches no signing secret.")
+}
+
+// Apply applies one authenticated Stripe event, whose body as received is payload, and returns
+// its outcome. The event id is recorded in the transaction of its effect, so a duplicate or a
+// concurrent second delivery changes nothing; an error means nothing of it was kept, except
+// billing.ErrUnreadable, whose event is parked.
+func (h *StripeEvents) Apply(ctx context.Context, payload []byte, ev *stripe.Event) (string, error) {
+	outcome, err := h.apply(ctx, payload, ev)
+	switch {
+	case errors.Is(err, billing.ErrUnreadable):
+		h.handled.WithLabelValues(billing.Parked).Inc()
+	case err != nil:
+		h.handled.WithLabelValues("failed").Inc()
+		h.logger.ErrorContext(ctx, "stripe event failed", "event", ev.ID, "type", ev.Type, "err", err)
+	default:
+		h.handled.WithLabelValues(outcome).Inc()
+		h.logger.InfoContext(ctx, "stripe event", "event", ev.ID, "type", ev.Type, "outcome", outcome)
+	}
+	return outcome, err
+}
+
+func (h *StripeEvents) apply(ctx context.Context, payload []byte, ev *stripe.Event) (string, error) {
+	e, err := billing.Read(ev)
+	if err != nil {
+		return h.park(ctx, payload, e, err)
+	}
+	record := func(q *db.Queries, tenant uuid.UUID, outcome string) (string, error) {
+		p := db.RecordStripeEventParams{ID: e.ID, Type: e.Type, Created: e.Created, ApiVersion: e.APIVersion,
+			Livemode: e.Livemode, Outcome: outcome, Payload: string(payload)}
+		if tenant != uuid.Nil {
+			p.TenantID = &tenant
+		}
+		recorded, err := q.RecordStripeEvent(ctx, p)
+		if err != nil {
+			return "", fmt.Errorf("record stripe event: %w", err)
+		}
+		if !recorded {
+			return Duplicate, errDuplicate
+		}
+		return outcome, nil
+	}
+	tenant := e.Tenant
+	if tenant == uuid.Nil && e.Handled() && (e.Subscription != "" || e.Customer != "") {
+		err := h.db.System(ctx, func(q *db.Queries) error {
+			var err error
+			tenant, err = q.BillingTenantOf(ctx, db.BillingTenantOfParams{SubscriptionID: e.Subscription, CustomerID: e.Customer})
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("find tenant: %w", err)
+		}
+	}
+	if !e.Handled() || tenant == uuid.Nil {
+		outcome := billing.Ignored
+		if e.Handled() {
+			outcome = billing.Unmatched
+			h.logger.WarnContext(ctx, "stripe event names no tenant of ours", "event", e.ID, "type", e.Type,
+				"customer", e.Customer, "subscription", e.Subscription)
+		}
+		return h.system(ctx, func(q *db.Queries) (string, error) { return record(q, uuid.Nil, outcome) })
+	}
+	outcome, err := tenancy.WriteV(ctx, h.db, tenancy.Scope{Tenant: tenant}, func(tx *tenancy.Tx) (string, error) {
+		exists, err := tx.Q.TenantExists(ctx, tenant)
+		if err != nil {
+			return "", err
+		}
+		if !exists {
+			// Metadata naming a tenant that is gone, or never was.
+			return record(tx.Q, uuid.Nil, billing.Unmatched)
+		}
+		cur, err := tx.Q.LockBillingSubscription(ctx, tenant)
+		if err != nil {
+			return "", err
+		}
+		// Stripe's ids belong to one tenant: metadata naming another one is not obeyed.
+		owner, err := tx.Q.BillingTenantOf(ctx, db.BillingTenantOfParams{SubscriptionID: e.Subscription, CustomerID: e.Customer})
+		if err != nil {
+			return "", err
+		}
+		if owner != uuid.Nil && owner != tenant {
+			h.logger.WarnContext(ctx, "stripe event names another tenant than its customer's", "event", e.ID,
+				"named", tenant, "owner", owner)
+			return record(tx.Q, tenant, billing.Conflict)
+		}
+		ch := h.config.Catalog.Apply(cur, e)
+		if _, err := record(tx.Q, tenant, ch.Outcome); err != nil {
+			return "", err
+		}
+		if ch.Outcome != billing.Applied {
+			return ch.Outcome, nil
+		}
+		if ch.UnknownPrice != "" {
+			h.logger.WarnContext(ctx, "stripe price in no plan (STRIPE_PRICES): free limits apply", "price", ch.UnknownPrice, "event", e.ID)
+		}
+		saved, err := tx.Q.SaveBillingSubscription(ctx, ch.Save)
+		if err != nil {
+			return "", err
+		}
+		now := h.config.now()
+		if err := tx.Q.SetTenantPlan(ctx, db.SetTenantPlanParams{ID: tenant, Plan: string(h.config.Catalog.Effective(saved, now)), Status: saved.Status}); err != nil {
+			return "", err
+		}
+		usage, err := tx.Q.BillingUsage(ctx)
+		if err != nil {
+			return "", err
+		}
+		out := billingToAPI(h.config.Catalog, saved, usage, now)
+		tx.Changed(ch.Notice, tenancy.Entry{Action: "billing.update", ResourceType: resourceBilling, ResourceID: tenant,
+			Data: map[string]any{"stripe_event": e.ID, "stripe_type": e.Type, "status": saved.Status, "plan": saved.Plan}}, uuid.Nil, out)
+		return billing.Applied, nil
+	})
+	if errors.Is(err, errDuplicate) {
+		return Duplicate, nil
+	}
+	return outcome, err
+}
+
+// resourceBilling is the audit resource of billing changes; its id is the tenant's.
+const resourceBilling = "billing"
+
+// park keeps an event this build cannot read, unless it was handled before (a reconciler that
+// could read it, say), and returns billing.ErrUnreadable so it is never acknowledged.
+func (h *StripeEvents) park(ctx context.Context, payload []byte, e billing.Event, cause error) (string, error) {
+	outcome, err := h.system(ctx, func(q *db.Queries) (string, error) {
+		prev, err := q.StripeEventOutcome(ctx, e.ID)
+		if err != nil {
+			return "", err
+		}
+		if prev != "" && prev != billing.Parked {
+			return Duplicate, nil
+		}
+		created := e.Created
+		if created.Before(time.Unix(1, 0)) {
+			created = time.Now()
+		}
+		_, err = q.RecordStripeEvent(ctx, db.RecordStripeEventParams{ID: e.ID, Type: e.Type, Created: created,
+			ApiVersion: e.APIVersion, Livemode: e.Livemode, Outcome: billing.Parked, Payload: string(payload)})
+		return billing.Parked, err
+	})
+	if err != nil {
+		return "", fmt.Errorf("park stripe event: %w", err)
+	}
+	if outcome == Duplicate {
+		return Duplicate, nil
+	}
+	h.logger.ErrorContext(ctx, "stripe event parked: this build cannot read it; it is kept and answered 500 until one can",
+		"event", e.ID, "type", e.Type, "api_version", e.APIVersion, "err", cause)
+	return billing.Parked, cause
+}
+
+func (h *StripeEvents) system(ctx context.Context, fn func(q *db.Queries) (string, error)) (string, error) {
+	var out string
+	err := h.db.System(ctx, func(q *db.Queries) error {
+		var err error
+		out, err = fn(q)
+		return err
+	})
+	if errors.Is(err, errDuplicate) {
+		return Duplicate, nil
+	}
+	return out, err
+}
+
+// HandledStripeEvents are the event types billing acts on: what the webhook endpoint should
+// subscribe to, and what the reconciler asks Stripe for.
+var HandledStripeEvents = []string{
+	"checkout.session.completed",
+	"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+	"customer.subscription.paused", "customer.subscription.resumed", "customer.subscription.trial_will_end",
+	"invoice.paid", "invoice.payment_failed",
+}
+
+// Reconciled is what a reconciliation did.
+type Reconciled struct {
+	Since time.Time
+	// Listed is how many events Stripe listed; Outcomes counts them by outcome.
+	Listed   int
+	Outcomes map[string]int
+}
+
+// ReconcileWindow is how far before the newest event handled a reconciliation looks by default:
+// Stripe retries a failing delivery for three days, so an event that failed that long may sit
+// behind newer ones that succeeded.
+const ReconcileWindow = 72 * time.Hour
+
+// LastStripeEvent is the creation time of the newest Stripe event handled (parked ones aside),
+// or the zero time before any.
+func (h *StripeEvents) LastStripeEvent(ctx context.Context) (time.Time, error) {
+	var last time.Time
+	err := h.db.System(ctx, func(q *db.Queries) error {
+		var err error
+		last, err = q.StripeLastEventCreated(ctx)
+		return err
+	})
+	if last.Unix() <= 0 {
+		last = time.Time{}
+	}
+	return last, err
+}
+
+// Reconcile asks Stripe (through sc) for the handled events created since since, and applies
+// them oldest first through Apply: the ones already recorded come back as duplicates and change
+// nothing, so a reconciliation may run any time, as often as wanted. It stops at the first
+// event that fails, leaving it and the newer ones for the next run.
+func (h *StripeEvents) Reconcile(ctx context.Context, sc *stripe.Client, since time.Time) (Reconciled, error) {
+	out := Reconciled{Since: since, Outcomes: map[string]int{}}
+	params := &stripe.EventListParams{
+		CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()},
+		Types:        stripe.StringSlice(HandledStripeEvents),
+	}
+	params.Limit = stripe.Int64(100)
+	var events []*stripe.Event
+	for ev, err := range sc.V1Events.List(ctx, params) {
+		if err != nil {
+			return out, fmt.Errorf("list stripe events: %w", err)
+		}
+		events = append(events, ev)
+	}
+	out.Listed = len(events)
+	// Stripe lists newest first; state moves forward only if the oldest is applied first.
+	for i := len(events) - 1; i >= 0; i-- {
+		ev := events[i]
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return out, fmt.Errorf("encode stripe event %s: %w", ev.ID, err)
+		}
+		outcome, err := h.Apply(ctx, payload, ev)
+		if err != nil && !errors.Is(err, billing.ErrUnreadable) {
+			return out, fmt.Errorf("apply stripe event %s: %w", ev.ID, err)
+		}
+		if err != nil {
+			outcome = billing.Parked
+		}
+		out.Outcomes[outcome]++
+	}
+	return out, nil
+}
