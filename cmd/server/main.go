@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,9 +62,53 @@ func run(ctx context.Context, args []string, environ map[string]string, out io.W
 		return migrate.Up(ctx, cfg.DatabaseURL, logger)
 	case "serve":
 		return serve(ctx, cfg, logger, nil)
+	case "billing-reconcile":
+		return reconcileBilling(ctx, cfg, logger, args[1:])
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or keygen)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, billing-reconcile or keygen)", cmd)
 	}
+}
+
+// reconcileBilling applies the Stripe events this deployment missed (an outage longer than
+// Stripe's three days of retries): it lists the handled events from -since (by default
+// handlers.ReconcileWindow before the newest event handled) and applies them oldest first,
+// each once. It is safe to run at any time, as often as wanted.
+func reconcileBilling(ctx context.Context, cfg config, logger *slog.Logger, args []string) error {
+	flags := flag.NewFlagSet("billing-reconcile", flag.ContinueOnError)
+	since := flags.String("since", "", "RFC 3339 time to list events from (default: 72h before the newest event handled; Stripe keeps 30 days)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if cfg.StripeSecretKey == "" {
+		return errors.New("billing-reconcile: STRIPE_SECRET_KEY is not set")
+	}
+	bc, err := cfg.billing()
+	if err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, cfg.DatabaseURL, database.Options{MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	events := handlers.NewStripeEvents(tenancy.New(pool).WakeOnCommit(realtime.Channel), bc, logger, nil)
+	from := time.Now().Add(-30 * 24 * time.Hour)
+	if *since != "" {
+		if from, err = time.Parse(time.RFC3339, *since); err != nil {
+			return fmt.Errorf("billing-reconcile: -since: %w", err)
+		}
+	} else {
+		last, err := events.LastStripeEvent(ctx)
+		if err != nil {
+			return err
+		}
+		if !last.IsZero() && last.Add(-handlers.ReconcileWindow).After(from) {
+			from = last.Add(-handlers.ReconcileWindow)
+		}
+	}
+	done, err := events.Reconcile(ctx, bc.Stripe, from)
+	logger.InfoContext(ctx, "billing reconciled", "since", done.Since, "listed", done.Listed, "outcomes", done.Outcomes)
+	return err
 }
 
 // serve runs the workers (only the HTTP server so far) until ctx is cancelled or one fails, then

@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tasker/tasker/handlers/apitest"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/testdb"
 )
@@ -203,5 +205,31 @@ func TestSigningKeysComeFromConfigurationFirstSigns(t *testing.T) {
 	}
 	if _, err := loadConfig(map[string]string{"DATABASE_URL": "postgres://x/y", "JWT_SIGNING_KEYS_FILE": file + ".missing"}); err == nil {
 		t.Error("a missing key file was accepted")
+	}
+}
+
+// TestBillingReconcileCommand runs `server billing-reconcile` against a Stripe stand-in whose
+// event list holds one event for a customer nobody has: it is listed, recorded once, and a
+// second run finds it recorded.
+func TestBillingReconcileCommand(t *testing.T) {
+	t.Parallel()
+	stripeAPI := apitest.NewStripeAPI(t)
+	id := "evt_cmd_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	stripeAPI.AddEvent([]byte(`{"id":"` + id + `","object":"event","type":"invoice.paid","api_version":"2025-08-27.basil",
+		"created":` + strconv.FormatInt(time.Now().Unix(), 10) + `,"livemode":false,
+		"data":{"object":{"id":"in_1","object":"invoice","customer":"cus_nobody_cmd"}}}`))
+	environ := map[string]string{"DATABASE_URL": testdb.Get(t).AppURL, "STRIPE_SECRET_KEY": "sk_test_cmd", "STRIPE_API_URL": stripeAPI.URL}
+	for i, want := range []string{`"unmatched":1`, `"duplicate":1`} {
+		var out strings.Builder
+		if err := run(context.Background(), []string{"billing-reconcile", "-since", time.Now().Add(-time.Hour).Format(time.RFC3339)}, environ, &out); err != nil {
+			t.Fatalf("run %d: %v\n%s", i, err, out.String())
+		}
+		if !strings.Contains(out.String(), "billing reconciled") || !strings.Contains(out.String(), want) || !strings.Contains(out.String(), `"listed":1`) {
+			t.Errorf("run %d logged %s; want listed 1 and %s", i, out.String(), want)
+		}
+	}
+	delete(environ, "STRIPE_SECRET_KEY")
+	if err := run(context.Background(), []string{"billing-reconcile"}, environ, io.Discard); err == nil || !strings.Contains(err.Error(), "STRIPE_SECRET_KEY") {
+		t.Errorf("without a key: %v", err)
 	}
 }
