@@ -87,7 +87,7 @@ func run() error {
 
 	env := []string{
 		"DATABASE_URL=" + o.databaseURL, "LOG_LEVEL=warn", "LOGIN_RATE_PER_IP=1000",
-		"FILE_MAX_BYTES=" + strconv.FormatInt(o.size+1, 10), "FILE_QUOTA_BYTES=" + strconv.FormatInt(4*o.size+1, 10),
+		"FILE_MAX_BYTES=" + strconv.FormatInt(o.size+1, 10), "PLAN_LIMITS_FREE=seats=5 projects=10 storage=" + strconv.FormatInt(4*o.size+1, 10),
 		"FILE_DIR=" + filepath.Join(o.work, "files"),
 	}
 	if o.store == "s3" {

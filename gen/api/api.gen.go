@@ -1641,8 +1641,8 @@ type ClientInterface interface {
 	// ignored) and must be on the server's allow list (`FILE_ALLOWED_TYPES`), otherwise 415.
 	// A file over `FILE_MAX_BYTES` (100 MiB by default) is refused with 413 as soon as the
 	// limit is passed, and nothing of it is kept. An upload that would take the tenant past its
-	// storage quota is refused with 413 and the problem type `storage-quota-exceeded`, naming
-	// the quota. Members need write access to the task's project (admins anywhere); a file
+	// plan's storage is refused with 402 and the problem type `limit-exceeded` (`limit`
+	// storage, with `usage`, `allowed` and `plan`). Members need write access to the task's project (admins anywhere); a file
 	// without a task takes member or above.
 	//
 	// The filename is made safe (no path, control or bidirectional characters, no reserved
@@ -2424,8 +2424,8 @@ func (c *Client) GetBillingSubscription(ctx context.Context, reqEditors ...Reque
 // ignored) and must be on the server's allow list (`FILE_ALLOWED_TYPES`), otherwise 415.
 // A file over `FILE_MAX_BYTES` (100 MiB by default) is refused with 413 as soon as the
 // limit is passed, and nothing of it is kept. An upload that would take the tenant past its
-// storage quota is refused with 413 and the problem type `storage-quota-exceeded`, naming
-// the quota. Members need write access to the task's project (admins anywhere); a file
+// plan's storage is refused with 402 and the problem type `limit-exceeded` (`limit`
+// storage, with `usage`, `allowed` and `plan`). Members need write access to the task's project (admins anywhere); a file
 // without a task takes member or above.
 //
 // The filename is made safe (no path, control or bidirectional characters, no reserved
@@ -5862,8 +5862,8 @@ type ClientWithResponsesInterface interface {
 	// ignored) and must be on the server's allow list (`FILE_ALLOWED_TYPES`), otherwise 415.
 	// A file over `FILE_MAX_BYTES` (100 MiB by default) is refused with 413 as soon as the
 	// limit is passed, and nothing of it is kept. An upload that would take the tenant past its
-	// storage quota is refused with 413 and the problem type `storage-quota-exceeded`, naming
-	// the quota. Members need write access to the task's project (admins anywhere); a file
+	// plan's storage is refused with 402 and the problem type `limit-exceeded` (`limit`
+	// storage, with `usage`, `allowed` and `plan`). Members need write access to the task's project (admins anywhere); a file
 	// without a task takes member or above.
 	//
 	// The filename is made safe (no path, control or bidirectional characters, no reserved
@@ -8889,8 +8889,8 @@ func (c *ClientWithResponses) GetBillingSubscriptionWithResponse(ctx context.Con
 // ignored) and must be on the server's allow list (`FILE_ALLOWED_TYPES`), otherwise 415.
 // A file over `FILE_MAX_BYTES` (100 MiB by default) is refused with 413 as soon as the
 // limit is passed, and nothing of it is kept. An upload that would take the tenant past its
-// storage quota is refused with 413 and the problem type `storage-quota-exceeded`, naming
-// the quota. Members need write access to the task's project (admins anywhere); a file
+// plan's storage is refused with 402 and the problem type `limit-exceeded` (`limit`
+// storage, with `usage`, `allowed` and `plan`). Members need write access to the task's project (admins anywhere); a file
 // without a task takes member or above.
 //
 // The filename is made safe (no path, control or bidirectional characters, no reserved

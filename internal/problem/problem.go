@@ -27,9 +27,8 @@ const (
 	UnsupportedMediaType
 	RangeNotSatisfiable
 	Unprocessable
+	// LimitExceeded is a create past a plan limit (seats, projects, storage): 402.
 	LimitExceeded
-	// QuotaExceeded is an upload that would take the tenant past its storage quota.
-	QuotaExceeded
 	RateLimited
 	// BadGateway is a service we depend on (Stripe) failing or refusing a call.
 	BadGateway
@@ -57,7 +56,6 @@ var kinds = map[Kind]kindInfo{
 	RangeNotSatisfiable:  {http.StatusRequestedRangeNotSatisfiable, "range-not-satisfiable", "Range not satisfiable"},
 	Unprocessable:        {http.StatusUnprocessableEntity, "unprocessable", "Request cannot be processed"},
 	LimitExceeded:        {http.StatusPaymentRequired, "limit-exceeded", "Plan limit exceeded"},
-	QuotaExceeded:        {http.StatusRequestEntityTooLarge, "storage-quota-exceeded", "Storage quota exceeded"},
 	RateLimited:          {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
 	BadGateway:           {http.StatusBadGateway, "bad-gateway", "Upstream service failed"},
 	Unavailable:          {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
