@@ -1022,11 +1022,17 @@ type Tenant struct {
 	CreatedAt time.Time          `json:"created_at"`
 	Id        openapi_types.UUID `json:"id"`
 	Name      string             `json:"name"`
-	Plan      TenantPlan         `json:"plan"`
-	Slug      string             `json:"slug"`
+
+	// Plan The plan as of the last billing change (a Stripe event). A past_due subscription's
+	// grace period ends without one: GET /v1/billing/subscription's `effective_plan` is
+	// the plan whose limits hold now.
+	Plan TenantPlan `json:"plan"`
+	Slug string     `json:"slug"`
 }
 
-// TenantPlan defines model for Tenant.Plan.
+// TenantPlan The plan as of the last billing change (a Stripe event). A past_due subscription's
+// grace period ends without one: GET /v1/billing/subscription's `effective_plan` is
+// the plan whose limits hold now.
 type TenantPlan string
 
 // TokenPair defines model for TokenPair.

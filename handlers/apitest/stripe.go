@@ -1,7 +1,6 @@
 package apitest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,26 +47,32 @@ func startStripeMock() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build (go tool -n stripe-mock): %w", err)
 	}
-	cmd := exec.Command(strings.TrimSpace(string(path)), "-http-addr", "127.0.0.1:")
+	// Both listeners on ports of the system's choosing: with one named, stripe-mock still opens
+	// the other on its fixed default (12111 or 12112), which another stripe-mock may hold.
+	cmd := exec.Command(strings.TrimSpace(string(path)), "-http-addr", "127.0.0.1:", "-https-addr", "127.0.0.1:")
+	// Pdeathsig fires when the OS thread that started the child exits, not the process: start
+	// it from a thread that is kept for the life of the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
 	addr := make(chan string, 1)
+	// Its output goes through a writer, not a pipe we read: Wait then never closes a pipe that
+	// stripe-mock still writes its request log to.
+	cmd.Stdout = &listenWriter{addr: addr}
+	cmd.Stderr = cmd.Stdout
+	started := make(chan error)
 	go func() {
-		// "Listening for HTTP at address: 127.0.0.1:41234"; the rest is drained.
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "Listening for HTTP at address: "); ok {
-				addr <- a
-			}
+		runtime.LockOSThread() // never unlocked: the thread lives as long as the binary
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
 		}
+		started <- nil
+		err := cmd.Wait()
+		fmt.Fprintf(os.Stderr, "apitest: stripe-mock exited: %v\n", err)
+		select {} // keep the locked thread
 	}()
+	if err := <-started; err != nil {
+		return "", err
+	}
 	select {
 	case a := <-addr:
 		return "http://" + a, nil
@@ -74,6 +80,37 @@ func startStripeMock() (string, error) {
 		_ = cmd.Process.Kill()
 		return "", fmt.Errorf("not listening after 60s")
 	}
+}
+
+// listenWriter takes stripe-mock's output and sends the address of its "Listening for HTTP at
+// address: 127.0.0.1:41234" line; the rest is dropped.
+type listenWriter struct {
+	addr chan<- string
+	line []byte
+	done bool
+}
+
+func (w *listenWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return len(p), nil
+	}
+	w.line = append(w.line, p...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			break
+		}
+		if a, ok := strings.CutPrefix(string(w.line[:i]), "Listening for HTTP at address: "); ok {
+			w.addr <- strings.TrimSpace(a)
+			w.done, w.line = true, nil
+			break
+		}
+		w.line = w.line[i+1:]
+	}
+	if len(w.line) > 64<<10 {
+		w.line = nil
+	}
+	return len(p), nil
 }
 
 // StripeRequest is one call the server made to Stripe's API.
