@@ -78,8 +78,7 @@ func (s *Server) billingView(ctx context.Context, q *db.Queries, tenant uuid.UUI
 
 // billingToAPI is the named converter of a stored subscription.
 func billingToAPI(c *billing.Catalog, sub db.BillingSubscription, usage db.BillingUsageRow, now time.Time) api.BillingSubscription {
-	effective := c.Effective(sub, now)
-	l := c.LimitsOf(effective)
+	effective, l := c.Allowed(sub, now)
 	limit := func(v int64) *int64 {
 		if v == billing.Unlimited {
 			return nil
@@ -141,10 +140,11 @@ func (s *Server) CreateCheckoutSession(ctx context.Context, req api.CreateChecko
 		},
 		Metadata: map[string]string{"tenant_id": tenant},
 	}
-	if sub.CustomerID != nil {
-		params.Customer = sub.CustomerID
+	// Every checkout of the tenant names its one customer, made once: two checkouts started
+	// at the same time must not give the tenant two customers.
+	if params.Customer, err = s.billingCustomer(ctx, p, sub); err != nil {
+		return nil, err
 	}
-	params.Context = ctx
 	cs, err := s.billing.Stripe.V1CheckoutSessions.Create(ctx, params)
 	if err != nil {
 		return nil, stripeProblem(err)
@@ -171,6 +171,36 @@ func (s *Server) CreatePortalSession(ctx context.Context, _ api.CreatePortalSess
 		return nil, stripeProblem(err)
 	}
 	return api.CreatePortalSession201JSONResponse{Url: ps.URL}, nil
+}
+
+// billingCustomer is the tenant's Stripe customer, made at Stripe and linked now if it has none.
+// The idempotency key makes concurrent first checkouts get the same customer from Stripe, and
+// the link keeps the first one stored.
+func (s *Server) billingCustomer(ctx context.Context, p auth.Principal, sub db.BillingSubscription) (*string, error) {
+	if sub.CustomerID != nil {
+		return sub.CustomerID, nil
+	}
+	tenant := p.Tenant.String()
+	params := &stripe.CustomerCreateParams{Metadata: map[string]string{"tenant_id": tenant}}
+	params.SetIdempotencyKey("tasker-customer-" + tenant)
+	c, err := s.billing.Stripe.V1Customers.Create(ctx, params)
+	if err != nil {
+		return nil, stripeProblem(err)
+	}
+	return writeV(ctx, s, p, func(tx *tenancy.Tx, p auth.Principal) (*string, error) {
+		if !p.Role.AtLeast(auth.Admin) {
+			return nil, problem.New(problem.Forbidden, "Only admins manage billing.")
+		}
+		linked, err := tx.Q.SetBillingCustomer(ctx, db.SetBillingCustomerParams{TenantID: p.Tenant, CustomerID: &c.ID})
+		if err != nil {
+			return nil, err
+		}
+		if *linked == c.ID {
+			tx.Record(tenancy.Entry{Action: "billing.customer_create", ResourceType: resourceBilling, ResourceID: p.Tenant,
+				Data: map[string]any{"stripe_customer": c.ID}})
+		}
+		return linked, nil
+	})
 }
 
 // billingAdmin checks, in the database, that p is still an admin, and returns the tenant's

@@ -53,13 +53,26 @@ func TestCheckoutSessionCarriesTheTenantToStripe(t *testing.T) {
 			t.Errorf("checkout sent %s=%q, want %q", k, got, want)
 		}
 	}
-	if f.Has("customer") {
-		t.Errorf("a tenant without a customer sent customer=%q", f.Get("customer"))
+	// The tenant's customer was made first, once, with the tenant in its metadata.
+	customers := stripeCalls(t, env, "/v1/customers")
+	if len(customers) != 1 || customers[0].Form.Get("metadata[tenant_id]") != tenant {
+		t.Fatalf("customer creations: %+v", customers)
+	}
+	cus := f.Get("customer")
+	if !strings.HasPrefix(cus, "cus_") {
+		t.Fatalf("checkout sent customer=%q", cus)
+	}
+	// A second checkout (the first was abandoned) names the same customer and makes none.
+	if r, _ := env.Client.CreateCheckoutSessionWithResponse(bg, api.CheckoutRequest{Plan: api.CheckoutRequestPlanPro}, w.as(api.UserRoleOwner)); r.StatusCode() != http.StatusCreated {
+		t.Fatalf("second checkout: %d %s", r.StatusCode(), r.Body)
+	}
+	if calls := stripeCalls(t, env, "/v1/checkout/sessions"); len(stripeCalls(t, env, "/v1/customers")) != 1 || calls[1].Form.Get("customer") != cus {
+		t.Errorf("the second checkout made another customer or named another one: %v", calls[1].Form)
 	}
 
-	// Once Stripe reports the completed checkout, the tenant has a customer: the portal opens
-	// for it, and a second checkout is refused while the subscription lives.
-	cus, sub := "cus_"+uuid.NewString()[:12], "sub_"+uuid.NewString()[:12]
+	// Once Stripe reports the completed checkout, the portal opens for the customer, and a
+	// new checkout is refused while the subscription lives.
+	sub := "sub_" + uuid.NewString()[:12]
 	sendEvent(t, env, newStripeEvent(t, "checkout.session.completed", time.Now()).checkout(w.Tenant.Id, cus, sub), "applied")
 	p, err := env.Client.CreatePortalSessionWithResponse(bg, w.as(api.UserRoleOwner))
 	if err != nil || p.JSON201 == nil || p.JSON201.Url == "" {
@@ -80,7 +93,7 @@ func TestCheckoutSessionCarriesTheTenantToStripe(t *testing.T) {
 		t.Fatalf("checkout after cancellation: %d %s", r.StatusCode(), r.Body)
 	}
 	calls = stripeCalls(t, env, "/v1/checkout/sessions")
-	if got := calls[len(calls)-1].Form; got.Get("customer") != cus || got.Get("line_items[0][price]") != "price_pro" {
+	if got := calls[len(calls)-1].Form; got.Get("customer") != cus || got.Get("line_items[0][price]") != "price_pro" || len(calls) != 3 {
 		t.Errorf("second checkout sent %v, want customer %s and price_pro", got, cus)
 	}
 }

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -38,7 +39,10 @@ func TestStripeWebhookAppliesEveryHandledType(t *testing.T) {
 		check  func(s api.BillingSubscription) bool
 	}{
 		{newStripeEvent(t, "checkout.session.completed", t0).checkout(tenant, cus, sub), "billing.checkout.completed",
-			func(s api.BillingSubscription) bool { return s.Status == "none" && s.EffectivePlan == api.PlanFree }},
+			// Linked, not yet paid for: the subscription's own events say more.
+			func(s api.BillingSubscription) bool {
+				return s.Status == "incomplete" && s.EffectivePlan == api.PlanFree
+			}},
 		{newStripeEvent(t, "customer.subscription.created", t0.Add(time.Second)).subscription(sub, cus, tenant, "trialing", "price_pro", 3, periodEnd),
 			"billing.subscription.updated",
 			func(s api.BillingSubscription) bool {
@@ -50,7 +54,9 @@ func TestStripeWebhookAppliesEveryHandledType(t *testing.T) {
 		{newStripeEvent(t, "customer.subscription.updated", t0.Add(3*time.Second)).subscription(sub, cus, uuid.Nil, "active", "price_enterprise", 7, periodEnd),
 			"billing.subscription.updated",
 			func(s api.BillingSubscription) bool {
-				return s.Status == "active" && s.Plan == api.PlanEnterprise && deref(s.Seats) == 7 && s.Limits.Seats == nil
+				// Enterprise has no seat limit of its own: the 7 seats bought are the limit.
+				return s.Status == "active" && s.Plan == api.PlanEnterprise && deref(s.Seats) == 7 && deref(s.Limits.Seats) == 7 &&
+					s.Limits.Projects == nil
 			}},
 		{newStripeEvent(t, "invoice.payment_failed", t0.Add(4*time.Second)).invoice(cus, sub, uuid.Nil), "billing.invoice.payment_failed",
 			func(s api.BillingSubscription) bool { return deref(s.LastInvoice) == api.PaymentFailed }},
@@ -190,12 +196,40 @@ func TestStripeWebhookOlderEventNeverOverwritesNewer(t *testing.T) {
 	if got := recordedOutcome(t, older.id); got != "stale" {
 		t.Errorf("the older event is recorded as %q, want stale", got)
 	}
-	// A late event of an ended subscription does not replace the current one either.
+	// A late event of an ended subscription changes that subscription only, never which one
+	// is the tenant's current one.
 	cur := "sub_" + uuid.NewString()[:12]
 	sendEvent(t, env, newStripeEvent(t, "customer.subscription.created", now.Add(time.Second)).subscription(cur, cus, w.Tenant.Id, "active", "price_enterprise", 5, now), "applied")
-	sendEvent(t, env, newStripeEvent(t, "customer.subscription.deleted", now.Add(2*time.Second)).subscription(sub, cus, w.Tenant.Id, "canceled", "price_pro", 1, now), "stale")
+	sendEvent(t, env, newStripeEvent(t, "customer.subscription.deleted", now.Add(2*time.Second)).subscription(sub, cus, w.Tenant.Id, "canceled", "price_pro", 1, now), "applied")
 	if s := subscriptionOf(t, env, w, api.UserRoleAdmin); s.Status != "active" || s.Plan != api.PlanEnterprise {
 		t.Errorf("the old subscription's late deletion replaced the current one: %+v", s)
+	}
+}
+
+// TestStripeWebhookLateEventsOfAnOldSubscriptionGrantNothing is the attack that found the
+// first design wanting: sub_1 upgraded, then canceled; sub_2 created, then canceled; sub_1's
+// upgrade and creation arrive last. Whatever the order, the tenant ends with nothing live.
+func TestStripeWebhookLateEventsOfAnOldSubscriptionGrantNothing(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	cus, sub1, sub2 := "cus_"+uuid.NewString()[:12], "sub_"+uuid.NewString()[:12], "sub_"+uuid.NewString()[:12]
+	now := time.Now().Truncate(time.Second)
+	created1 := newStripeEvent(t, "customer.subscription.created", now.Add(-400*time.Second)).subscription(sub1, cus, w.Tenant.Id, "active", "price_pro", 1, now)
+	upgraded1 := newStripeEvent(t, "customer.subscription.updated", now.Add(-300*time.Second)).subscription(sub1, cus, w.Tenant.Id, "active", "price_enterprise", 1, now)
+	deleted1 := newStripeEvent(t, "customer.subscription.deleted", now.Add(-200*time.Second)).subscription(sub1, cus, w.Tenant.Id, "canceled", "price_enterprise", 1, now)
+	created2 := newStripeEvent(t, "customer.subscription.created", now.Add(-100*time.Second)).subscription(sub2, cus, w.Tenant.Id, "active", "price_pro", 1, now)
+	deleted2 := newStripeEvent(t, "customer.subscription.deleted", now.Add(-50*time.Second)).subscription(sub2, cus, w.Tenant.Id, "canceled", "price_pro", 1, now)
+	sendEvent(t, env, deleted1, "applied")
+	sendEvent(t, env, created2, "applied")
+	sendEvent(t, env, upgraded1, "stale")
+	if s := subscriptionOf(t, env, w, api.UserRoleAdmin); s.Status != "active" || s.Plan != api.PlanPro {
+		t.Fatalf("with sub_2 live: %+v, want active pro", s)
+	}
+	sendEvent(t, env, deleted2, "applied")
+	sendEvent(t, env, created1, "stale")
+	if s := subscriptionOf(t, env, w, api.UserRoleAdmin); s.Status != "canceled" || s.EffectivePlan != api.PlanFree {
+		t.Errorf("after every subscription was canceled: %+v, want canceled and free", s)
 	}
 }
 
@@ -217,6 +251,9 @@ func TestStripeWebhookRefusesBadSignatures(t *testing.T) {
 		{"malformed", func([]byte) string { return "t=abc,v1" }, "malformed"},
 		{"wrong secret", func(b []byte) string { return signWith(b, "whsec_someone_else", time.Now()) }, "matches no signing secret"},
 		{"stale timestamp", func(b []byte) string { return signWith(b, current, time.Now().Add(-301*time.Second)) }, "older than the tolerance"},
+		{"future timestamp", func(b []byte) string { return signWith(b, current, time.Now().Add(301*time.Second)) }, "ahead"},
+		{"no v1 signature", func(b []byte) string { return fmt.Sprintf("t=%d,v0=abc", time.Now().Unix()) }, "malformed"},
+		{"header too long", func(b []byte) string { return signWith(b, current, time.Now()) + strings.Repeat(",v1=00", 700) }, "longer than"},
 		{"body changed after signing", func(b []byte) string {
 			return signWith([]byte(strings.Replace(string(b), `"active"`, `"trialing"`, 1)), current, time.Now())
 		}, "matches no signing secret"},
@@ -272,8 +309,17 @@ func TestStripeWebhookRecordsUnknownTypesAndUnmatchedEvents(t *testing.T) {
 	}
 	// Another tenant's metadata on this customer's subscription is not obeyed.
 	other := newWorkspace(t, env)
+	otherSub, otherCus := "sub_"+uuid.NewString()[:12], "cus_"+uuid.NewString()[:12]
+	sendEvent(t, env, newStripeEvent(t, "customer.subscription.created", time.Now()).subscription(otherSub, otherCus, other.Tenant.Id, "active", "price_pro", 1, time.Now()), "applied")
+	// Nor is an event pairing one tenant's subscription with another tenant's customer, whichever
+	// tenant its metadata names.
+	sendEvent(t, env, newStripeEvent(t, "customer.subscription.updated", time.Now().Add(time.Second)).subscription(otherSub, cus, other.Tenant.Id, "active", "price_enterprise", 1, time.Now()), "conflict")
+	sendEvent(t, env, newStripeEvent(t, "customer.subscription.updated", time.Now().Add(time.Second)).subscription(otherSub, cus, w.Tenant.Id, "active", "price_enterprise", 1, time.Now()), "conflict")
 	sendEvent(t, env, newStripeEvent(t, "customer.subscription.updated", time.Now().Add(time.Second)).subscription(sub, cus, other.Tenant.Id, "active", "price_enterprise", 1, time.Now()), "conflict")
-	if s := subscriptionOf(t, env, other, api.UserRoleAdmin); s.Status != "none" {
-		t.Errorf("the other tenant took the subscription: %+v", s)
+	if s := subscriptionOf(t, env, other, api.UserRoleAdmin); s.Plan != api.PlanPro {
+		t.Errorf("the other tenant's subscription changed: %+v", s)
+	}
+	if s := subscriptionOf(t, env, w, api.UserRoleAdmin); s.Plan != api.PlanPro || deref(s.LastInvoice) != api.PaymentFailed {
+		t.Errorf("this tenant's subscription changed: %+v", s)
 	}
 }

@@ -155,6 +155,10 @@ func (s *Server) recordFile(ctx context.Context, p auth.Principal, form *multipa
 			return api.File{}, err
 		}
 		params.ProjectID = project
+		allowed, plan, err := s.billing.Catalog.ReserveStorage(ctx, tx.Q, p.Tenant, s.billing.now())
+		if err != nil {
+			return api.File{}, err
+		}
 		row, err := tx.Q.CreateFile(ctx, params)
 		if err != nil {
 			return api.File{}, err
@@ -162,10 +166,6 @@ func (s *Server) recordFile(ctx context.Context, p auth.Principal, form *multipa
 		// The insert's trigger has added the file to the tenant's total and holds that row
 		// until COMMIT, so concurrent uploads are checked one after another: none overshoots.
 		used, err := tx.Q.StorageUsed(ctx)
-		if err != nil {
-			return api.File{}, err
-		}
-		allowed, plan, err := s.billing.Catalog.StorageAllowed(ctx, tx.Q, s.billing.now())
 		if err != nil {
 			return api.File{}, err
 		}

@@ -10,9 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
@@ -34,19 +37,49 @@ type StripeEvents struct {
 	config  BillingConfig
 	logger  *slog.Logger
 	handled *prometheus.CounterVec
+	// reading bounds the bodies read at once (webhookReaders), so requests that pass the
+	// header check cannot hold more than that many bodies in memory.
+	reading chan struct{}
 }
+
+// webhookReaders is how many webhook bodies are read at once; more wait up to webhookWait,
+// then get 503 (Stripe retries). Stripe delivers a few events a second at most per account.
+const (
+	webhookReaders = 32
+	webhookWait    = 5 * time.Second
+)
 
 // NewStripeEvents returns the Stripe event handler; reg, when not nil, gets its metrics.
 func NewStripeEvents(store *tenancy.DB, cfg BillingConfig, logger *slog.Logger, reg prometheus.Registerer) *StripeEvents {
-	h := &StripeEvents{db: store, config: cfg, logger: logger,
+	h := &StripeEvents{db: store, config: cfg, logger: logger, reading: make(chan struct{}, webhookReaders),
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tasker_stripe_events_total",
 			Help: "Stripe events received, by outcome (applied, duplicate, stale, ignored, unmatched, conflict, parked, failed).",
 		}, []string{"outcome"})}
 	if reg != nil {
-		reg.MustRegister(h.handled)
+		reg.MustRegister(h.handled, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tasker_stripe_events_parked",
+			Help: "Stripe events stored as parked (unreadable by this build) in the database, whoever parked them.",
+		}, h.parkedEvents))
 	}
 	return h
+}
+
+// parkedEvents counts the parked events in the database, for the gauge: the counter of this
+// process misses those parked by others (billing-reconcile, other instances).
+func (h *StripeEvents) parkedEvents() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n int64
+	err := h.db.System(ctx, func(q *db.Queries) error {
+		var err error
+		n, err = q.StripeParkedEvents(ctx)
+		return err
+	})
+	if err != nil {
+		return -1
+	}
+	return float64(n)
 }
 
 // errDuplicate rolls back the transaction of an event recorded before.
@@ -60,6 +93,24 @@ func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(problem.New(problem.Unavailable, "Stripe webhooks are not configured on this server (no STRIPE_WEBHOOK_SECRET)."))
 		return
 	}
+	// The header is checked before the body is read: a request without a current signature
+	// costs no buffer.
+	header := r.Header.Get("Stripe-Signature")
+	if err := h.precheck(header, h.config.now()); err != nil {
+		w.Header().Set("Connection", "close")
+		fail(err)
+		return
+	}
+	select {
+	case h.reading <- struct{}{}:
+		defer func() { <-h.reading }()
+	case <-time.After(webhookWait):
+		w.Header().Set("Retry-After", "5")
+		fail(problem.New(problem.Unavailable, "Too many Stripe events are being read at once; retry later."))
+		return
+	case <-r.Context().Done():
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.config.WebhookMaxBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -71,7 +122,7 @@ func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(problem.Wrap(problem.Invalid, err, "The body could not be read."))
 		return
 	}
-	if err := h.verify(body, r.Header.Get("Stripe-Signature")); err != nil {
+	if err := h.verify(body, header); err != nil {
 		h.logger.InfoContext(r.Context(), "stripe webhook refused", "err", err)
 		fail(err)
 		return
@@ -84,9 +135,9 @@ func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	outcome, err := h.Apply(r.Context(), body, &ev)
 	if err != nil {
-		if errors.Is(err, billing.ErrUnreadable) {
-			fail(problem.Wrap(problem.Internal, err, ""))
-			return
+		// Never a 4xx once the signature holds: the event is Stripe's, and it must retry.
+		if pe := problem.As(err); pe.Kind != problem.Unavailable {
+			err = problem.Wrap(problem.Internal, err, "")
 		}
 		fail(err)
 		return
@@ -94,6 +145,47 @@ func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]string{"id": ev.ID, "outcome": outcome})
+}
+
+// maxSignatureHeader bounds the Stripe-Signature header: a timestamp and a few signatures.
+const maxSignatureHeader = 4096
+
+// precheck refuses, before the body is read, a Stripe-Signature header that is missing,
+// too long, without a timestamp or a v1 signature, or whose timestamp is outside the tolerance
+// either way (stripe-go bounds only the past).
+func (h *StripeEvents) precheck(header string, now time.Time) error {
+	if header == "" {
+		return problem.New(problem.Invalid, "The Stripe-Signature header is missing.")
+	}
+	if len(header) > maxSignatureHeader {
+		return problem.New(problem.Invalid, "The Stripe-Signature header is longer than %d bytes.", maxSignatureHeader)
+	}
+	var ts int64
+	var stamped, signed bool
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return problem.New(problem.Invalid, "The Stripe-Signature header is malformed.")
+			}
+			ts, stamped = n, true
+		case "v1":
+			signed = true
+		}
+	}
+	if !stamped || !signed {
+		return problem.New(problem.Invalid, "The Stripe-Signature header is malformed.")
+	}
+	tol := int64(h.config.WebhookTolerance / time.Second)
+	switch {
+	case ts < now.Unix()-tol:
+		return problem.New(problem.Invalid, "The Stripe-Signature timestamp is older than the tolerance of %s.", h.config.WebhookTolerance)
+	case ts > now.Unix()+tol:
+		return problem.New(problem.Invalid, "The Stripe-Signature timestamp is more than %s ahead.", h.config.WebhookTolerance)
+	}
+	return nil
 }
 
 // verify checks the Stripe-Signature header against every configured secret.
@@ -140,7 +232,7 @@ func (h *StripeEvents) Apply(ctx context.Context, payload []byte, ev *stripe.Eve
 }
 
 func (h *StripeEvents) apply(ctx context.Context, payload []byte, ev *stripe.Event) (string, error) {
-	e, err := billing.Read(ev)
+	e, err := billing.Read(ev, h.config.now())
 	if err != nil {
 		return h.park(ctx, payload, e, err)
 	}
@@ -162,8 +254,11 @@ func (h *StripeEvents) apply(ctx context.Context, payload []byte, ev *stripe.Eve
 	tenant := e.Tenant
 	if tenant == uuid.Nil && e.Handled() && (e.Subscription != "" || e.Customer != "") {
 		err := h.db.System(ctx, func(q *db.Queries) error {
-			var err error
-			tenant, err = q.BillingTenantOf(ctx, db.BillingTenantOfParams{SubscriptionID: e.Subscription, CustomerID: e.Customer})
+			o, err := q.BillingOwners(ctx, db.BillingOwnersParams{SubscriptionID: e.Subscription, CustomerID: e.Customer})
+			tenant = o.SubscriptionTenant
+			if tenant == uuid.Nil {
+				tenant = o.CustomerTenant
+			}
 			return err
 		})
 		if err != nil {
@@ -180,59 +275,108 @@ func (h *StripeEvents) apply(ctx context.Context, payload []byte, ev *stripe.Eve
 		return h.system(ctx, func(q *db.Queries) (string, error) { return record(q, uuid.Nil, outcome) })
 	}
 	outcome, err := tenancy.WriteV(ctx, h.db, tenancy.Scope{Tenant: tenant}, func(tx *tenancy.Tx) (string, error) {
-		exists, err := tx.Q.TenantExists(ctx, tenant)
-		if err != nil {
-			return "", err
-		}
-		if !exists {
-			// Metadata naming a tenant that is gone, or never was.
-			return record(tx.Q, uuid.Nil, billing.Unmatched)
-		}
-		cur, err := tx.Q.LockBillingSubscription(ctx, tenant)
-		if err != nil {
-			return "", err
-		}
-		// Stripe's ids belong to one tenant: metadata naming another one is not obeyed.
-		owner, err := tx.Q.BillingTenantOf(ctx, db.BillingTenantOfParams{SubscriptionID: e.Subscription, CustomerID: e.Customer})
-		if err != nil {
-			return "", err
-		}
-		if owner != uuid.Nil && owner != tenant {
-			h.logger.WarnContext(ctx, "stripe event names another tenant than its customer's", "event", e.ID,
-				"named", tenant, "owner", owner)
-			return record(tx.Q, tenant, billing.Conflict)
-		}
-		ch := h.config.Catalog.Apply(cur, e)
-		if _, err := record(tx.Q, tenant, ch.Outcome); err != nil {
-			return "", err
-		}
-		if ch.Outcome != billing.Applied {
-			return ch.Outcome, nil
-		}
-		if ch.UnknownPrice != "" {
-			h.logger.WarnContext(ctx, "stripe price in no plan (STRIPE_PRICES): free limits apply", "price", ch.UnknownPrice, "event", e.ID)
-		}
-		saved, err := tx.Q.SaveBillingSubscription(ctx, ch.Save)
-		if err != nil {
-			return "", err
-		}
-		now := h.config.now()
-		if err := tx.Q.SetTenantPlan(ctx, db.SetTenantPlanParams{ID: tenant, Plan: string(h.config.Catalog.Effective(saved, now)), Status: saved.Status}); err != nil {
-			return "", err
-		}
-		usage, err := tx.Q.BillingUsage(ctx)
-		if err != nil {
-			return "", err
-		}
-		out := billingToAPI(h.config.Catalog, saved, usage, now)
-		tx.Changed(ch.Notice, tenancy.Entry{Action: "billing.update", ResourceType: resourceBilling, ResourceID: tenant,
-			Data: map[string]any{"stripe_event": e.ID, "stripe_type": e.Type, "status": saved.Status, "plan": saved.Plan}}, uuid.Nil, out)
-		return billing.Applied, nil
+		return h.applyToTenant(ctx, tx, tenant, e, func(outcome string) (string, error) { return record(tx.Q, tenant, outcome) })
 	})
 	if errors.Is(err, errDuplicate) {
 		return Duplicate, nil
 	}
+	if errors.Is(err, errNoTenant) {
+		// Metadata naming a tenant that is gone, or never was.
+		return h.system(ctx, func(q *db.Queries) (string, error) { return record(q, uuid.Nil, billing.Unmatched) })
+	}
 	return outcome, err
+}
+
+// errNoTenant rolls back the transaction of an event naming a tenant that does not exist.
+var errNoTenant = errors.New("stripe event names no tenant")
+
+// applyToTenant applies e to tenant inside tx: it takes the tenant's billing lock, refuses
+// Stripe ids that belong to another tenant, compares e with the stored state of its
+// subscription, records the event (record) and, when applied, stores the new state, chooses
+// the current subscription, and queues the audit entry and the billing.* event.
+func (h *StripeEvents) applyToTenant(ctx context.Context, tx *tenancy.Tx, tenant uuid.UUID, e billing.Event, record func(string) (string, error)) (string, error) {
+	q := tx.Q
+	cur, err := q.LockBillingSubscription(ctx, tenant)
+	if err != nil {
+		if tenancy.IsForeignKeyViolation(err) {
+			return "", errNoTenant
+		}
+		return "", err
+	}
+	// Stripe's ids belong to one tenant each: an event naming another tenant is not obeyed.
+	o, err := q.BillingOwners(ctx, db.BillingOwnersParams{SubscriptionID: e.Subscription, CustomerID: e.Customer})
+	if err != nil {
+		return "", err
+	}
+	for _, owner := range []uuid.UUID{o.SubscriptionTenant, o.CustomerTenant} {
+		if owner != uuid.Nil && owner != tenant {
+			h.logger.WarnContext(ctx, "stripe event names another tenant than its customer's or subscription's", "event", e.ID,
+				"named", tenant, "owner", owner)
+			return record(billing.Conflict)
+		}
+	}
+	var prev *db.StripeSubscription
+	if e.Sub != nil {
+		p, err := q.GetStripeSubscription(ctx, e.Subscription)
+		switch {
+		case err == nil:
+			prev = &p
+		case !errors.Is(err, pgx.ErrNoRows):
+			return "", err
+		}
+	}
+	ch := h.config.Catalog.Apply(cur, prev, e)
+	if _, err := record(ch.Outcome); err != nil {
+		return "", err
+	}
+	if ch.Outcome != billing.Applied {
+		return ch.Outcome, nil
+	}
+	if ch.UnknownPrice != "" {
+		h.logger.WarnContext(ctx, "stripe price in no plan (STRIPE_PRICES): free limits apply", "price", ch.UnknownPrice, "event", e.ID)
+	}
+	if ch.Customer != "" && cur.CustomerID == nil {
+		if cur.CustomerID, err = q.SetBillingCustomer(ctx, db.SetBillingCustomerParams{TenantID: tenant, CustomerID: &ch.Customer}); err != nil {
+			return "", err
+		}
+	}
+	switch {
+	case ch.Link != "":
+		var customer *string
+		if ch.Customer != "" {
+			customer = &ch.Customer
+		}
+		if err := q.LinkStripeSubscription(ctx, db.LinkStripeSubscriptionParams{TenantID: tenant, ID: ch.Link, CustomerID: customer}); err != nil {
+			return "", err
+		}
+	case ch.Sub != nil:
+		ch.Sub.TenantID = tenant
+		if err := q.SaveStripeSubscription(ctx, *ch.Sub); err != nil {
+			return "", err
+		}
+	case ch.Invoice != nil:
+		cur.InvoiceStatus, cur.InvoiceAt, cur.InvoiceEventID = &ch.Invoice.Status, &ch.Invoice.At, &ch.Invoice.EventID
+	}
+	subs, err := q.ListStripeSubscriptions(ctx)
+	if err != nil {
+		return "", err
+	}
+	saved, err := q.SaveBillingSubscription(ctx, billing.Summary(cur, billing.Current(subs)))
+	if err != nil {
+		return "", err
+	}
+	now := h.config.now()
+	if err := q.SetTenantPlan(ctx, db.SetTenantPlanParams{ID: tenant, Plan: string(h.config.Catalog.Effective(saved, now)), Status: saved.Status}); err != nil {
+		return "", err
+	}
+	usage, err := q.BillingUsage(ctx)
+	if err != nil {
+		return "", err
+	}
+	out := billingToAPI(h.config.Catalog, saved, usage, now)
+	tx.Changed(ch.Notice, tenancy.Entry{Action: "billing.update", ResourceType: resourceBilling, ResourceID: tenant,
+		Data: map[string]any{"stripe_event": e.ID, "stripe_type": e.Type, "status": saved.Status, "plan": saved.Plan}}, uuid.Nil, out)
+	return billing.Applied, nil
 }
 
 // resourceBilling is the audit resource of billing changes; its id is the tenant's.
@@ -298,30 +442,20 @@ type Reconciled struct {
 	Outcomes map[string]int
 }
 
-// ReconcileWindow is how far before the newest event handled a reconciliation looks by default:
-// Stripe retries a failing delivery for three days, so an event that failed that long may sit
-// behind newer ones that succeeded.
-const ReconcileWindow = 72 * time.Hour
+// ReconcileWindow is how far back a reconciliation looks by default: the 30 days Stripe's event
+// list keeps. Starting from the newest event handled would miss exactly the events it exists
+// for: after an outage, Stripe's retries of newer events arrive before anyone reconciles.
+const ReconcileWindow = 30 * 24 * time.Hour
 
-// LastStripeEvent is the creation time of the newest Stripe event handled (parked ones aside),
-// or the zero time before any.
-func (h *StripeEvents) LastStripeEvent(ctx context.Context) (time.Time, error) {
-	var last time.Time
-	err := h.db.System(ctx, func(q *db.Queries) error {
-		var err error
-		last, err = q.StripeLastEventCreated(ctx)
-		return err
-	})
-	if last.Unix() <= 0 {
-		last = time.Time{}
-	}
-	return last, err
-}
+// ErrParked is returned by Reconcile when some listed events could not be read (parked).
+var ErrParked = errors.New("stripe events parked")
 
 // Reconcile asks Stripe (through sc) for the handled events created since since, and applies
 // them oldest first through Apply: the ones already recorded come back as duplicates and change
 // nothing, so a reconciliation may run any time, as often as wanted. It stops at the first
-// event that fails, leaving it and the newer ones for the next run.
+// event that fails, leaving it and the newer ones for the next run, and returns ErrParked when
+// events were parked (Stripe's event list renders them in the account's default API version,
+// which must then be of the release this build reads).
 func (h *StripeEvents) Reconcile(ctx context.Context, sc *stripe.Client, since time.Time) (Reconciled, error) {
 	out := Reconciled{Since: since, Outcomes: map[string]int{}}
 	params := &stripe.EventListParams{
@@ -340,6 +474,18 @@ func (h *StripeEvents) Reconcile(ctx context.Context, sc *stripe.Client, since t
 	// Stripe lists newest first; state moves forward only if the oldest is applied first.
 	for i := len(events) - 1; i >= 0; i-- {
 		ev := events[i]
+		var seen string
+		if err := h.db.System(ctx, func(q *db.Queries) error {
+			var err error
+			seen, err = q.StripeEventOutcome(ctx, ev.ID)
+			return err
+		}); err != nil {
+			return out, fmt.Errorf("stripe event %s: %w", ev.ID, err)
+		}
+		if seen != "" && seen != billing.Parked {
+			out.Outcomes[Duplicate]++ // recorded before: no transaction needed to know
+			continue
+		}
 		payload, err := json.Marshal(ev)
 		if err != nil {
 			return out, fmt.Errorf("encode stripe event %s: %w", ev.ID, err)
@@ -352,6 +498,9 @@ func (h *StripeEvents) Reconcile(ctx context.Context, sc *stripe.Client, since t
 			outcome = billing.Parked
 		}
 		out.Outcomes[outcome]++
+	}
+	if n := out.Outcomes[billing.Parked]; n > 0 {
+		return out, fmt.Errorf("%w: %d of the listed events could not be read", ErrParked, n)
 	}
 	return out, nil
 }

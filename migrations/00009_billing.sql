@@ -4,15 +4,17 @@
 
 -- +goose Up
 
--- One row per tenant, made at sign-up (and here for tenants that exist). Its row lock is the
--- tenant's billing lock: a webhook changing the subscription and every create that counts
--- against a plan limit (seats, projects) take it first, so limit checks are exact under
--- concurrency and never race a plan change.
+-- One row per tenant, made at sign-up (and here for tenants that exist): the tenant's Stripe
+-- customer, and a copy of its current subscription (chosen among stripe_subscriptions). Its row
+-- lock is the tenant's billing lock: a webhook changing the subscription and every create that
+-- counts against a plan limit (seats, projects, storage) take it first, so limit checks are
+-- exact under concurrency and never race a plan change.
 CREATE TABLE billing_subscriptions (
     tenant_id            uuid        PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
-    -- Stripe's ids; one Stripe customer or subscription belongs to at most one tenant.
+    -- Stripe's customer; one Stripe customer belongs to at most one tenant.
     customer_id          text        UNIQUE CHECK (octet_length(customer_id) <= 255),
-    subscription_id      text        UNIQUE CHECK (octet_length(subscription_id) <= 255),
+    -- The current subscription (see stripe_subscriptions), and what follows is its state.
+    subscription_id      text        CHECK (octet_length(subscription_id) <= 255),
     -- Stripe's subscription status, or 'none' before any subscription.
     status               text        NOT NULL DEFAULT 'none' CHECK (status IN ('none', 'incomplete',
                              'incomplete_expired', 'trialing', 'active', 'past_due', 'canceled', 'unpaid', 'paused')),
@@ -25,12 +27,10 @@ CREATE TABLE billing_subscriptions (
     trial_end            timestamptz,
     -- When the subscription last went past_due: access holds for the grace period from then.
     past_due_since       timestamptz,
-    -- The Stripe event the subscription state above was last taken from, its creation time and
-    -- the rank of its type: an event older than this (or as old and of a lower rank) never
-    -- overwrites it, since Stripe delivers out of order.
+    -- The Stripe event the current subscription's state was last taken from, and when Stripe
+    -- made it.
     state_event_id       text,
     state_at             timestamptz,
-    state_rank           smallint    NOT NULL DEFAULT 0,
     -- The last invoice event: paid or payment_failed, and when.
     invoice_status       text        CHECK (invoice_status IN ('paid', 'payment_failed')),
     invoice_at           timestamptz,
@@ -48,6 +48,39 @@ CREATE POLICY billing_lookup ON billing_subscriptions FOR SELECT TO tasker_owner
 ALTER TABLE billing_subscriptions NO FORCE ROW LEVEL SECURITY;
 INSERT INTO billing_subscriptions (tenant_id) SELECT id FROM tenants ON CONFLICT DO NOTHING;
 ALTER TABLE billing_subscriptions FORCE ROW LEVEL SECURITY;
+
+-- Every Stripe subscription of a tenant, each with the state of the newest event seen for it:
+-- an event older than that state (or as old and of a lower rank) never overwrites it, since
+-- Stripe delivers out of order. Keeping each subscription apart is what makes the order of
+-- deliveries not matter across subscriptions too: the tenant's current one is chosen from the
+-- set (billing.Current), whatever order their events came in.
+CREATE TABLE stripe_subscriptions (
+    tenant_id            uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    -- Stripe's id; one subscription belongs to at most one tenant.
+    id                   text        NOT NULL UNIQUE CHECK (octet_length(id) BETWEEN 1 AND 255),
+    customer_id          text        CHECK (octet_length(customer_id) <= 255),
+    status               text        NOT NULL CHECK (status IN ('incomplete', 'incomplete_expired', 'trialing',
+                             'active', 'past_due', 'canceled', 'unpaid', 'paused')),
+    plan                 text        NOT NULL CHECK (plan IN ('free', 'pro', 'enterprise')),
+    price_id             text        CHECK (octet_length(price_id) <= 255),
+    quantity             bigint      CHECK (quantity >= 0),
+    current_period_end   timestamptz,
+    cancel_at_period_end boolean     NOT NULL DEFAULT false,
+    trial_end            timestamptz,
+    past_due_since       timestamptz,
+    -- NULL until an event of the subscription itself: a checkout links the id before that.
+    state_event_id       text,
+    state_at             timestamptz,
+    state_rank           smallint    NOT NULL DEFAULT 0,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+ALTER TABLE stripe_subscriptions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stripe_subscriptions FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON stripe_subscriptions
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+CREATE POLICY billing_lookup ON stripe_subscriptions FOR SELECT TO tasker_owner USING (true);
 
 -- Every Stripe event received, once per id. Not tenant-owned (an event may name no tenant of
 -- ours), so the application role has no privilege on it at all: it goes through the functions
@@ -69,7 +102,6 @@ CREATE TABLE stripe_events (
     received_at timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX stripe_events_created ON stripe_events (created) WHERE outcome <> 'parked';
 CREATE INDEX stripe_events_parked ON stripe_events (received_at) WHERE outcome = 'parked';
 REVOKE ALL ON stripe_events FROM tasker_app;
 
@@ -105,17 +137,6 @@ $$;
 REVOKE ALL ON FUNCTION stripe_event_outcome(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stripe_event_outcome(text) TO tasker_app;
 
--- The creation time of the newest event handled (parked ones left out), where the reconciler
--- starts; NULL before any.
--- +goose StatementBegin
-CREATE FUNCTION stripe_last_event_created() RETURNS timestamptz
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    SELECT max(created) FROM public.stripe_events WHERE outcome <> 'parked'
-$$;
--- +goose StatementEnd
-REVOKE ALL ON FUNCTION stripe_last_event_created() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION stripe_last_event_created() TO tasker_app;
-
 -- How many events are parked, for the metrics.
 -- +goose StatementBegin
 CREATE FUNCTION stripe_parked_events() RETURNS bigint
@@ -126,25 +147,25 @@ $$;
 REVOKE ALL ON FUNCTION stripe_parked_events() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stripe_parked_events() TO tasker_app;
 
--- The tenant a Stripe subscription, or else a customer, belongs to (NULL: none of ours): the
--- credential-first lookup of a webhook, which names only Stripe's ids. Only the tenant id comes
+-- The tenants a Stripe subscription and a Stripe customer belong to (NULL: none of ours): the
+-- credential-first lookup of a webhook, which names only Stripe's ids. Only tenant ids come
 -- back.
 -- +goose StatementBegin
-CREATE FUNCTION billing_tenant_of(stripe_subscription text, stripe_customer text) RETURNS uuid
+CREATE FUNCTION billing_owners(stripe_subscription text, stripe_customer text,
+                               OUT subscription_tenant uuid, OUT customer_tenant uuid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    SELECT coalesce(
-        (SELECT tenant_id FROM public.billing_subscriptions WHERE subscription_id = stripe_subscription),
-        (SELECT tenant_id FROM public.billing_subscriptions WHERE customer_id = stripe_customer))
+    SELECT (SELECT tenant_id FROM public.stripe_subscriptions WHERE id = stripe_subscription),
+           (SELECT tenant_id FROM public.billing_subscriptions WHERE customer_id = stripe_customer)
 $$;
 -- +goose StatementEnd
-REVOKE ALL ON FUNCTION billing_tenant_of(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION billing_tenant_of(text, text) TO tasker_app;
+REVOKE ALL ON FUNCTION billing_owners(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION billing_owners(text, text) TO tasker_app;
 
 -- +goose Down
-DROP FUNCTION billing_tenant_of(text, text);
+DROP FUNCTION billing_owners(text, text);
 DROP FUNCTION stripe_parked_events();
-DROP FUNCTION stripe_last_event_created();
 DROP FUNCTION stripe_event_outcome(text);
 DROP FUNCTION stripe_event_record(text, text, timestamptz, text, boolean, uuid, text, text);
 DROP TABLE stripe_events;
+DROP TABLE stripe_subscriptions;
 DROP TABLE billing_subscriptions;

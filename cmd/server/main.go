@@ -70,12 +70,13 @@ func run(ctx context.Context, args []string, environ map[string]string, out io.W
 }
 
 // reconcileBilling applies the Stripe events this deployment missed (an outage longer than
-// Stripe's three days of retries): it lists the handled events from -since (by default
-// handlers.ReconcileWindow before the newest event handled) and applies them oldest first,
-// each once. It is safe to run at any time, as often as wanted.
+// Stripe's three days of retries): it lists the handled events from -since (by default the 30
+// days Stripe keeps) and applies them oldest first, each once; those already recorded are
+// skipped. It is safe to run at any time, as often as wanted, and exits non-zero when an event
+// failed or was parked, so a cron job notices.
 func reconcileBilling(ctx context.Context, cfg config, logger *slog.Logger, args []string) error {
 	flags := flag.NewFlagSet("billing-reconcile", flag.ContinueOnError)
-	since := flags.String("since", "", "RFC 3339 time to list events from (default: 72h before the newest event handled; Stripe keeps 30 days)")
+	since := flags.String("since", "", "RFC 3339 time to list events from (default: 30 days ago, all Stripe keeps)")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -92,18 +93,10 @@ func reconcileBilling(ctx context.Context, cfg config, logger *slog.Logger, args
 	}
 	defer pool.Close()
 	events := handlers.NewStripeEvents(tenancy.New(pool).WakeOnCommit(realtime.Channel), bc, logger, nil)
-	from := time.Now().Add(-30 * 24 * time.Hour)
+	from := time.Now().Add(-handlers.ReconcileWindow)
 	if *since != "" {
 		if from, err = time.Parse(time.RFC3339, *since); err != nil {
 			return fmt.Errorf("billing-reconcile: -since: %w", err)
-		}
-	} else {
-		last, err := events.LastStripeEvent(ctx)
-		if err != nil {
-			return err
-		}
-		if !last.IsZero() && last.Add(-handlers.ReconcileWindow).After(from) {
-			from = last.Add(-handlers.ReconcileWindow)
 		}
 	}
 	done, err := events.Reconcile(ctx, bc.Stripe, from)

@@ -12,20 +12,28 @@ import (
 	"github.com/google/uuid"
 )
 
-const billingTenantOf = `-- name: BillingTenantOf :one
-SELECT coalesce(billing_tenant_of($1, $2), '00000000-0000-0000-0000-000000000000'::uuid)::uuid AS tenant_id
+const billingOwners = `-- name: BillingOwners :one
+SELECT coalesce(o.subscription_tenant, '00000000-0000-0000-0000-000000000000'::uuid)::uuid AS subscription_tenant,
+       coalesce(o.customer_tenant, '00000000-0000-0000-0000-000000000000'::uuid)::uuid AS customer_tenant
+FROM billing_owners($1, $2) AS o
 `
 
-type BillingTenantOfParams struct {
+type BillingOwnersParams struct {
 	SubscriptionID string
 	CustomerID     string
 }
 
-func (q *Queries) BillingTenantOf(ctx context.Context, arg BillingTenantOfParams) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, billingTenantOf, arg.SubscriptionID, arg.CustomerID)
-	var tenant_id uuid.UUID
-	err := row.Scan(&tenant_id)
-	return tenant_id, err
+type BillingOwnersRow struct {
+	SubscriptionTenant uuid.UUID
+	CustomerTenant     uuid.UUID
+}
+
+// The tenants of a Stripe subscription and customer, uuid.Nil for none.
+func (q *Queries) BillingOwners(ctx context.Context, arg BillingOwnersParams) (BillingOwnersRow, error) {
+	row := q.db.QueryRow(ctx, billingOwners, arg.SubscriptionID, arg.CustomerID)
+	var i BillingOwnersRow
+	err := row.Scan(&i.SubscriptionTenant, &i.CustomerTenant)
+	return i, err
 }
 
 const billingUsage = `-- name: BillingUsage :one
@@ -81,7 +89,7 @@ func (q *Queries) CreateBillingSubscription(ctx context.Context, tenantID uuid.U
 }
 
 const getBillingSubscription = `-- name: GetBillingSubscription :one
-SELECT tenant_id, customer_id, subscription_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, state_rank, invoice_status, invoice_at, invoice_event_id, updated_at FROM billing_subscriptions
+SELECT tenant_id, customer_id, subscription_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, invoice_status, invoice_at, invoice_event_id, updated_at FROM billing_subscriptions
 `
 
 func (q *Queries) GetBillingSubscription(ctx context.Context) (BillingSubscription, error) {
@@ -101,7 +109,6 @@ func (q *Queries) GetBillingSubscription(ctx context.Context) (BillingSubscripti
 		&i.PastDueSince,
 		&i.StateEventID,
 		&i.StateAt,
-		&i.StateRank,
 		&i.InvoiceStatus,
 		&i.InvoiceAt,
 		&i.InvoiceEventID,
@@ -110,10 +117,96 @@ func (q *Queries) GetBillingSubscription(ctx context.Context) (BillingSubscripti
 	return i, err
 }
 
+const getStripeSubscription = `-- name: GetStripeSubscription :one
+SELECT tenant_id, id, customer_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, state_rank, created_at FROM stripe_subscriptions WHERE id = $1
+`
+
+func (q *Queries) GetStripeSubscription(ctx context.Context, id string) (StripeSubscription, error) {
+	row := q.db.QueryRow(ctx, getStripeSubscription, id)
+	var i StripeSubscription
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.CustomerID,
+		&i.Status,
+		&i.Plan,
+		&i.PriceID,
+		&i.Quantity,
+		&i.CurrentPeriodEnd,
+		&i.CancelAtPeriodEnd,
+		&i.TrialEnd,
+		&i.PastDueSince,
+		&i.StateEventID,
+		&i.StateAt,
+		&i.StateRank,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
+const linkStripeSubscription = `-- name: LinkStripeSubscription :exec
+INSERT INTO stripe_subscriptions (tenant_id, id, customer_id, status, plan)
+VALUES ($1, $2, $3, 'incomplete', 'free')
+ON CONFLICT (tenant_id, id) DO NOTHING
+`
+
+type LinkStripeSubscriptionParams struct {
+	TenantID   uuid.UUID
+	ID         string
+	CustomerID *string
+}
+
+// A checkout names the subscription before any event of its own: the id is the tenant's from
+// then on, with no state yet (any event of it is newer).
+func (q *Queries) LinkStripeSubscription(ctx context.Context, arg LinkStripeSubscriptionParams) error {
+	_, err := q.db.Exec(ctx, linkStripeSubscription, arg.TenantID, arg.ID, arg.CustomerID)
+	return err
+}
+
+const listStripeSubscriptions = `-- name: ListStripeSubscriptions :many
+SELECT tenant_id, id, customer_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, state_rank, created_at FROM stripe_subscriptions ORDER BY created_at, id
+`
+
+func (q *Queries) ListStripeSubscriptions(ctx context.Context) ([]StripeSubscription, error) {
+	rows, err := q.db.Query(ctx, listStripeSubscriptions)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []StripeSubscription{}
+	for rows.Next() {
+		var i StripeSubscription
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.CustomerID,
+			&i.Status,
+			&i.Plan,
+			&i.PriceID,
+			&i.Quantity,
+			&i.CurrentPeriodEnd,
+			&i.CancelAtPeriodEnd,
+			&i.TrialEnd,
+			&i.PastDueSince,
+			&i.StateEventID,
+			&i.StateAt,
+			&i.StateRank,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockBillingSubscription = `-- name: LockBillingSubscription :one
 INSERT INTO billing_subscriptions AS b (tenant_id) VALUES ($1)
 ON CONFLICT (tenant_id) DO UPDATE SET tenant_id = b.tenant_id
-RETURNING tenant_id, customer_id, subscription_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, state_rank, invoice_status, invoice_at, invoice_event_id, updated_at
+RETURNING tenant_id, customer_id, subscription_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, invoice_status, invoice_at, invoice_event_id, updated_at
 `
 
 // Takes the tenant's billing lock until COMMIT (see the migration): the row is made if a tenant
@@ -136,7 +229,6 @@ func (q *Queries) LockBillingSubscription(ctx context.Context, tenantID uuid.UUI
 		&i.PastDueSince,
 		&i.StateEventID,
 		&i.StateAt,
-		&i.StateRank,
 		&i.InvoiceStatus,
 		&i.InvoiceAt,
 		&i.InvoiceEventID,
@@ -184,11 +276,11 @@ UPDATE billing_subscriptions SET
     quantity = $6, current_period_end = $7,
     cancel_at_period_end = $8, trial_end = $9,
     past_due_since = $10, state_event_id = $11,
-    state_at = $12, state_rank = $13,
-    invoice_status = $14, invoice_at = $15,
-    invoice_event_id = $16, updated_at = now()
-WHERE tenant_id = $17
-RETURNING tenant_id, customer_id, subscription_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, state_rank, invoice_status, invoice_at, invoice_event_id, updated_at
+    state_at = $12,
+    invoice_status = $13, invoice_at = $14,
+    invoice_event_id = $15, updated_at = now()
+WHERE tenant_id = $16
+RETURNING tenant_id, customer_id, subscription_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, invoice_status, invoice_at, invoice_event_id, updated_at
 `
 
 type SaveBillingSubscriptionParams struct {
@@ -204,7 +296,6 @@ type SaveBillingSubscriptionParams struct {
 	PastDueSince      *time.Time
 	StateEventID      *string
 	StateAt           *time.Time
-	StateRank         int16
 	InvoiceStatus     *string
 	InvoiceAt         *time.Time
 	InvoiceEventID    *string
@@ -225,7 +316,6 @@ func (q *Queries) SaveBillingSubscription(ctx context.Context, arg SaveBillingSu
 		arg.PastDueSince,
 		arg.StateEventID,
 		arg.StateAt,
-		arg.StateRank,
 		arg.InvoiceStatus,
 		arg.InvoiceAt,
 		arg.InvoiceEventID,
@@ -246,13 +336,82 @@ func (q *Queries) SaveBillingSubscription(ctx context.Context, arg SaveBillingSu
 		&i.PastDueSince,
 		&i.StateEventID,
 		&i.StateAt,
-		&i.StateRank,
 		&i.InvoiceStatus,
 		&i.InvoiceAt,
 		&i.InvoiceEventID,
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const saveStripeSubscription = `-- name: SaveStripeSubscription :exec
+INSERT INTO stripe_subscriptions AS s (tenant_id, id, customer_id, status, plan, price_id, quantity, current_period_end,
+    cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, state_rank)
+VALUES ($1, $2, $3, $4, $5, $6,
+    $7, $8, $9, $10,
+    $11, $12, $13, $14)
+ON CONFLICT (tenant_id, id) DO UPDATE SET
+    customer_id = coalesce(EXCLUDED.customer_id, s.customer_id), status = EXCLUDED.status, plan = EXCLUDED.plan,
+    price_id = EXCLUDED.price_id, quantity = EXCLUDED.quantity, current_period_end = EXCLUDED.current_period_end,
+    cancel_at_period_end = EXCLUDED.cancel_at_period_end, trial_end = EXCLUDED.trial_end,
+    past_due_since = EXCLUDED.past_due_since, state_event_id = EXCLUDED.state_event_id,
+    state_at = EXCLUDED.state_at, state_rank = EXCLUDED.state_rank
+`
+
+type SaveStripeSubscriptionParams struct {
+	TenantID          uuid.UUID
+	ID                string
+	CustomerID        *string
+	Status            string
+	Plan              string
+	PriceID           *string
+	Quantity          *int64
+	CurrentPeriodEnd  *time.Time
+	CancelAtPeriodEnd bool
+	TrialEnd          *time.Time
+	PastDueSince      *time.Time
+	StateEventID      *string
+	StateAt           *time.Time
+	StateRank         int16
+}
+
+func (q *Queries) SaveStripeSubscription(ctx context.Context, arg SaveStripeSubscriptionParams) error {
+	_, err := q.db.Exec(ctx, saveStripeSubscription,
+		arg.TenantID,
+		arg.ID,
+		arg.CustomerID,
+		arg.Status,
+		arg.Plan,
+		arg.PriceID,
+		arg.Quantity,
+		arg.CurrentPeriodEnd,
+		arg.CancelAtPeriodEnd,
+		arg.TrialEnd,
+		arg.PastDueSince,
+		arg.StateEventID,
+		arg.StateAt,
+		arg.StateRank,
+	)
+	return err
+}
+
+const setBillingCustomer = `-- name: SetBillingCustomer :one
+UPDATE billing_subscriptions SET customer_id = coalesce(customer_id, $1), updated_at = now()
+WHERE tenant_id = $2
+RETURNING customer_id
+`
+
+type SetBillingCustomerParams struct {
+	CustomerID *string
+	TenantID   uuid.UUID
+}
+
+// Links the tenant's Stripe customer unless one is linked already; returns the linked one.
+func (q *Queries) SetBillingCustomer(ctx context.Context, arg SetBillingCustomerParams) (*string, error) {
+	row := q.db.QueryRow(ctx, setBillingCustomer, arg.CustomerID, arg.TenantID)
+	var customer_id *string
+	err := row.Scan(&customer_id)
+	return customer_id, err
 }
 
 const setTenantPlan = `-- name: SetTenantPlan :exec
@@ -282,17 +441,6 @@ func (q *Queries) StripeEventOutcome(ctx context.Context, id string) (string, er
 	return outcome, err
 }
 
-const stripeLastEventCreated = `-- name: StripeLastEventCreated :one
-SELECT coalesce(stripe_last_event_created(), 'epoch'::timestamptz)::timestamptz AS created
-`
-
-func (q *Queries) StripeLastEventCreated(ctx context.Context) (time.Time, error) {
-	row := q.db.QueryRow(ctx, stripeLastEventCreated)
-	var created time.Time
-	err := row.Scan(&created)
-	return created, err
-}
-
 const stripeParkedEvents = `-- name: StripeParkedEvents :one
 SELECT stripe_parked_events()::bigint AS parked
 `
@@ -302,17 +450,4 @@ func (q *Queries) StripeParkedEvents(ctx context.Context) (int64, error) {
 	var parked int64
 	err := row.Scan(&parked)
 	return parked, err
-}
-
-const tenantExists = `-- name: TenantExists :one
-SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)
-`
-
-// With the tenant set to id, RLS shows its row only if it exists: a webhook's metadata may name
-// any id.
-func (q *Queries) TenantExists(ctx context.Context, id uuid.UUID) (bool, error) {
-	row := q.db.QueryRow(ctx, tenantExists, id)
-	var exists bool
-	err := row.Scan(&exists)
-	return exists, err
 }

@@ -51,7 +51,6 @@ type BillingSubscription struct {
 	PastDueSince      *time.Time
 	StateEventID      *string
 	StateAt           *time.Time
-	StateRank         int16
 	InvoiceStatus     *string
 	InvoiceAt         *time.Time
 	InvoiceEventID    *string
@@ -167,6 +166,24 @@ type StripeEvent struct {
 	Payload    string
 	ReceivedAt time.Time
 	UpdatedAt  time.Time
+}
+
+type StripeSubscription struct {
+	TenantID          uuid.UUID
+	ID                string
+	CustomerID        *string
+	Status            string
+	Plan              string
+	PriceID           *string
+	Quantity          *int64
+	CurrentPeriodEnd  *time.Time
+	CancelAtPeriodEnd bool
+	TrialEnd          *time.Time
+	PastDueSince      *time.Time
+	StateEventID      *string
+	StateAt           *time.Time
+	StateRank         int16
+	CreatedAt         time.Time
 }
 
 type Task struct {

@@ -127,6 +127,8 @@ type StripeAPI struct {
 	URL string
 	mu  sync.Mutex
 	req []StripeRequest
+	// customers are the customer ids made, by idempotency key.
+	customers map[string]string
 	// events are served newest first, as Stripe lists them.
 	events []json.RawMessage
 }
@@ -140,6 +142,27 @@ func NewStripeAPI(t testing.TB) *StripeAPI {
 	}
 	s := &StripeAPI{}
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	// stripe-mock answers every customer creation with the same fixture id; Stripe makes a new
+	// customer each time, and the same one again for a repeated Idempotency-Key.
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method != http.MethodPost || resp.Request.URL.Path != "/v1/customers" || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		var c map[string]any
+		if err := json.Unmarshal(body, &c); err != nil {
+			return err
+		}
+		c["id"] = s.customerID(resp.Request.Header.Get("Idempotency-Key"))
+		body, _ = json.Marshal(c)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(body)))
+		return nil
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		form, _ := url.ParseQuery(string(body))
@@ -175,6 +198,20 @@ func (s *StripeAPI) record(r StripeRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.req = append(s.req, r)
+}
+
+func (s *StripeAPI) customerID(key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.customers[key]; ok && key != "" {
+		return id
+	}
+	if s.customers == nil {
+		s.customers = map[string]string{}
+	}
+	id := fmt.Sprintf("cus_test%d%d", time.Now().UnixNano(), len(s.customers))
+	s.customers[key] = id
+	return id
 }
 
 // Requests are the calls made so far.

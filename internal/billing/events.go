@@ -57,12 +57,23 @@ func Readable(v string) bool {
 	return ok && got == want
 }
 
+// maxUnix is the last second of year 9999, past which no Stripe time is real.
+const maxUnix = 253402300799
+
 // Read decodes a Stripe event (already authenticated) into an Event. A type billing does not
-// act on comes back with nothing but its envelope; an unreadable one is ErrUnreadable.
-func Read(ev *stripe.Event) (Event, error) {
+// act on comes back with nothing but its envelope; an unreadable one is ErrUnreadable: one
+// whose ids, status or times are not what Stripe sends (too long, not text, a status this build
+// does not know, a time before 1970 or after 9999, created more than a day after now).
+func Read(ev *stripe.Event, now time.Time) (Event, error) {
 	e := Event{ID: ev.ID, Type: string(ev.Type), APIVersion: ev.APIVersion, Created: time.Unix(ev.Created, 0).UTC(), Livemode: ev.Livemode}
-	if ev.ID == "" || ev.Type == "" || ev.Created <= 0 {
-		return e, fmt.Errorf("%w: id, type or created missing", ErrUnreadable)
+	if ev.ID == "" || ev.Type == "" || ev.Created <= 0 || ev.Created > maxUnix {
+		return e, fmt.Errorf("%w: id, type or created missing or out of range", ErrUnreadable)
+	}
+	if !plainID(ev.ID) || !plainID(string(ev.Type)) || !plainID(ev.APIVersion) {
+		return e, fmt.Errorf("%w: id, type or api_version is not a short plain string", ErrUnreadable)
+	}
+	if e.Created.After(now.Add(24 * time.Hour)) {
+		return e, fmt.Errorf("%w: created %s is more than a day ahead", ErrUnreadable, e.Created)
 	}
 	if !Readable(ev.APIVersion) {
 		return e, fmt.Errorf("%w: API version %q, this build reads %s", ErrUnreadable, ev.APIVersion, stripe.APIVersion)
@@ -104,6 +115,20 @@ func Read(ev *stripe.Event) (Event, error) {
 		if s.ID == "" {
 			return e, fmt.Errorf("%w: %s without a subscription id", ErrUnreadable, e.Type)
 		}
+		if !knownStatus(string(s.Status)) {
+			return e, fmt.Errorf("%w: subscription status %q", ErrUnreadable, s.Status)
+		}
+		if s.TrialEnd < 0 || s.TrialEnd > maxUnix {
+			return e, fmt.Errorf("%w: trial_end out of range", ErrUnreadable)
+		}
+		if s.Items != nil {
+			for _, it := range s.Items.Data {
+				if it == nil || it.Quantity < 0 || it.CurrentPeriodEnd < 0 || it.CurrentPeriodEnd > maxUnix ||
+					(it.Price != nil && !plainID(it.Price.ID)) {
+					return e, fmt.Errorf("%w: a subscription item out of range", ErrUnreadable)
+				}
+			}
+		}
 		e.Sub = &s
 		e.Tenant = tenantOf("", s.Metadata)
 		e.Customer = idOf(s.Customer)
@@ -123,7 +148,35 @@ func Read(ev *stripe.Event) (Event, error) {
 			}
 		}
 	}
+	for _, id := range []string{e.Customer, e.Subscription} {
+		if id != "" && !plainID(id) {
+			return e, fmt.Errorf("%w: a customer or subscription id is not a short plain string", ErrUnreadable)
+		}
+	}
 	return e, nil
+}
+
+// plainID reports whether s is what Stripe's ids, types and versions are: short printable
+// ASCII (so it fits its column and any header or log line).
+func plainID(s string) bool {
+	if len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// knownStatus reports whether status is a subscription status of the API release we read.
+func knownStatus(status string) bool {
+	switch status {
+	case "incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused":
+		return true
+	}
+	return false
 }
 
 func idOf(c *stripe.Customer) string {
@@ -145,7 +198,8 @@ func tenantOf(ref string, metadata map[string]string) uuid.UUID {
 }
 
 // rank orders events of the same second: a subscription's creation comes before its changes,
-// and its deletion after them, so equal timestamps still never move it backwards.
+// and its deletion after them, so equal timestamps still never move it backwards. Two changes
+// in the same second are applied in the order they arrive: Stripe gives nothing finer.
 func rank(eventType string) int16 {
 	switch eventType {
 	case "customer.subscription.created":
@@ -156,85 +210,45 @@ func rank(eventType string) int16 {
 	return 2
 }
 
-// live reports whether a subscription status may still bill: a subscription in such a status
-// is the tenant's current one, and a stale event of another, ended subscription never
-// replaces it.
-func live(status string) bool {
-	switch status {
-	case "none", "canceled", "incomplete_expired":
-		return false
-	}
-	return true
-}
-
-// Change is what applying an event does to a tenant's stored subscription.
+// Change is what applying an event does.
 type Change struct {
 	Outcome string
-	// Save is the subscription to store when Outcome is Applied.
-	Save db.SaveBillingSubscriptionParams
+	// Customer is the Stripe customer to link to the tenant, if it has none yet.
+	Customer string
+	// Link is a subscription a checkout names, to be the tenant's before its own events come.
+	Link string
+	// Sub is the subscription's new state, for subscription events.
+	Sub *db.SaveStripeSubscriptionParams
+	// Invoice is the last invoice's outcome, for invoice events.
+	Invoice *InvoiceChange
 	// Notice is the type of the billing.* event to emit when applied.
 	Notice string
-	// Unknown price: the subscription's price is in no plan of the catalog.
+	// UnknownPrice is set when no item's price is in the catalog.
 	UnknownPrice string
 }
 
-// Apply works out what event e does to cur, the tenant's stored subscription, with the
-// catalog c: Stale when e is older than the state it would change, Applied with the new state
-// otherwise. It reads nothing but its arguments.
-func (c *Catalog) Apply(cur db.BillingSubscription, e Event) Change {
-	next := saveParams(cur)
-	ch := Change{Outcome: Applied}
-	link := func() {
-		if e.Customer != "" && next.CustomerID == nil {
-			next.CustomerID = &e.Customer
-		}
-	}
+// InvoiceChange is the last invoice's outcome.
+type InvoiceChange struct {
+	Status  string
+	At      time.Time
+	EventID string
+}
+
+// Apply works out what event e does, given the tenant's billing row and the stored state of
+// the subscription e is about (nil: none yet): Stale when e is older than that state, Applied
+// with the new state otherwise. It reads nothing but its arguments.
+func (c *Catalog) Apply(cur db.BillingSubscription, prev *db.StripeSubscription, e Event) Change {
+	ch := Change{Outcome: Applied, Customer: e.Customer}
 	switch {
 	case e.Checkout != nil:
-		link()
-		if e.Subscription != "" && (next.SubscriptionID == nil || !live(cur.Status)) {
-			next.SubscriptionID = &e.Subscription
-		}
+		ch.Link = e.Subscription
 		ch.Notice = "billing.checkout.completed"
 	case e.Sub != nil:
-		s := e.Sub
-		same := cur.SubscriptionID != nil && *cur.SubscriptionID == s.ID
-		switch {
-		case same && cur.StateAt != nil && (e.Created.Before(*cur.StateAt) || e.Created.Equal(*cur.StateAt) && rank(e.Type) < cur.StateRank):
-			return Change{Outcome: Stale}
-		case !same && cur.SubscriptionID != nil && live(cur.Status) && !live(string(s.Status)):
-			// A late event of a subscription that ended does not replace the current one.
+		if prev != nil && prev.StateAt != nil &&
+			(e.Created.Before(*prev.StateAt) || e.Created.Equal(*prev.StateAt) && rank(e.Type) < prev.StateRank) {
 			return Change{Outcome: Stale}
 		}
-		link()
-		next.SubscriptionID = &s.ID
-		next.Status = string(s.Status)
-		next.CancelAtPeriodEnd = s.CancelAtPeriodEnd || s.CancelAt > 0
-		next.TrialEnd = unixOrNil(s.TrialEnd)
-		next.PriceID, next.Quantity, next.CurrentPeriodEnd = nil, nil, nil
-		next.Plan = string(Free)
-		if s.Items != nil && len(s.Items.Data) > 0 {
-			item := s.Items.Data[0]
-			next.Quantity = &item.Quantity
-			next.CurrentPeriodEnd = unixOrNil(item.CurrentPeriodEnd)
-			if item.Price != nil {
-				next.PriceID = &item.Price.ID
-				plan, ok := c.PlanOfPrice(item.Price.ID)
-				if !ok {
-					ch.UnknownPrice = item.Price.ID
-				}
-				next.Plan = string(plan)
-			}
-		}
-		switch {
-		case next.Status != "past_due":
-			next.PastDueSince = nil
-		case cur.Status != "past_due" || cur.PastDueSince == nil || !same:
-			t := e.Created
-			next.PastDueSince = &t
-		}
-		t := e.Created
-		next.StateEventID, next.StateAt, next.StateRank = &e.ID, &t, rank(e.Type)
+		ch.Sub = c.subscriptionState(prev, e, &ch)
 		ch.Notice = "billing.subscription.updated"
 		if e.Type == "customer.subscription.trial_will_end" {
 			ch.Notice = "billing.trial_will_end"
@@ -243,19 +257,134 @@ func (c *Catalog) Apply(cur db.BillingSubscription, e Event) Change {
 		if cur.InvoiceAt != nil && e.Created.Before(*cur.InvoiceAt) {
 			return Change{Outcome: Stale}
 		}
-		link()
-		status := "paid"
+		ch.Invoice = &InvoiceChange{Status: "paid", At: e.Created, EventID: e.ID}
 		ch.Notice = "billing.invoice.paid"
 		if e.Type == "invoice.payment_failed" {
-			status, ch.Notice = "payment_failed", "billing.invoice.payment_failed"
+			ch.Invoice.Status, ch.Notice = "payment_failed", "billing.invoice.payment_failed"
 		}
-		t := e.Created
-		next.InvoiceStatus, next.InvoiceAt, next.InvoiceEventID = &status, &t, &e.ID
 	default:
 		return Change{Outcome: Ignored}
 	}
-	ch.Save = next
 	return ch
+}
+
+// subscriptionState is the stored state of e's subscription after e. The plan comes from the
+// item whose price buys the best plan (one item in practice); an unknown price buys free.
+func (c *Catalog) subscriptionState(prev *db.StripeSubscription, e Event, ch *Change) *db.SaveStripeSubscriptionParams {
+	s := e.Sub
+	at := e.Created
+	next := &db.SaveStripeSubscriptionParams{
+		ID: s.ID, Status: string(s.Status), Plan: string(Free), CancelAtPeriodEnd: s.CancelAtPeriodEnd || s.CancelAt > 0,
+		TrialEnd: unixOrNil(s.TrialEnd), StateEventID: &e.ID, StateAt: &at, StateRank: rank(e.Type),
+	}
+	if e.Customer != "" {
+		next.CustomerID = &e.Customer
+	}
+	var best *stripe.SubscriptionItem
+	bestPlan := Plan("")
+	if s.Items != nil {
+		for _, it := range s.Items.Data {
+			plan, ok := Free, false
+			if it.Price != nil {
+				plan, ok = c.PlanOfPrice(it.Price.ID)
+			}
+			if best == nil || ok && planRank(plan) > planRank(bestPlan) {
+				best, bestPlan = it, plan
+			}
+		}
+	}
+	if best != nil {
+		q := best.Quantity
+		next.Quantity, next.CurrentPeriodEnd, next.Plan = &q, unixOrNil(best.CurrentPeriodEnd), string(bestPlan)
+		if best.Price != nil {
+			next.PriceID = &best.Price.ID
+			if _, ok := c.PlanOfPrice(best.Price.ID); !ok {
+				ch.UnknownPrice = best.Price.ID
+			}
+		}
+	}
+	if next.Status == "past_due" {
+		next.PastDueSince = &at
+		if prev != nil && prev.Status == "past_due" && prev.PastDueSince != nil {
+			next.PastDueSince = prev.PastDueSince
+		}
+	}
+	return next
+}
+
+func planRank(p Plan) int {
+	switch p {
+	case Pro:
+		return 1
+	case Enterprise:
+		return 2
+	}
+	return 0
+}
+
+// standing ranks a subscription status for choosing the tenant's current subscription: one
+// that grants its plan, then one in force that does not (unpaid, paused), then one not yet
+// paid, then an ended one.
+func standing(status string) int {
+	switch status {
+	case "active", "trialing", "past_due":
+		return 3
+	case "unpaid", "paused":
+		return 2
+	case "incomplete":
+		return 1
+	}
+	return 0
+}
+
+// Current chooses the tenant's current subscription among all of its subscriptions (nil when
+// none): the best standing, then the best plan, then the newest state. It depends on the set
+// alone, never on the order events arrived in, so a late event of an old subscription cannot
+// displace a newer one for good.
+func Current(subs []db.StripeSubscription) *db.StripeSubscription {
+	var cur *db.StripeSubscription
+	for i := range subs {
+		s := &subs[i]
+		if cur == nil || better(s, cur) {
+			cur = s
+		}
+	}
+	return cur
+}
+
+func better(a, b *db.StripeSubscription) bool {
+	if x, y := standing(a.Status), standing(b.Status); x != y {
+		return x > y
+	}
+	if x, y := planRank(Plan(a.Plan)), planRank(Plan(b.Plan)); x != y {
+		return x > y
+	}
+	at, bt := a.CreatedAt, b.CreatedAt
+	if a.StateAt != nil {
+		at = *a.StateAt
+	}
+	if b.StateAt != nil {
+		bt = *b.StateAt
+	}
+	if !at.Equal(bt) {
+		return at.After(bt)
+	}
+	return a.ID > b.ID
+}
+
+// Summary is the tenant's billing row with cur (nil: none) as its current subscription.
+func Summary(row db.BillingSubscription, cur *db.StripeSubscription) db.SaveBillingSubscriptionParams {
+	p := db.SaveBillingSubscriptionParams{
+		TenantID: row.TenantID, CustomerID: row.CustomerID, Status: "none", Plan: string(Free),
+		InvoiceStatus: row.InvoiceStatus, InvoiceAt: row.InvoiceAt, InvoiceEventID: row.InvoiceEventID,
+	}
+	if cur == nil {
+		return p
+	}
+	p.SubscriptionID, p.Status, p.Plan, p.PriceID, p.Quantity = &cur.ID, cur.Status, cur.Plan, cur.PriceID, cur.Quantity
+	p.CurrentPeriodEnd, p.CancelAtPeriodEnd, p.TrialEnd, p.PastDueSince = cur.CurrentPeriodEnd, cur.CancelAtPeriodEnd, cur.TrialEnd, cur.PastDueSince
+	p.StateEventID, p.StateAt = cur.StateEventID, cur.StateAt
+	return p
 }
 
 func unixOrNil(s int64) *time.Time {
@@ -264,13 +393,4 @@ func unixOrNil(s int64) *time.Time {
 	}
 	t := time.Unix(s, 0).UTC()
 	return &t
-}
-
-func saveParams(s db.BillingSubscription) db.SaveBillingSubscriptionParams {
-	return db.SaveBillingSubscriptionParams{
-		TenantID: s.TenantID, CustomerID: s.CustomerID, SubscriptionID: s.SubscriptionID, Status: s.Status, Plan: s.Plan,
-		PriceID: s.PriceID, Quantity: s.Quantity, CurrentPeriodEnd: s.CurrentPeriodEnd, CancelAtPeriodEnd: s.CancelAtPeriodEnd,
-		TrialEnd: s.TrialEnd, PastDueSince: s.PastDueSince, StateEventID: s.StateEventID, StateAt: s.StateAt,
-		StateRank: s.StateRank, InvoiceStatus: s.InvoiceStatus, InvoiceAt: s.InvoiceAt, InvoiceEventID: s.InvoiceEventID,
-	}
 }

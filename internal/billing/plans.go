@@ -180,6 +180,19 @@ func (c *Catalog) Effective(s db.BillingSubscription, now time.Time) Plan {
 // LimitsOf returns plan p's limits.
 func (c *Catalog) LimitsOf(p Plan) Limits { return c.Limits[p] }
 
+// Allowed is the plan that holds for subscription s at now and what it allows: its limits,
+// with the seats bound by the seats bought (the subscription's quantity) while that plan is
+// the one the subscription pays for. Per-seat prices sell seats; the plan's own seat limit
+// stays the ceiling.
+func (c *Catalog) Allowed(s db.BillingSubscription, now time.Time) (Plan, Limits) {
+	p := c.Effective(s, now)
+	l := c.LimitsOf(p)
+	if p != Free && Plan(s.Plan) == p && s.Quantity != nil && *s.Quantity > 0 && *s.Quantity < l.Seats {
+		l.Seats = *s.Quantity
+	}
+	return p, l
+}
+
 // Limit names.
 const (
 	LimitSeats    = "seats"
@@ -204,8 +217,7 @@ func (c *Catalog) reserve(ctx context.Context, q *db.Queries, tenant uuid.UUID, 
 	if err != nil {
 		return fmt.Errorf("billing lock: %w", err)
 	}
-	plan := c.Effective(sub, now)
-	limits := c.LimitsOf(plan)
+	plan, limits := c.Allowed(sub, now)
 	allowed := limits.Seats
 	if name == LimitProjects {
 		allowed = limits.Projects
@@ -219,12 +231,13 @@ func (c *Catalog) reserve(ctx context.Context, q *db.Queries, tenant uuid.UUID, 
 	}
 	if used+1 > allowed {
 		return problem.LimitReached(problem.Limit{Name: name, Usage: used, Allowed: allowed, Plan: string(plan)},
-			"The %s plan allows %d %s and the tenant has %d; upgrade the plan or remove some first.", plan, allowed, name, used)
+			"The tenant's %s plan allows %d %s and it has %d; upgrade the plan (or buy more seats) or remove some first.", plan, allowed, name, used)
 	}
 	return nil
 }
 
-// StorageAllowed returns the storage the tenant's plan allows at now, and the plan.
+// StorageAllowed returns the storage the tenant's plan allows at now, and the plan. It only
+// reads, for the check before an upload's bytes arrive.
 func (c *Catalog) StorageAllowed(ctx context.Context, q *db.Queries, now time.Time) (int64, Plan, error) {
 	sub, err := q.GetBillingSubscription(ctx)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -233,8 +246,20 @@ func (c *Catalog) StorageAllowed(ctx context.Context, q *db.Queries, now time.Ti
 	if err != nil {
 		return 0, "", fmt.Errorf("billing: %w", err)
 	}
-	plan := c.Effective(sub, now)
-	return c.LimitsOf(plan).StorageBytes, plan, nil
+	plan, l := c.Allowed(sub, now)
+	return l.StorageBytes, plan, nil
+}
+
+// ReserveStorage is StorageAllowed inside the write transaction that records a file: it takes
+// the tenant's billing lock, so the upload commits either before a plan change or is checked
+// against the new plan.
+func (c *Catalog) ReserveStorage(ctx context.Context, q *db.Queries, tenant uuid.UUID, now time.Time) (int64, Plan, error) {
+	sub, err := q.LockBillingSubscription(ctx, tenant)
+	if err != nil {
+		return 0, "", fmt.Errorf("billing lock: %w", err)
+	}
+	plan, l := c.Allowed(sub, now)
+	return l.StorageBytes, plan, nil
 }
 
 // StorageExceeded is the 402 for an upload that would take the tenant past its plan's storage.

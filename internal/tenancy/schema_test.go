@@ -39,8 +39,9 @@ type table struct {
 // tenant (r is SELECT, d is DELETE).
 var rolePolicies = map[string][]string{
 	"events": {"relay_prune d true to tasker_owner", "relay_read r true to tasker_owner"},
-	// billing_tenant_of: a Stripe customer or subscription id to its tenant.
+	// billing_owners: a Stripe customer or subscription id to its tenant.
 	"billing_subscriptions": {"billing_lookup r true to tasker_owner"},
+	"stripe_subscriptions":  {"billing_lookup r true to tasker_owner"},
 }
 
 // TestSchemaEnforcesTenancy walks pg_catalog so that a new table cannot slip past the tenancy

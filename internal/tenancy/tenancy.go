@@ -116,6 +116,13 @@ func IsDuplicate(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// IsForeignKeyViolation reports whether err is a foreign-key violation: a row naming a parent
+// that does not exist.
+func IsForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}
+
 // Translate maps database errors onto the problem taxonomy: no rows is NotFound, a unique
 // violation is Conflict, a foreign-key or check violation is Invalid, a statement or lock
 // timeout is problem.TimedOut. Errors that already are problems, and anything else, pass through
