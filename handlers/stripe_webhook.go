@@ -10,12 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
@@ -315,15 +315,15 @@ func (h *StripeEvents) applyToTenant(ctx context.Context, tx *tenancy.Tx, tenant
 			return record(billing.Conflict)
 		}
 	}
+	// All of the tenant's subscriptions (a handful): the one e is about, and the set the
+	// current one is chosen from once e is applied.
+	subs, err := q.ListStripeSubscriptions(ctx)
+	if err != nil {
+		return "", err
+	}
 	var prev *db.StripeSubscription
-	if e.Sub != nil {
-		p, err := q.GetStripeSubscription(ctx, e.Subscription)
-		switch {
-		case err == nil:
-			prev = &p
-		case !errors.Is(err, pgx.ErrNoRows):
-			return "", err
-		}
+	if i := slices.IndexFunc(subs, func(s db.StripeSubscription) bool { return s.ID == e.Subscription }); i >= 0 && e.Sub != nil {
+		prev = &subs[i]
 	}
 	ch := h.config.Catalog.Apply(cur, prev, e)
 	if _, err := record(ch.Outcome); err != nil {
@@ -340,8 +340,9 @@ func (h *StripeEvents) applyToTenant(ctx context.Context, tx *tenancy.Tx, tenant
 			return "", err
 		}
 	}
+	now := h.config.now()
 	switch {
-	case ch.Link != "":
+	case ch.Link != "" && !slices.ContainsFunc(subs, func(s db.StripeSubscription) bool { return s.ID == ch.Link }):
 		var customer *string
 		if ch.Customer != "" {
 			customer = &ch.Customer
@@ -349,24 +350,22 @@ func (h *StripeEvents) applyToTenant(ctx context.Context, tx *tenancy.Tx, tenant
 		if err := q.LinkStripeSubscription(ctx, db.LinkStripeSubscriptionParams{TenantID: tenant, ID: ch.Link, CustomerID: customer}); err != nil {
 			return "", err
 		}
+		subs = append(subs, db.StripeSubscription{TenantID: tenant, ID: ch.Link, CustomerID: customer, Status: "incomplete",
+			Plan: string(billing.Free), CreatedAt: now})
 	case ch.Sub != nil:
 		ch.Sub.TenantID = tenant
 		if err := q.SaveStripeSubscription(ctx, *ch.Sub); err != nil {
 			return "", err
 		}
+		subs = billing.WithState(subs, *ch.Sub, now)
 	case ch.Invoice != nil:
 		cur.InvoiceStatus, cur.InvoiceAt, cur.InvoiceEventID = &ch.Invoice.Status, &ch.Invoice.At, &ch.Invoice.EventID
 	}
-	subs, err := q.ListStripeSubscriptions(ctx)
+	summary := billing.Summary(cur, billing.Current(subs))
+	summary.TenantPlan = string(h.config.Catalog.Effective(db.BillingSubscription{
+		Status: summary.Status, Plan: summary.Plan, PastDueSince: summary.PastDueSince}, now))
+	saved, err := q.SaveBillingSubscription(ctx, summary)
 	if err != nil {
-		return "", err
-	}
-	saved, err := q.SaveBillingSubscription(ctx, billing.Summary(cur, billing.Current(subs)))
-	if err != nil {
-		return "", err
-	}
-	now := h.config.now()
-	if err := q.SetTenantPlan(ctx, db.SetTenantPlanParams{ID: tenant, Plan: string(h.config.Catalog.Effective(saved, now)), Status: saved.Status}); err != nil {
 		return "", err
 	}
 	usage, err := q.BillingUsage(ctx)

@@ -14,6 +14,12 @@ ON CONFLICT (tenant_id) DO UPDATE SET tenant_id = b.tenant_id
 RETURNING *;
 
 -- name: SaveBillingSubscription :one
+-- The tenant's row follows in the same statement: its plan (tenant_plan, the plan that holds
+-- now) and the subscription's status.
+WITH tenant AS (
+    UPDATE tenants SET plan = sqlc.arg(tenant_plan), subscription_status = sqlc.arg(status), updated_at = now()
+    WHERE id = sqlc.arg(tenant_id)
+)
 UPDATE billing_subscriptions SET
     customer_id = sqlc.narg(customer_id), subscription_id = sqlc.narg(subscription_id),
     status = sqlc.arg(status), plan = sqlc.arg(plan), price_id = sqlc.narg(price_id),
@@ -25,10 +31,6 @@ UPDATE billing_subscriptions SET
     invoice_event_id = sqlc.narg(invoice_event_id), updated_at = now()
 WHERE tenant_id = sqlc.arg(tenant_id)
 RETURNING *;
-
--- name: SetTenantPlan :exec
-UPDATE tenants SET plan = sqlc.arg(plan), subscription_status = sqlc.arg(status), updated_at = now()
-WHERE id = sqlc.arg(id);
 
 -- name: CountSeats :one
 -- Users who hold a seat: everyone not deactivated (an invitation holds one).
@@ -63,9 +65,6 @@ FROM billing_owners(sqlc.arg(subscription_id), sqlc.arg(customer_id)) AS o;
 UPDATE billing_subscriptions SET customer_id = coalesce(customer_id, sqlc.arg(customer_id)), updated_at = now()
 WHERE tenant_id = sqlc.arg(tenant_id)
 RETURNING customer_id;
-
--- name: GetStripeSubscription :one
-SELECT * FROM stripe_subscriptions WHERE id = sqlc.arg(id);
 
 -- name: ListStripeSubscriptions :many
 SELECT * FROM stripe_subscriptions ORDER BY created_at, id;

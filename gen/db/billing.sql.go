@@ -117,33 +117,6 @@ func (q *Queries) GetBillingSubscription(ctx context.Context) (BillingSubscripti
 	return i, err
 }
 
-const getStripeSubscription = `-- name: GetStripeSubscription :one
-SELECT tenant_id, id, customer_id, status, plan, price_id, quantity, current_period_end, cancel_at_period_end, trial_end, past_due_since, state_event_id, state_at, state_rank, created_at FROM stripe_subscriptions WHERE id = $1
-`
-
-func (q *Queries) GetStripeSubscription(ctx context.Context, id string) (StripeSubscription, error) {
-	row := q.db.QueryRow(ctx, getStripeSubscription, id)
-	var i StripeSubscription
-	err := row.Scan(
-		&i.TenantID,
-		&i.ID,
-		&i.CustomerID,
-		&i.Status,
-		&i.Plan,
-		&i.PriceID,
-		&i.Quantity,
-		&i.CurrentPeriodEnd,
-		&i.CancelAtPeriodEnd,
-		&i.TrialEnd,
-		&i.PastDueSince,
-		&i.StateEventID,
-		&i.StateAt,
-		&i.StateRank,
-		&i.CreatedAt,
-	)
-	return i, err
-}
-
 const linkStripeSubscription = `-- name: LinkStripeSubscription :exec
 INSERT INTO stripe_subscriptions (tenant_id, id, customer_id, status, plan)
 VALUES ($1, $2, $3, 'incomplete', 'free')
@@ -270,6 +243,10 @@ func (q *Queries) RecordStripeEvent(ctx context.Context, arg RecordStripeEventPa
 }
 
 const saveBillingSubscription = `-- name: SaveBillingSubscription :one
+WITH tenant AS (
+    UPDATE tenants SET plan = $17, subscription_status = $3, updated_at = now()
+    WHERE id = $16
+)
 UPDATE billing_subscriptions SET
     customer_id = $1, subscription_id = $2,
     status = $3, plan = $4, price_id = $5,
@@ -300,8 +277,11 @@ type SaveBillingSubscriptionParams struct {
 	InvoiceAt         *time.Time
 	InvoiceEventID    *string
 	TenantID          uuid.UUID
+	TenantPlan        string
 }
 
+// The tenant's row follows in the same statement: its plan (tenant_plan, the plan that holds
+// now) and the subscription's status.
 func (q *Queries) SaveBillingSubscription(ctx context.Context, arg SaveBillingSubscriptionParams) (BillingSubscription, error) {
 	row := q.db.QueryRow(ctx, saveBillingSubscription,
 		arg.CustomerID,
@@ -320,6 +300,7 @@ func (q *Queries) SaveBillingSubscription(ctx context.Context, arg SaveBillingSu
 		arg.InvoiceAt,
 		arg.InvoiceEventID,
 		arg.TenantID,
+		arg.TenantPlan,
 	)
 	var i BillingSubscription
 	err := row.Scan(
@@ -412,22 +393,6 @@ func (q *Queries) SetBillingCustomer(ctx context.Context, arg SetBillingCustomer
 	var customer_id *string
 	err := row.Scan(&customer_id)
 	return customer_id, err
-}
-
-const setTenantPlan = `-- name: SetTenantPlan :exec
-UPDATE tenants SET plan = $1, subscription_status = $2, updated_at = now()
-WHERE id = $3
-`
-
-type SetTenantPlanParams struct {
-	Plan   string
-	Status string
-	ID     uuid.UUID
-}
-
-func (q *Queries) SetTenantPlan(ctx context.Context, arg SetTenantPlanParams) error {
-	_, err := q.db.Exec(ctx, setTenantPlan, arg.Plan, arg.Status, arg.ID)
-	return err
 }
 
 const stripeEventOutcome = `-- name: StripeEventOutcome :one

@@ -372,6 +372,28 @@ func better(a, b *db.StripeSubscription) bool {
 	return a.ID > b.ID
 }
 
+// WithState is subs with the subscription saved as next: replaced in place, or added (made at
+// now) when it is new, as the database now holds them.
+func WithState(subs []db.StripeSubscription, next db.SaveStripeSubscriptionParams, now time.Time) []db.StripeSubscription {
+	row := db.StripeSubscription{
+		TenantID: next.TenantID, ID: next.ID, CustomerID: next.CustomerID, Status: next.Status, Plan: next.Plan,
+		PriceID: next.PriceID, Quantity: next.Quantity, CurrentPeriodEnd: next.CurrentPeriodEnd,
+		CancelAtPeriodEnd: next.CancelAtPeriodEnd, TrialEnd: next.TrialEnd, PastDueSince: next.PastDueSince,
+		StateEventID: next.StateEventID, StateAt: next.StateAt, StateRank: next.StateRank, CreatedAt: now,
+	}
+	for i := range subs {
+		if subs[i].ID == next.ID {
+			row.CreatedAt = subs[i].CreatedAt
+			if row.CustomerID == nil {
+				row.CustomerID = subs[i].CustomerID
+			}
+			subs[i] = row
+			return subs
+		}
+	}
+	return append(subs, row)
+}
+
 // Summary is the tenant's billing row with cur (nil: none) as its current subscription.
 func Summary(row db.BillingSubscription, cur *db.StripeSubscription) db.SaveBillingSubscriptionParams {
 	p := db.SaveBillingSubscriptionParams{
