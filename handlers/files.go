@@ -100,10 +100,11 @@ func (s *Server) UploadFile(ctx context.Context, req api.UploadFileRequestObject
 	if err != nil {
 		return nil, closing(err)
 	}
-	full := billing.StorageExceeded(room.used, room.allowed, room.plan)
 	if room.used >= room.allowed {
-		return nil, closing(full)
+		return nil, closing(billing.StorageExceeded(room.used, 0, room.allowed, room.plan))
 	}
+	// Bytes the tenant's other uploads in progress hold count as used: the problem says so.
+	full := func(others int64) error { return billing.StorageExceeded(room.used, others, room.allowed, room.plan) }
 	left := int64(-1)
 	if room.allowed != billing.Unlimited {
 		left = room.allowed - room.used
@@ -170,7 +171,7 @@ func (s *Server) recordFile(ctx context.Context, p auth.Principal, form *multipa
 			return api.File{}, err
 		}
 		if used > allowed {
-			return api.File{}, billing.StorageExceeded(used-params.Size, allowed, plan)
+			return api.File{}, billing.StorageExceeded(used-params.Size, 0, allowed, plan)
 		}
 		out := fileToAPI(row)
 		tx.Changed("file.created", tenancy.Entry{Action: "file.create", ResourceType: resourceFile, ResourceID: row.ID,

@@ -262,8 +262,15 @@ func (c *Catalog) ReserveStorage(ctx context.Context, q *db.Queries, tenant uuid
 	return l.StorageBytes, plan, nil
 }
 
-// StorageExceeded is the 402 for an upload that would take the tenant past its plan's storage.
-func StorageExceeded(used, allowed int64, plan Plan) *problem.Error {
+// StorageExceeded is the 402 for an upload that would take the tenant past its plan's storage:
+// it stores used bytes, and its other uploads in progress hold inFlight more, which count until
+// they end (the usage reported includes them).
+func StorageExceeded(used, inFlight, allowed int64, plan Plan) *problem.Error {
+	if inFlight > 0 {
+		return problem.LimitReached(problem.Limit{Name: LimitStorage, Usage: used + inFlight, Allowed: allowed, Plan: string(plan)},
+			"The %s plan allows %d bytes of files; the tenant stores %d and its uploads in progress hold %d more, so this upload does not fit. Retry once they end, upgrade the plan or delete files.",
+			plan, allowed, used, inFlight)
+	}
 	return problem.LimitReached(problem.Limit{Name: LimitStorage, Usage: used, Allowed: allowed, Plan: string(plan)},
 		"The %s plan allows %d bytes of files and the tenant stores %d; this upload does not fit. Upgrade the plan or delete files first.",
 		plan, allowed, used)

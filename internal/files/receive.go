@@ -20,8 +20,9 @@ type Limits struct {
 	// Room is what the tenant may still store, or a negative number for no bound; the exact
 	// check is the transaction's, this one only stops a doomed upload early.
 	Room int64
-	// Full is the problem answered when Room runs out (the plan's storage limit, 402).
-	Full error
+	// Full makes the problem answered when Room runs out (the plan's storage limit, 402), given
+	// the bytes the tenant's other uploads in progress hold.
+	Full func(others int64) error
 	// Allowed are the media types accepted (Allowed).
 	Allowed []string
 	// Upload, when set, is this upload among the tenant's others: the bytes they hold are
@@ -109,7 +110,7 @@ func (c *counter) Read(p []byte) (int, error) {
 	case c.n > c.limits.MaxBytes:
 		c.err = TooLarge(c.limits.MaxBytes)
 	case c.limits.Room >= 0 && c.n+others > c.limits.Room:
-		c.err = c.limits.Full
+		c.err = c.limits.Full(others)
 	case err != nil && !errors.Is(err, io.EOF):
 		c.err = readProblem(err)
 	}
