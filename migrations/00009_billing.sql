@@ -42,7 +42,7 @@ ALTER TABLE billing_subscriptions FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON billing_subscriptions
     USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
--- For billing_tenant_of alone (owned by tasker_owner, which FORCE binds like anyone).
+-- For billing_owners alone (owned by tasker_owner, which FORCE binds like anyone).
 CREATE POLICY billing_lookup ON billing_subscriptions FOR SELECT TO tasker_owner USING (true);
 
 ALTER TABLE billing_subscriptions NO FORCE ROW LEVEL SECURITY;
