@@ -31,6 +31,8 @@ type BillingConfig struct {
 	WebhookTolerance time.Duration
 	// WebhookMaxBytes caps a webhook body (413 beyond).
 	WebhookMaxBytes int64
+	// WebhookReadTimeout bounds the reading of a webhook body (10 s when zero).
+	WebhookReadTimeout time.Duration
 	// SuccessURL, CancelURL and ReturnURL are where Stripe sends the browser back: after a
 	// checkout, after leaving it, after the portal.
 	SuccessURL, CancelURL, ReturnURL string
@@ -191,14 +193,21 @@ func (s *Server) billingCustomer(ctx context.Context, p auth.Principal, sub db.B
 		if !p.Role.AtLeast(auth.Admin) {
 			return nil, problem.New(problem.Forbidden, "Only admins manage billing.")
 		}
+		// Under the billing lock: of checkouts racing here, the first links its customer (the
+		// same one, by the idempotency key) and is the one audited; the others find it.
+		cur, err := tx.Q.LockBillingSubscription(ctx, p.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		if cur.CustomerID != nil {
+			return cur.CustomerID, nil
+		}
 		linked, err := tx.Q.SetBillingCustomer(ctx, db.SetBillingCustomerParams{TenantID: p.Tenant, CustomerID: &c.ID})
 		if err != nil {
 			return nil, err
 		}
-		if *linked == c.ID {
-			tx.Record(tenancy.Entry{Action: "billing.customer_create", ResourceType: resourceBilling, ResourceID: p.Tenant,
-				Data: map[string]any{"stripe_customer": c.ID}})
-		}
+		tx.Record(tenancy.Entry{Action: "billing.customer_create", ResourceType: resourceBilling, ResourceID: p.Tenant,
+			Data: map[string]any{"stripe_customer": c.ID}})
 		return linked, nil
 	})
 }

@@ -2,9 +2,12 @@ package handlers_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -103,8 +106,8 @@ func TestStripeWebhookParksEventsOfAnotherAPIVersion(t *testing.T) {
 		if got := recordedOutcome(t, e.id); got != "parked" {
 			t.Errorf("%s: recorded %q, want parked", version, got)
 		}
-		var payload string
-		if err := testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT payload FROM stripe_events WHERE id = $1`, e.id).Scan(&payload); err != nil || payload != string(e.bytes(t)) {
+		var payload []byte
+		if err := testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT payload FROM stripe_events WHERE id = $1`, e.id).Scan(&payload); err != nil || string(payload) != string(e.bytes(t)) {
 			t.Errorf("%s: the parked payload is not the body as received (%v)", version, err)
 		}
 	}
@@ -195,9 +198,24 @@ func TestStripeWebhookLimitsAndConfiguration(t *testing.T) {
 	if r := deliver(t, env, append([]byte(`{"id":"evt_big"}`), big...), apitest.WebhookSecret, time.Now()); r.status != http.StatusRequestEntityTooLarge {
 		t.Errorf("a body over the limit: %d %s", r.status, r.body)
 	}
-	// Signed by Stripe yet not JSON: parked, never acknowledged.
-	if r := deliver(t, env, []byte("not json"), apitest.WebhookSecret, time.Now()); r.status != http.StatusInternalServerError {
-		t.Errorf("a signed body that is no event: %d %s", r.status, r.body)
+	// Signed by Stripe yet not an event we can store as such: parked under a name made of the
+	// body's hash, never acknowledged.
+	for name, body := range map[string][]byte{
+		"not json":       []byte("not json\x00\xff"),
+		"a long id":      []byte(`{"id":"evt_` + strings.Repeat("x", 300) + `","type":"invoice.paid","created":1,"api_version":"2025-08-27.basil","data":{"object":{}}}`),
+		"a long version": []byte(`{"id":"evt_v","type":"invoice.paid","created":1,"api_version":"` + strings.Repeat("9", 100) + `.basil","data":{"object":{}}}`),
+	} {
+		if r := deliver(t, env, body, apitest.WebhookSecret, time.Now()); r.status != http.StatusInternalServerError {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+		sum := sha256.Sum256(body)
+		id := "unreadable_" + hex.EncodeToString(sum[:16])
+		if name == "a long version" {
+			id = "evt_v"
+		}
+		if got := recordedOutcome(t, id); got != "parked" {
+			t.Errorf("%s: recorded %q under %s, want parked", name, got, id)
+		}
 	}
 	off := apitest.NewWithOptions(t, apitest.Options{Billing: handlers.BillingConfig{WebhookSecrets: []string{}}})
 	if r := deliver(t, off, []byte(`{}`), apitest.WebhookSecret, time.Now()); r.status != http.StatusServiceUnavailable {
@@ -208,4 +226,34 @@ func TestStripeWebhookLimitsAndConfiguration(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /webhooks/stripe: %d", resp.StatusCode)
 	}
+}
+
+// TestStripeWebhookBodiesThatTrickleAreCut: a request with a current-looking signature header
+// (which needs no secret) whose body stalls holds its reading slot only until the read
+// timeout; then a real event still goes through.
+func TestStripeWebhookBodiesThatTrickleAreCut(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewWithOptions(t, apitest.Options{NoStripe: true, Billing: handlers.BillingConfig{WebhookReadTimeout: time.Second}})
+	w := newWorkspace(t, env)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"+
+		"Stripe-Signature: t=%d,v1=00\r\n\r\n{", time.Now().Unix())
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	reply, _ := io.ReadAll(conn)
+	if took := time.Since(start); !strings.HasPrefix(string(reply), "HTTP/1.1 400") || took > 5*time.Second {
+		t.Errorf("a stalled body: %q after %v, want 400 after about 1 s", firstLine(reply), took)
+	}
+	e := newStripeEvent(t, "customer.subscription.created", time.Now()).
+		subscription("sub_"+uuid.NewString()[:12], "cus_"+uuid.NewString()[:12], w.Tenant.Id, "active", "price_pro", 1, time.Now())
+	sendEvent(t, env, e, "applied")
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	return line
 }

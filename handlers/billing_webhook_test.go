@@ -54,8 +54,8 @@ func TestStripeWebhookAppliesEveryHandledType(t *testing.T) {
 		{newStripeEvent(t, "customer.subscription.updated", t0.Add(3*time.Second)).subscription(sub, cus, uuid.Nil, "active", "price_enterprise", 7, periodEnd),
 			"billing.subscription.updated",
 			func(s api.BillingSubscription) bool {
-				// Enterprise has no seat limit of its own: the 7 seats bought are the limit.
-				return s.Status == "active" && s.Plan == api.PlanEnterprise && deref(s.Seats) == 7 && deref(s.Limits.Seats) == 7 &&
+				// The 7 seats bought are shown; enterprise's limits (none) hold.
+				return s.Status == "active" && s.Plan == api.PlanEnterprise && deref(s.Seats) == 7 && s.Limits.Seats == nil &&
 					s.Limits.Projects == nil
 			}},
 		{newStripeEvent(t, "invoice.payment_failed", t0.Add(4*time.Second)).invoice(cus, sub, uuid.Nil), "billing.invoice.payment_failed",
@@ -321,5 +321,30 @@ func TestStripeWebhookRecordsUnknownTypesAndUnmatchedEvents(t *testing.T) {
 	}
 	if s := subscriptionOf(t, env, w, api.UserRoleAdmin); s.Plan != api.PlanPro || deref(s.LastInvoice) != api.PaymentFailed {
 		t.Errorf("this tenant's subscription changed: %+v", s)
+	}
+}
+
+// TestStripeWebhookGraceRunsFromTheLatestTurnToPastDue: past_due, recovered, past_due again;
+// the recovery arrives last (stale). The grace runs from the second turn, which the event says
+// itself (previous_attributes.status), not from the first.
+func TestStripeWebhookGraceRunsFromTheLatestTurnToPastDue(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	cus, sub := "cus_"+uuid.NewString()[:12], "sub_"+uuid.NewString()[:12]
+	now := time.Now().Truncate(time.Second)
+	turn := func(created time.Time, status, from string) *stripeEvent {
+		e := newStripeEvent(t, "customer.subscription.updated", created).subscription(sub, cus, w.Tenant.Id, status, "price_enterprise", 1, now)
+		e.body["data"].(map[string]any)["previous_attributes"] = map[string]any{"status": from}
+		return e
+	}
+	first, recovered, second := turn(now.Add(-9*24*time.Hour), "past_due", "active"), turn(now.Add(-8*24*time.Hour), "active", "past_due"),
+		turn(now.Add(-24*time.Hour), "past_due", "active")
+	sendEvent(t, env, first, "applied")
+	sendEvent(t, env, second, "applied")
+	sendEvent(t, env, recovered, "stale")
+	s := subscriptionOf(t, env, w, api.UserRoleAdmin)
+	if s.PastDueSince == nil || !s.PastDueSince.Equal(now.Add(-24*time.Hour)) || s.EffectivePlan != api.PlanEnterprise {
+		t.Errorf("past_due since %v, effective %s; want since a day ago and enterprise within the grace", s.PastDueSince, s.EffectivePlan)
 	}
 }

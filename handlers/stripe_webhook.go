@@ -2,8 +2,6 @@ package handlers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,18 +39,43 @@ type StripeEvents struct {
 	// reading bounds the bodies read at once (webhookReaders), so requests that pass the
 	// header check cannot hold more than that many bodies in memory.
 	reading chan struct{}
+	// readers counts the bodies being read per client IP (at most webhookReadersPerIP), so
+	// one client's stalled bodies cannot take every slot.
+	mu      sync.Mutex
+	readers map[string]int
 }
 
-// webhookReaders is how many webhook bodies are read at once; more wait up to webhookWait,
-// then get 503 (Stripe retries). Stripe delivers a few events a second at most per account.
+// Webhook bodies: at most webhookReaders read at once, webhookReadersPerIP of them from one
+// client IP; more wait up to webhookWait (or, over the per-IP cap, not at all), then get 503
+// (Stripe retries). A body must arrive within webhookReadTimeout (BillingConfig.WebhookReadTimeout
+// when set). Stripe delivers a few small events a second per account, each in one go.
 const (
-	webhookReaders = 32
-	webhookWait    = 5 * time.Second
+	webhookReaders      = 64
+	webhookReadersPerIP = 8
+	webhookWait         = 5 * time.Second
+	webhookReadTimeout  = 10 * time.Second
 )
+
+// claimReader takes one of ip's reading slots, or reports that it has none left.
+func (h *StripeEvents) claimReader(ip string) (release func(), ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.readers[ip] >= webhookReadersPerIP {
+		return nil, false
+	}
+	h.readers[ip]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.readers[ip]--; h.readers[ip] == 0 {
+			delete(h.readers, ip)
+		}
+	}, true
+}
 
 // NewStripeEvents returns the Stripe event handler; reg, when not nil, gets its metrics.
 func NewStripeEvents(store *tenancy.DB, cfg BillingConfig, logger *slog.Logger, reg prometheus.Registerer) *StripeEvents {
-	h := &StripeEvents{db: store, config: cfg, logger: logger, reading: make(chan struct{}, webhookReaders),
+	h := &StripeEvents{db: store, config: cfg, logger: logger, reading: make(chan struct{}, webhookReaders), readers: map[string]int{},
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tasker_stripe_events_total",
 			Help: "Stripe events received, by outcome (applied, duplicate, stale, ignored, unmatched, conflict, parked, failed).",
@@ -101,16 +125,33 @@ func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
+	busy := func() {
+		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Connection", "close")
+		fail(problem.New(problem.Unavailable, "Too many Stripe events are being read at once; retry later."))
+	}
+	ip, _ := reqinfo.Client(r.Context())
+	release, ok := h.claimReader(ip)
+	if !ok {
+		busy()
+		return
+	}
+	defer release()
 	select {
 	case h.reading <- struct{}{}:
 		defer func() { <-h.reading }()
 	case <-time.After(webhookWait):
-		w.Header().Set("Retry-After", "5")
-		fail(problem.New(problem.Unavailable, "Too many Stripe events are being read at once; retry later."))
+		busy()
 		return
 	case <-r.Context().Done():
 		return
 	}
+	// A body that trickles in holds its slot no longer than this.
+	readTimeout := h.config.WebhookReadTimeout
+	if readTimeout <= 0 {
+		readTimeout = webhookReadTimeout
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(readTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.config.WebhookMaxBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -119,7 +160,8 @@ func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail(problem.New(problem.TooLarge, "A Stripe event may be at most %d bytes.", h.config.WebhookMaxBytes))
 			return
 		}
-		fail(problem.Wrap(problem.Invalid, err, "The body could not be read."))
+		w.Header().Set("Connection", "close")
+		fail(problem.Wrap(problem.Invalid, err, "The body could not be read in time."))
 		return
 	}
 	if err := h.verify(body, header); err != nil {
@@ -128,10 +170,9 @@ func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ev stripe.Event
-	if err := json.Unmarshal(body, &ev); err != nil || ev.ID == "" {
-		// Signed by Stripe yet unreadable: kept under a name of its own, never acknowledged.
-		sum := sha256.Sum256(body)
-		ev = stripe.Event{ID: "unparsed_" + hex.EncodeToString(sum[:16]), Type: "unparsed"}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		// Signed by Stripe yet unreadable: parked under a name of its own, never acknowledged.
+		ev = stripe.Event{Type: "unparsed"}
 	}
 	outcome, err := h.Apply(r.Context(), body, &ev)
 	if err != nil {
@@ -238,7 +279,7 @@ func (h *StripeEvents) apply(ctx context.Context, payload []byte, ev *stripe.Eve
 	}
 	record := func(q *db.Queries, tenant uuid.UUID, outcome string) (string, error) {
 		p := db.RecordStripeEventParams{ID: e.ID, Type: e.Type, Created: e.Created, ApiVersion: e.APIVersion,
-			Livemode: e.Livemode, Outcome: outcome, Payload: string(payload)}
+			Livemode: e.Livemode, Outcome: outcome, Payload: payload}
 		if tenant != uuid.Nil {
 			p.TenantID = &tenant
 		}
@@ -361,7 +402,7 @@ func (h *StripeEvents) applyToTenant(ctx context.Context, tx *tenancy.Tx, tenant
 	case ch.Invoice != nil:
 		cur.InvoiceStatus, cur.InvoiceAt, cur.InvoiceEventID = &ch.Invoice.Status, &ch.Invoice.At, &ch.Invoice.EventID
 	}
-	summary := billing.Summary(cur, billing.Current(subs))
+	summary := billing.Summary(cur, h.config.Catalog.Current(subs, now))
 	summary.TenantPlan = string(h.config.Catalog.Effective(db.BillingSubscription{
 		Status: summary.Status, Plan: summary.Plan, PastDueSince: summary.PastDueSince}, now))
 	saved, err := q.SaveBillingSubscription(ctx, summary)
@@ -384,6 +425,7 @@ const resourceBilling = "billing"
 // park keeps an event this build cannot read, unless it was handled before (a reconciler that
 // could read it, say), and returns billing.ErrUnreadable so it is never acknowledged.
 func (h *StripeEvents) park(ctx context.Context, payload []byte, e billing.Event, cause error) (string, error) {
+	e = billing.Parkable(e, payload)
 	outcome, err := h.system(ctx, func(q *db.Queries) (string, error) {
 		prev, err := q.StripeEventOutcome(ctx, e.ID)
 		if err != nil {
@@ -392,12 +434,8 @@ func (h *StripeEvents) park(ctx context.Context, payload []byte, e billing.Event
 		if prev != "" && prev != billing.Parked {
 			return Duplicate, nil
 		}
-		created := e.Created
-		if created.Before(time.Unix(1, 0)) {
-			created = time.Now()
-		}
-		_, err = q.RecordStripeEvent(ctx, db.RecordStripeEventParams{ID: e.ID, Type: e.Type, Created: created,
-			ApiVersion: e.APIVersion, Livemode: e.Livemode, Outcome: billing.Parked, Payload: string(payload)})
+		_, err = q.RecordStripeEvent(ctx, db.RecordStripeEventParams{ID: e.ID, Type: e.Type, Created: e.Created,
+			ApiVersion: e.APIVersion, Livemode: e.Livemode, Outcome: billing.Parked, Payload: payload})
 		return billing.Parked, err
 	})
 	if err != nil {

@@ -97,8 +97,9 @@ CREATE TABLE stripe_events (
     -- tenant other than the one its customer belongs to; parked: we could not read it (an API
     -- version we do not speak), kept to be applied once we can.
     outcome     text        NOT NULL CHECK (outcome IN ('applied', 'stale', 'ignored', 'unmatched', 'conflict', 'parked')),
-    -- The body exactly as received, for parked events (and the record of any other).
-    payload     text        NOT NULL,
+    -- The body exactly as received, for parked events (and the record of any other): bytes,
+    -- since a signed body that is not text must still be kept.
+    payload     bytea       NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
@@ -112,7 +113,7 @@ REVOKE ALL ON stripe_events FROM tasker_app;
 -- the outcome of the delivery that could read it.
 -- +goose StatementBegin
 CREATE FUNCTION stripe_event_record(event_id text, event_type text, event_created timestamptz, event_api_version text,
-                                    event_livemode boolean, event_tenant uuid, event_outcome text, event_payload text)
+                                    event_livemode boolean, event_tenant uuid, event_outcome text, event_payload bytea)
 RETURNS boolean
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     INSERT INTO public.stripe_events AS e (id, type, created, api_version, livemode, tenant_id, outcome, payload)
@@ -123,8 +124,8 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $
     RETURNING true
 $$;
 -- +goose StatementEnd
-REVOKE ALL ON FUNCTION stripe_event_record(text, text, timestamptz, text, boolean, uuid, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION stripe_event_record(text, text, timestamptz, text, boolean, uuid, text, text) TO tasker_app;
+REVOKE ALL ON FUNCTION stripe_event_record(text, text, timestamptz, text, boolean, uuid, text, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stripe_event_record(text, text, timestamptz, text, boolean, uuid, text, bytea) TO tasker_app;
 
 -- Whether event_id was recorded, and with what outcome (NULL: never), for the reconciler and
 -- for parked deliveries.
@@ -165,7 +166,7 @@ GRANT EXECUTE ON FUNCTION billing_owners(text, text) TO tasker_app;
 DROP FUNCTION billing_owners(text, text);
 DROP FUNCTION stripe_parked_events();
 DROP FUNCTION stripe_event_outcome(text);
-DROP FUNCTION stripe_event_record(text, text, timestamptz, text, boolean, uuid, text, text);
+DROP FUNCTION stripe_event_record(text, text, timestamptz, text, boolean, uuid, text, bytea);
 DROP TABLE stripe_events;
 DROP TABLE stripe_subscriptions;
 DROP TABLE billing_subscriptions;

@@ -46,7 +46,7 @@ SELECT (SELECT count(*) FROM users WHERE status <> 'deactivated') AS seats,
 
 -- name: RecordStripeEvent :one
 SELECT coalesce(stripe_event_record(sqlc.arg(id), sqlc.arg(type), sqlc.arg(created), sqlc.arg(api_version),
-    sqlc.arg(livemode), sqlc.narg(tenant_id), sqlc.arg(outcome), sqlc.arg(payload)), false)::boolean AS recorded;
+    sqlc.arg(livemode), sqlc.narg(tenant_id), sqlc.arg(outcome), sqlc.arg(payload)::bytea), false)::boolean AS recorded;
 
 -- name: StripeEventOutcome :one
 SELECT coalesce(stripe_event_outcome(sqlc.arg(id)), '')::text AS outcome;

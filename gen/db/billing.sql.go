@@ -212,7 +212,7 @@ func (q *Queries) LockBillingSubscription(ctx context.Context, tenantID uuid.UUI
 
 const recordStripeEvent = `-- name: RecordStripeEvent :one
 SELECT coalesce(stripe_event_record($1, $2, $3, $4,
-    $5, $6, $7, $8), false)::boolean AS recorded
+    $5, $6, $7, $8::bytea), false)::boolean AS recorded
 `
 
 type RecordStripeEventParams struct {
@@ -223,7 +223,7 @@ type RecordStripeEventParams struct {
 	Livemode   bool
 	TenantID   *uuid.UUID
 	Outcome    string
-	Payload    string
+	Payload    []byte
 }
 
 func (q *Queries) RecordStripeEvent(ctx context.Context, arg RecordStripeEventParams) (bool, error) {

@@ -163,7 +163,7 @@ type StripeEvent struct {
 	Livemode   bool
 	TenantID   *uuid.UUID
 	Outcome    string
-	Payload    string
+	Payload    []byte
 	ReceivedAt time.Time
 	UpdatedAt  time.Time
 }

@@ -58,7 +58,7 @@ func testCatalog() *Catalog {
 	}
 }
 
-func TestEffectivePlanAndAllowedSeats(t *testing.T) {
+func TestEffectivePlan(t *testing.T) {
 	c := testCatalog()
 	now := time.Now()
 	q := func(n int64) *int64 { return &n }
@@ -70,12 +70,12 @@ func TestEffectivePlanAndAllowedSeats(t *testing.T) {
 		seats int64
 	}{
 		{"no subscription", db.BillingSubscription{Status: "none", Plan: "free"}, Free, 5},
-		{"active, 7 seats bought", db.BillingSubscription{Status: "active", Plan: "pro", Quantity: q(7)}, Pro, 7},
-		{"active, more seats than the plan's", db.BillingSubscription{Status: "active", Plan: "pro", Quantity: q(80)}, Pro, 50},
-		{"trialing, no quantity", db.BillingSubscription{Status: "trialing", Plan: "pro"}, Pro, 50},
-		{"past_due within grace", db.BillingSubscription{Status: "past_due", Plan: "pro", PastDueSince: ago(time.Hour), Quantity: q(2)}, Pro, 2},
-		{"past_due beyond grace", db.BillingSubscription{Status: "past_due", Plan: "pro", PastDueSince: ago(25 * time.Hour), Quantity: q(2)}, Free, 5},
-		{"canceled", db.BillingSubscription{Status: "canceled", Plan: "enterprise", Quantity: q(2)}, Free, 5},
+		// The quantity is shown, not enforced: the plan's limits decide.
+		{"active, 7 seats bought", db.BillingSubscription{Status: "active", Plan: "pro", Quantity: q(7)}, Pro, 50},
+		{"trialing", db.BillingSubscription{Status: "trialing", Plan: "pro"}, Pro, 50},
+		{"past_due within grace", db.BillingSubscription{Status: "past_due", Plan: "pro", PastDueSince: ago(time.Hour)}, Pro, 50},
+		{"past_due beyond grace", db.BillingSubscription{Status: "past_due", Plan: "pro", PastDueSince: ago(25 * time.Hour)}, Free, 5},
+		{"canceled", db.BillingSubscription{Status: "canceled", Plan: "enterprise"}, Free, 5},
 		{"unpaid", db.BillingSubscription{Status: "unpaid", Plan: "pro"}, Free, 5},
 		{"paused", db.BillingSubscription{Status: "paused", Plan: "pro"}, Free, 5},
 		{"incomplete", db.BillingSubscription{Status: "incomplete", Plan: "pro"}, Free, 5},
@@ -95,18 +95,32 @@ func TestCurrentDependsOnTheSetNotTheOrder(t *testing.T) {
 	live := db.StripeSubscription{ID: "sub_live", Status: "active", Plan: "pro", StateAt: at(100)}
 	better := db.StripeSubscription{ID: "sub_better", Status: "trialing", Plan: "enterprise", StateAt: at(50)}
 	linked := db.StripeSubscription{ID: "sub_linked", Status: "incomplete", Plan: "free"}
+	c := testCatalog()
+	now := time.Unix(1700001000, 0)
 	for _, order := range [][]db.StripeSubscription{
 		{ended, live, better, linked}, {linked, better, live, ended}, {live, linked, ended, better},
 	} {
-		if got := Current(order); got == nil || got.ID != "sub_better" {
+		if got := c.Current(order, now); got == nil || got.ID != "sub_better" {
 			t.Errorf("current of %v: %v", order, got)
 		}
 	}
-	if got := Current([]db.StripeSubscription{ended, linked}); got.ID != "sub_linked" {
+	if got := c.Current([]db.StripeSubscription{ended, linked}, now); got.ID != "sub_linked" {
 		t.Errorf("a linked subscription not paid yet comes before an ended one: %v", got.ID)
 	}
-	if Current(nil) != nil {
+	if c.Current(nil, now) != nil {
 		t.Error("no subscriptions, yet a current one")
+	}
+	// A past_due subscription beyond its grace grants nothing: a paid one comes first, whatever
+	// its plan.
+	overdue := db.StripeSubscription{ID: "sub_overdue", Status: "past_due", Plan: "enterprise", PastDueSince: at(-2 * 86400), StateAt: at(900)}
+	paid := db.StripeSubscription{ID: "sub_paid", Status: "active", Plan: "pro", StateAt: at(100)}
+	if got := c.Current([]db.StripeSubscription{overdue, paid}, now); got.ID != "sub_paid" {
+		t.Errorf("an overdue subscription hid a paid one: %v", got.ID)
+	}
+	recent := overdue
+	recent.PastDueSince = at(900)
+	if got := c.Current([]db.StripeSubscription{paid, recent}, now); got.ID != "sub_overdue" {
+		t.Errorf("within its grace, the better plan comes first: %v", got.ID)
 	}
 }
 

@@ -1,6 +1,8 @@
 package billing
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +42,9 @@ type Event struct {
 	Tenant       uuid.UUID
 	Customer     string
 	Subscription string
+	// PreviousStatus is the subscription's status before the event, when the event changed it
+	// (data.previous_attributes.status); empty otherwise.
+	PreviousStatus string
 	// Exactly one of these is set for a handled type; none for others.
 	Checkout *stripe.CheckoutSession
 	Sub      *stripe.Subscription
@@ -69,7 +74,7 @@ func Read(ev *stripe.Event, now time.Time) (Event, error) {
 	if ev.ID == "" || ev.Type == "" || ev.Created <= 0 || ev.Created > maxUnix {
 		return e, fmt.Errorf("%w: id, type or created missing or out of range", ErrUnreadable)
 	}
-	if !plainID(ev.ID) || !plainID(string(ev.Type)) || !plainID(ev.APIVersion) {
+	if !plainID(ev.ID) || !plainID(string(ev.Type)) || !plainID(ev.APIVersion) || len(ev.APIVersion) > 64 {
 		return e, fmt.Errorf("%w: id, type or api_version is not a short plain string", ErrUnreadable)
 	}
 	if e.Created.After(now.Add(24 * time.Hour)) {
@@ -130,6 +135,9 @@ func Read(ev *stripe.Event, now time.Time) (Event, error) {
 			}
 		}
 		e.Sub = &s
+		if prev, ok := ev.Data.PreviousAttributes["status"].(string); ok && prev != string(s.Status) {
+			e.PreviousStatus = prev
+		}
 		e.Tenant = tenantOf("", s.Metadata)
 		e.Customer = idOf(s.Customer)
 		e.Subscription = s.ID
@@ -156,8 +164,30 @@ func Read(ev *stripe.Event, now time.Time) (Event, error) {
 	return e, nil
 }
 
-// plainID reports whether s is what Stripe's ids, types and versions are: short printable
+// Parkable is e's envelope as it can be stored: an id, type or API version that is not a short
+// plain string (PlainID) is replaced, the id by one made of the body's hash, so that an event
+// however malformed is kept and counted.
+func Parkable(e Event, body []byte) Event {
+	if e.ID == "" || !PlainID(e.ID) {
+		sum := sha256.Sum256(body)
+		e.ID = "unreadable_" + hex.EncodeToString(sum[:16])
+	}
+	if !PlainID(e.Type) {
+		e.Type = "unreadable"
+	}
+	if !PlainID(e.APIVersion) || len(e.APIVersion) > 64 {
+		e.APIVersion = "unreadable"
+	}
+	if e.Created.Unix() <= 0 || e.Created.Unix() > maxUnix {
+		e.Created = time.Now().UTC()
+	}
+	return e
+}
+
+// PlainID reports whether s is what Stripe's ids, types and versions are: short printable
 // ASCII (so it fits its column and any header or log line).
+func PlainID(s string) bool { return plainID(s) }
+
 func plainID(s string) bool {
 	if len(s) > 255 {
 		return false
@@ -303,9 +333,12 @@ func (c *Catalog) subscriptionState(prev *db.StripeSubscription, e Event, ch *Ch
 			}
 		}
 	}
+	// The grace runs from the event that turned the subscription past_due: one whose
+	// previous_attributes name another status. Without that, from the stored state's start if
+	// it was past_due already, else from this event (the earliest known).
 	if next.Status == "past_due" {
 		next.PastDueSince = &at
-		if prev != nil && prev.Status == "past_due" && prev.PastDueSince != nil {
+		if e.PreviousStatus == "" && prev != nil && prev.Status == "past_due" && prev.PastDueSince != nil {
 			next.PastDueSince = prev.PastDueSince
 		}
 	}
@@ -322,14 +355,15 @@ func planRank(p Plan) int {
 	return 0
 }
 
-// standing ranks a subscription status for choosing the tenant's current subscription: one
-// that grants its plan, then one in force that does not (unpaid, paused), then one not yet
-// paid, then an ended one.
-func standing(status string) int {
-	switch status {
-	case "active", "trialing", "past_due":
+// standing ranks a subscription for choosing the tenant's current one at now: one that grants
+// its plan now (active, trialing, past_due within the grace), then one in force that does not
+// (past_due beyond the grace, unpaid, paused), then one not yet paid, then an ended one.
+func (c *Catalog) standing(s *db.StripeSubscription, now time.Time) int {
+	if c.grants(s.Status, s.PastDueSince, now) {
 		return 3
-	case "unpaid", "paused":
+	}
+	switch s.Status {
+	case "past_due", "unpaid", "paused":
 		return 2
 	case "incomplete":
 		return 1
@@ -337,23 +371,23 @@ func standing(status string) int {
 	return 0
 }
 
-// Current chooses the tenant's current subscription among all of its subscriptions (nil when
-// none): the best standing, then the best plan, then the newest state. It depends on the set
-// alone, never on the order events arrived in, so a late event of an old subscription cannot
-// displace a newer one for good.
-func Current(subs []db.StripeSubscription) *db.StripeSubscription {
+// Current chooses the tenant's current subscription at now among all of its subscriptions
+// (nil when none): the best standing, then the best plan, then the newest state. It depends on
+// the set alone, never on the order events arrived in, so a late event of an old subscription
+// cannot displace a newer one for good.
+func (c *Catalog) Current(subs []db.StripeSubscription, now time.Time) *db.StripeSubscription {
 	var cur *db.StripeSubscription
 	for i := range subs {
 		s := &subs[i]
-		if cur == nil || better(s, cur) {
+		if cur == nil || c.better(s, cur, now) {
 			cur = s
 		}
 	}
 	return cur
 }
 
-func better(a, b *db.StripeSubscription) bool {
-	if x, y := standing(a.Status), standing(b.Status); x != y {
+func (c *Catalog) better(a, b *db.StripeSubscription, now time.Time) bool {
+	if x, y := c.standing(a, now), c.standing(b, now); x != y {
 		return x > y
 	}
 	if x, y := planRank(Plan(a.Plan)), planRank(Plan(b.Plan)); x != y {

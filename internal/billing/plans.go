@@ -166,31 +166,33 @@ func (c *Catalog) PlanOfPrice(price string) (Plan, bool) {
 // unpaid, paused, incomplete, or past_due beyond grace). Data is never deleted by a downgrade:
 // only creates are refused.
 func (c *Catalog) Effective(s db.BillingSubscription, now time.Time) Plan {
-	switch s.Status {
-	case "active", "trialing":
+	if c.grants(s.Status, s.PastDueSince, now) {
 		return Plan(s.Plan)
-	case "past_due":
-		if s.PastDueSince != nil && now.Before(s.PastDueSince.Add(c.PastDueGrace)) {
-			return Plan(s.Plan)
-		}
 	}
 	return Free
+}
+
+// grants reports whether a subscription in status (past due since pastDueSince) grants its
+// plan at now.
+func (c *Catalog) grants(status string, pastDueSince *time.Time, now time.Time) bool {
+	switch status {
+	case "active", "trialing":
+		return true
+	case "past_due":
+		return pastDueSince != nil && now.Before(pastDueSince.Add(c.PastDueGrace))
+	}
+	return false
 }
 
 // LimitsOf returns plan p's limits.
 func (c *Catalog) LimitsOf(p Plan) Limits { return c.Limits[p] }
 
-// Allowed is the plan that holds for subscription s at now and what it allows: its limits,
-// with the seats bound by the seats bought (the subscription's quantity) while that plan is
-// the one the subscription pays for. Per-seat prices sell seats; the plan's own seat limit
-// stays the ceiling.
+// Allowed is the plan that holds for subscription s at now and its limits. The subscription's
+// quantity is shown, not enforced: the plans' limits decide (per-seat selling would need a
+// checkout that sells the seats in use and a portal that changes them).
 func (c *Catalog) Allowed(s db.BillingSubscription, now time.Time) (Plan, Limits) {
 	p := c.Effective(s, now)
-	l := c.LimitsOf(p)
-	if p != Free && Plan(s.Plan) == p && s.Quantity != nil && *s.Quantity > 0 && *s.Quantity < l.Seats {
-		l.Seats = *s.Quantity
-	}
-	return p, l
+	return p, c.LimitsOf(p)
 }
 
 // Limit names.
@@ -231,7 +233,7 @@ func (c *Catalog) reserve(ctx context.Context, q *db.Queries, tenant uuid.UUID, 
 	}
 	if used+1 > allowed {
 		return problem.LimitReached(problem.Limit{Name: name, Usage: used, Allowed: allowed, Plan: string(plan)},
-			"The tenant's %s plan allows %d %s and it has %d; upgrade the plan (or buy more seats) or remove some first.", plan, allowed, name, used)
+			"The tenant's %s plan allows %d %s and it has %d; upgrade the plan or remove some first.", plan, allowed, name, used)
 	}
 	return nil
 }
