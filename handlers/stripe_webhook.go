@@ -120,7 +120,8 @@ func (h *StripeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The header is checked before the body is read: a request without a current signature
 	// costs no buffer.
 	header := r.Header.Get("Stripe-Signature")
-	if err := h.precheck(header, h.config.now()); err != nil {
+	// Real time, as stripe-go's own check uses (Now is the clock of plans).
+	if err := h.precheck(header, time.Now()); err != nil {
 		w.Header().Set("Connection", "close")
 		fail(err)
 		return
