@@ -251,7 +251,7 @@ func TestStripeWebhookRefusesBadSignatures(t *testing.T) {
 		{"malformed", func([]byte) string { return "t=abc,v1" }, "malformed"},
 		{"wrong secret", func(b []byte) string { return signWith(b, "whsec_someone_else", time.Now()) }, "matches no signing secret"},
 		{"stale timestamp", func(b []byte) string { return signWith(b, current, time.Now().Add(-301*time.Second)) }, "older than the tolerance"},
-		{"future timestamp", func(b []byte) string { return signWith(b, current, time.Now().Add(301*time.Second)) }, "ahead"},
+		{"future timestamp", func(b []byte) string { return signWith(b, current, time.Now().Add(400*time.Second)) }, "ahead"},
 		{"no v1 signature", func(b []byte) string { return fmt.Sprintf("t=%d,v0=abc", time.Now().Unix()) }, "malformed"},
 		{"header too long", func(b []byte) string { return signWith(b, current, time.Now()) + strings.Repeat(",v1=00", 700) }, "longer than"},
 		{"body changed after signing", func(b []byte) string {

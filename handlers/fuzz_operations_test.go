@@ -78,6 +78,7 @@ type fuzzOp struct {
 // throwaway each path parameter takes; it is made afresh for the one request.
 var fuzzThrowaway = map[string]map[string]string{
 	"deactivateUser":   {"id": "{tmp_user}"},
+	"deleteSSOConfig":  {},
 	"updateUser":       {"id": "{tmp_user}"},
 	"deleteTeam":       {"id": "{tmp_team}"},
 	"deleteTeamMember": {"id": "{team}", "user_id": "{tmp_member}"},

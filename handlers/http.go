@@ -55,6 +55,8 @@ type Config struct {
 	Files FilesConfig
 	// Billing configures plans, their limits and Stripe; its Catalog is required.
 	Billing BillingConfig
+	// SSO configures per-tenant OpenID Connect; without a Box its endpoints answer 503.
+	SSO SSOConfig
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -69,7 +71,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions,
-		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant), billing: cfg.Billing}
+		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant), billing: cfg.Billing, sso: cfg.SSO}
 	if cfg.Billing.Catalog == nil {
 		return nil, errors.New("handlers: Billing.Catalog is required")
 	}

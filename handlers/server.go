@@ -26,6 +26,7 @@ type Server struct {
 	files    FilesConfig
 	uploads  *files.Uploads
 	billing  BillingConfig
+	sso      SSOConfig
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

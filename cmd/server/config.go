@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +23,9 @@ import (
 	"github.com/tasker/tasker/internal/middleware"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/realtime"
+	"github.com/tasker/tasker/internal/secretbox"
 	"github.com/tasker/tasker/internal/session"
+	"github.com/tasker/tasker/internal/sso"
 	"github.com/tasker/tasker/internal/tokens"
 )
 
@@ -106,6 +109,8 @@ type config struct {
 	StripeWebhookTol     time.Duration `env:"STRIPE_WEBHOOK_TOLERANCE" envDefault:"300s" desc:"how old a webhook signature's timestamp may be"`
 	StripeWebhookMax     int64         `env:"STRIPE_WEBHOOK_MAX_BYTES" envDefault:"262144" max:"16777216" desc:"largest webhook body read (413 beyond)"`
 	StripePrices         string        `env:"STRIPE_PRICES" desc:"comma-separated price_id:plan pairs (plan pro or enterprise); the first price of a plan is what checkout sells, and a price not listed grants the free plan's limits"`
+	SSOEncryptionKey     string        `env:"SSO_ENCRYPTION_KEY" mask:"secret" desc:"base64 of 32 random bytes (openssl rand -base64 32) that seal the tenants' SSO client secrets (AES-256-GCM); empty turns the SSO endpoints off (503). Keep it: secrets sealed with a lost key must be entered again"`
+	SSOAllowInsecure     bool          `env:"SSO_ALLOW_INSECURE_ISSUERS" envDefault:"false" desc:"accept http issuers and issuers on loopback or private addresses (development, tests, a provider inside your network); otherwise https on public addresses only"`
 	BillingReturnURL     string        `env:"BILLING_RETURN_URL" envDefault:"http://localhost:8080/" desc:"page of your app Stripe sends the browser back to after checkout (with ?checkout=success or ?checkout=canceled) and the portal"`
 }
 
@@ -117,6 +122,21 @@ func (l *limits) UnmarshalText(text []byte) error {
 	v, err := billing.ParseLimits(string(text))
 	*l = limits(v)
 	return err
+}
+
+// sso is the SSO configuration: the box that seals client secrets (none without a key) and the
+// issuer policy.
+func (c config) sso() (handlers.SSOConfig, error) {
+	sc := handlers.SSOConfig{Policy: sso.Policy{AllowInsecure: c.SSOAllowInsecure}}
+	if c.SSOEncryptionKey == "" {
+		return sc, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(c.SSOEncryptionKey)
+	if err != nil || len(key) != secretbox.KeySize {
+		return sc, fmt.Errorf("SSO_ENCRYPTION_KEY: want the base64 of %d bytes (openssl rand -base64 32)", secretbox.KeySize)
+	}
+	sc.Box, err = secretbox.New(key)
+	return sc, err
 }
 
 // billing is the billing configuration: the catalog, Stripe's client and the webhook's settings.
@@ -222,6 +242,9 @@ func loadConfig(environ map[string]string) (config, error) {
 	if c.FileSweepGrace <= c.FileTransferTimeout {
 		errs = append(errs, fmt.Sprintf("FILE_SWEEP_GRACE=%s: want more than FILE_TRANSFER_TIMEOUT=%s, or the sweep could take the blob of an upload still running",
 			c.FileSweepGrace, c.FileTransferTimeout))
+	}
+	if _, err := c.sso(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if _, _, err := billing.ParsePrices(c.StripePrices); err != nil {
 		errs = append(errs, fmt.Sprintf("STRIPE_PRICES: %v", err))

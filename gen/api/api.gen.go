@@ -296,6 +296,27 @@ func (e ProjectStatus) Valid() bool {
 	}
 }
 
+// Defines values for SSORole.
+const (
+	SSORoleAdmin  SSORole = "admin"
+	SSORoleMember SSORole = "member"
+	SSORoleViewer SSORole = "viewer"
+)
+
+// Valid indicates whether the value is a known member of the SSORole enum.
+func (e SSORole) Valid() bool {
+	switch e {
+	case SSORoleAdmin:
+		return true
+	case SSORoleMember:
+		return true
+	case SSORoleViewer:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TaskStatus.
 const (
 	TaskStatusBacklog    TaskStatus = "backlog"
@@ -832,6 +853,46 @@ type RefreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
+// SSOConfig defines model for SSOConfig.
+type SSOConfig struct {
+	AllowedDomains []string `json:"allowed_domains"`
+	ClientId       string   `json:"client_id"`
+
+	// ClientSecretSet The secret itself is never returned.
+	ClientSecretSet bool      `json:"client_secret_set"`
+	CreatedAt       time.Time `json:"created_at"`
+
+	// DefaultRole The role of users provisioned by SSO; never owner.
+	DefaultRole SSORole `json:"default_role"`
+	Issuer      string  `json:"issuer"`
+
+	// PasswordLogin Whether people other than owners may still sign in with a password (owners always may).
+	PasswordLogin bool      `json:"password_login"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// SSOConfigPut defines model for SSOConfigPut.
+type SSOConfigPut struct {
+	// AllowedDomains Email domains whose verified addresses may sign in (lower-cased on the way in).
+	AllowedDomains []string `json:"allowed_domains"`
+	ClientId       string   `json:"client_id"`
+
+	// ClientSecret Required the first time; left out, the stored secret is kept.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// DefaultRole The role of users provisioned by SSO; never owner.
+	DefaultRole SSORole `json:"default_role"`
+
+	// Issuer The provider's issuer URL, exactly as its discovery document names it.
+	//
+	// Example: https://login.example.com/realms/acme
+	Issuer        string `json:"issuer"`
+	PasswordLogin *bool  `json:"password_login,omitempty"`
+}
+
+// SSORole The role of users provisioned by SSO; never owner.
+type SSORole string
+
 // Session defines model for Session.
 type Session struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -1325,6 +1386,9 @@ type UpdateProjectJSONRequestBody = ProjectUpdate
 // CreateTaskJSONRequestBody defines body for CreateTask for application/json ContentType.
 type CreateTaskJSONRequestBody = TaskCreate
 
+// PutSSOConfigJSONRequestBody defines body for PutSSOConfig for application/json ContentType.
+type PutSSOConfigJSONRequestBody = SSOConfigPut
+
 // UpdateTaskJSONRequestBody defines body for UpdateTask for application/json ContentType.
 type UpdateTaskJSONRequestBody = TaskUpdate
 
@@ -1783,6 +1847,50 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/projects/{id}/tasks (the `CreateTask` operationId).
 	CreateTask(ctx context.Context, id ID, params *CreateTaskParams, body CreateTaskJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSSOConfig Turn SSO off for the tenant
+	//
+	// Users provisioned by SSO stay; they sign in with a password once an admin gives them one. 404 when SSO is not configured.
+	//
+	// Corresponds with DELETE /v1/sso/config (the `DeleteSSOConfig` operationId).
+	DeleteSSOConfig(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSSOConfig The tenant's SSO configuration
+	//
+	// The client secret is never returned, only whether one is set. 404 when SSO is not configured.
+	//
+	// Corresponds with GET /v1/sso/config (the `GetSSOConfig` operationId).
+	GetSSOConfig(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutSSOConfigWithBody Configure the tenant's OpenID Connect provider
+	//
+	// Creates or replaces the configuration. The issuer's discovery document
+	// (`<issuer>/.well-known/openid-configuration`) is fetched first: an issuer that is
+	// unreachable, answers with something else, or names another issuer is refused with 422
+	// and the reason. Issuers must be https on a public address unless the server allows
+	// insecure issuers (SSO_ALLOW_INSECURE_ISSUERS, for development, tests and on-premise
+	// providers). The client secret is stored sealed (AES-256-GCM) and never returned or
+	// logged; leave it out to keep the stored one.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/sso/config (the `PutSSOConfig` operationId).
+	PutSSOConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutSSOConfig Configure the tenant's OpenID Connect provider
+	//
+	// Creates or replaces the configuration. The issuer's discovery document
+	// (`<issuer>/.well-known/openid-configuration`) is fetched first: an issuer that is
+	// unreachable, answers with something else, or names another issuer is refused with 422
+	// and the reason. Issuers must be https on a public address unless the server allows
+	// insecure issuers (SSO_ALLOW_INSECURE_ISSUERS, for development, tests and on-premise
+	// providers). The client secret is stored sealed (AES-256-GCM) and never returned or
+	// logged; leave it out to keep the stored one.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/sso/config (the `PutSSOConfig` operationId).
+	PutSSOConfig(ctx context.Context, body PutSSOConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTask Delete a task
 	//
@@ -2727,6 +2835,90 @@ func (c *Client) CreateTaskWithBody(ctx context.Context, id ID, params *CreateTa
 // Corresponds with POST /v1/projects/{id}/tasks (the `CreateTask` operationId).
 func (c *Client) CreateTask(ctx context.Context, id ID, params *CreateTaskParams, body CreateTaskJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateTaskRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSSOConfig Turn SSO off for the tenant
+//
+// Users provisioned by SSO stay; they sign in with a password once an admin gives them one. 404 when SSO is not configured.
+//
+// Corresponds with DELETE /v1/sso/config (the `DeleteSSOConfig` operationId).
+func (c *Client) DeleteSSOConfig(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSSOConfigRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSSOConfig The tenant's SSO configuration
+//
+// The client secret is never returned, only whether one is set. 404 when SSO is not configured.
+//
+// Corresponds with GET /v1/sso/config (the `GetSSOConfig` operationId).
+func (c *Client) GetSSOConfig(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSSOConfigRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutSSOConfigWithBody Configure the tenant's OpenID Connect provider
+//
+// Creates or replaces the configuration. The issuer's discovery document
+// (`<issuer>/.well-known/openid-configuration`) is fetched first: an issuer that is
+// unreachable, answers with something else, or names another issuer is refused with 422
+// and the reason. Issuers must be https on a public address unless the server allows
+// insecure issuers (SSO_ALLOW_INSECURE_ISSUERS, for development, tests and on-premise
+// providers). The client secret is stored sealed (AES-256-GCM) and never returned or
+// logged; leave it out to keep the stored one.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/sso/config (the `PutSSOConfig` operationId).
+func (c *Client) PutSSOConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutSSOConfigRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutSSOConfig Configure the tenant's OpenID Connect provider
+//
+// Creates or replaces the configuration. The issuer's discovery document
+// (`<issuer>/.well-known/openid-configuration`) is fetched first: an issuer that is
+// unreachable, answers with something else, or names another issuer is refused with 422
+// and the reason. Issuers must be https on a public address unless the server allows
+// insecure issuers (SSO_ALLOW_INSECURE_ISSUERS, for development, tests and on-premise
+// providers). The client secret is stored sealed (AES-256-GCM) and never returned or
+// logged; leave it out to keep the stored one.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/sso/config (the `PutSSOConfig` operationId).
+func (c *Client) PutSSOConfig(ctx context.Context, body PutSSOConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutSSOConfigRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4716,6 +4908,100 @@ func NewCreateTaskRequestWithBody(server string, id ID, params *CreateTaskParams
 	return req, nil
 }
 
+// NewDeleteSSOConfigRequest constructs an http.Request for the DeleteSSOConfig method
+func NewDeleteSSOConfigRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sso/config")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSSOConfigRequest constructs an http.Request for the GetSSOConfig method
+func NewGetSSOConfigRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sso/config")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutSSOConfigRequest calls the generic PutSSOConfig builder with application/json body
+func NewPutSSOConfigRequest(server string, body PutSSOConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutSSOConfigRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPutSSOConfigRequestWithBody constructs an http.Request for the PutSSOConfig method, with any body, and a specified content type
+func NewPutSSOConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sso/config")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewDeleteTaskRequest constructs an http.Request for the DeleteTask method
 func NewDeleteTaskRequest(server string, id TaskRef, params *DeleteTaskParams) (*http.Request, error) {
 	var err error
@@ -6024,6 +6310,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/projects/{id}/tasks (the `CreateTask` operationId).
 	CreateTaskWithResponse(ctx context.Context, id ID, params *CreateTaskParams, body CreateTaskJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTaskResponse, error)
+
+	// DeleteSSOConfigWithResponse Turn SSO off for the tenant
+	//
+	// Users provisioned by SSO stay; they sign in with a password once an admin gives them one. 404 when SSO is not configured.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/sso/config (the `DeleteSSOConfig` operationId).
+	DeleteSSOConfigWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteSSOConfigResponse, error)
+
+	// GetSSOConfigWithResponse The tenant's SSO configuration
+	//
+	// The client secret is never returned, only whether one is set. 404 when SSO is not configured.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/sso/config (the `GetSSOConfig` operationId).
+	GetSSOConfigWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSOConfigResponse, error)
+
+	// PutSSOConfigWithBodyWithResponse Configure the tenant's OpenID Connect provider
+	//
+	// Creates or replaces the configuration. The issuer's discovery document
+	// (`<issuer>/.well-known/openid-configuration`) is fetched first: an issuer that is
+	// unreachable, answers with something else, or names another issuer is refused with 422
+	// and the reason. Issuers must be https on a public address unless the server allows
+	// insecure issuers (SSO_ALLOW_INSECURE_ISSUERS, for development, tests and on-premise
+	// providers). The client secret is stored sealed (AES-256-GCM) and never returned or
+	// logged; leave it out to keep the stored one.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/sso/config (the `PutSSOConfig` operationId).
+	PutSSOConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutSSOConfigResponse, error)
+
+	// PutSSOConfigWithResponse Configure the tenant's OpenID Connect provider
+	//
+	// Creates or replaces the configuration. The issuer's discovery document
+	// (`<issuer>/.well-known/openid-configuration`) is fetched first: an issuer that is
+	// unreachable, answers with something else, or names another issuer is refused with 422
+	// and the reason. Issuers must be https on a public address unless the server allows
+	// insecure issuers (SSO_ALLOW_INSECURE_ISSUERS, for development, tests and on-premise
+	// providers). The client secret is stored sealed (AES-256-GCM) and never returned or
+	// logged; leave it out to keep the stored one.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/sso/config (the `PutSSOConfig` operationId).
+	PutSSOConfigWithResponse(ctx context.Context, body PutSSOConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*PutSSOConfigResponse, error)
 
 	// DeleteTaskWithResponse Delete a task
 	//
@@ -7699,6 +8033,143 @@ func (r CreateTaskResponse) ContentType() string {
 	return ""
 }
 
+type DeleteSSOConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteSSOConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSSOConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSSOConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSSOConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSSOConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSSOConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSOConfig
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSSOConfigResponse) GetJSON200() *SSOConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetSSOConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSSOConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSSOConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSSOConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSSOConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutSSOConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSOConfig
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutSSOConfigResponse) GetJSON200() *SSOConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PutSSOConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PutSSOConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutSSOConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutSSOConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutSSOConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type DeleteTaskResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9154,6 +9625,78 @@ func (c *ClientWithResponses) CreateTaskWithResponse(ctx context.Context, id ID,
 	return ParseCreateTaskResponse(rsp)
 }
 
+// DeleteSSOConfigWithResponse Turn SSO off for the tenant
+//
+// Users provisioned by SSO stay; they sign in with a password once an admin gives them one. 404 when SSO is not configured.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/sso/config (the `DeleteSSOConfig` operationId).
+func (c *ClientWithResponses) DeleteSSOConfigWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteSSOConfigResponse, error) {
+	rsp, err := c.DeleteSSOConfig(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSSOConfigResponse(rsp)
+}
+
+// GetSSOConfigWithResponse The tenant's SSO configuration
+//
+// The client secret is never returned, only whether one is set. 404 when SSO is not configured.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/sso/config (the `GetSSOConfig` operationId).
+func (c *ClientWithResponses) GetSSOConfigWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSOConfigResponse, error) {
+	rsp, err := c.GetSSOConfig(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSSOConfigResponse(rsp)
+}
+
+// PutSSOConfigWithBodyWithResponse Configure the tenant's OpenID Connect provider
+//
+// Creates or replaces the configuration. The issuer's discovery document
+// (`<issuer>/.well-known/openid-configuration`) is fetched first: an issuer that is
+// unreachable, answers with something else, or names another issuer is refused with 422
+// and the reason. Issuers must be https on a public address unless the server allows
+// insecure issuers (SSO_ALLOW_INSECURE_ISSUERS, for development, tests and on-premise
+// providers). The client secret is stored sealed (AES-256-GCM) and never returned or
+// logged; leave it out to keep the stored one.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/sso/config (the `PutSSOConfig` operationId).
+func (c *ClientWithResponses) PutSSOConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutSSOConfigResponse, error) {
+	rsp, err := c.PutSSOConfigWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutSSOConfigResponse(rsp)
+}
+
+// PutSSOConfigWithResponse Configure the tenant's OpenID Connect provider
+//
+// Creates or replaces the configuration. The issuer's discovery document
+// (`<issuer>/.well-known/openid-configuration`) is fetched first: an issuer that is
+// unreachable, answers with something else, or names another issuer is refused with 422
+// and the reason. Issuers must be https on a public address unless the server allows
+// insecure issuers (SSO_ALLOW_INSECURE_ISSUERS, for development, tests and on-premise
+// providers). The client secret is stored sealed (AES-256-GCM) and never returned or
+// logged; leave it out to keep the stored one.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/sso/config (the `PutSSOConfig` operationId).
+func (c *ClientWithResponses) PutSSOConfigWithResponse(ctx context.Context, body PutSSOConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*PutSSOConfigResponse, error) {
+	rsp, err := c.PutSSOConfig(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutSSOConfigResponse(rsp)
+}
+
 // DeleteTaskWithResponse Delete a task
 //
 // Its subtasks stay, without a parent. With If-Match, a stale ETag answers 412.
@@ -10557,6 +11100,101 @@ func ParseCreateTaskResponse(rsp *http.Response) (*CreateTaskResponse, error) {
 	return response, nil
 }
 
+// ParseDeleteSSOConfigResponse parses an HTTP response from a DeleteSSOConfigWithResponse call
+func ParseDeleteSSOConfigResponse(rsp *http.Response) (*DeleteSSOConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSSOConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSSOConfigResponse parses an HTTP response from a GetSSOConfigWithResponse call
+func ParseGetSSOConfigResponse(rsp *http.Response) (*GetSSOConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSSOConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSOConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePutSSOConfigResponse parses an HTTP response from a PutSSOConfigWithResponse call
+func ParsePutSSOConfigResponse(rsp *http.Response) (*PutSSOConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutSSOConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSOConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseDeleteTaskResponse parses an HTTP response from a DeleteTaskWithResponse call
 func ParseDeleteTaskResponse(rsp *http.Response) (*DeleteTaskResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11223,6 +11861,15 @@ type ServerInterface interface {
 	// CreateTask Create a task
 	// (POST /v1/projects/{id}/tasks)
 	CreateTask(w http.ResponseWriter, r *http.Request, id ID, params CreateTaskParams)
+	// DeleteSSOConfig Turn SSO off for the tenant
+	// (DELETE /v1/sso/config)
+	DeleteSSOConfig(w http.ResponseWriter, r *http.Request)
+	// GetSSOConfig The tenant's SSO configuration
+	// (GET /v1/sso/config)
+	GetSSOConfig(w http.ResponseWriter, r *http.Request)
+	// PutSSOConfig Configure the tenant's OpenID Connect provider
+	// (PUT /v1/sso/config)
+	PutSSOConfig(w http.ResponseWriter, r *http.Request)
 	// DeleteTask Delete a task
 	// (DELETE /v1/tasks/{id})
 	DeleteTask(w http.ResponseWriter, r *http.Request, id TaskRef, params DeleteTaskParams)
@@ -12419,6 +13066,48 @@ func (siw *ServerInterfaceWrapper) CreateTask(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// DeleteSSOConfig operation middleware
+func (siw *ServerInterfaceWrapper) DeleteSSOConfig(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteSSOConfig(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetSSOConfig operation middleware
+func (siw *ServerInterfaceWrapper) GetSSOConfig(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetSSOConfig(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PutSSOConfig operation middleware
+func (siw *ServerInterfaceWrapper) PutSSOConfig(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PutSSOConfig(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // DeleteTask operation middleware
 func (siw *ServerInterfaceWrapper) DeleteTask(w http.ResponseWriter, r *http.Request) {
 
@@ -13219,6 +13908,9 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/files/{id}/url", wrapper.GetFileURL)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/files/{id}/download", wrapper.DownloadSignedFile)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/tasks/{id}/files", wrapper.ListTaskFiles)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/sso/config", wrapper.DeleteSSOConfig)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sso/config", wrapper.GetSSOConfig)
+	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/v1/sso/config", wrapper.PutSSOConfig)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/billing/subscription", wrapper.GetBillingSubscription)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/billing/checkout", wrapper.CreateCheckoutSession)
@@ -14532,6 +15224,115 @@ func (response CreateTaskdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	return err
 }
 
+type DeleteSSOConfigRequestObject struct {
+}
+
+type DeleteSSOConfigResponseObject interface {
+	VisitDeleteSSOConfigResponse(w http.ResponseWriter) error
+}
+
+type DeleteSSOConfig204Response struct {
+}
+
+func (response DeleteSSOConfig204Response) VisitDeleteSSOConfigResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteSSOConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteSSOConfigdefaultApplicationProblemPlusJSONResponse) VisitDeleteSSOConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSSOConfigRequestObject struct {
+}
+
+type GetSSOConfigResponseObject interface {
+	VisitGetSSOConfigResponse(w http.ResponseWriter) error
+}
+
+type GetSSOConfig200JSONResponse SSOConfig
+
+func (response GetSSOConfig200JSONResponse) VisitGetSSOConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSSOConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetSSOConfigdefaultApplicationProblemPlusJSONResponse) VisitGetSSOConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutSSOConfigRequestObject struct {
+	Body *PutSSOConfigJSONRequestBody
+}
+
+type PutSSOConfigResponseObject interface {
+	VisitPutSSOConfigResponse(w http.ResponseWriter) error
+}
+
+type PutSSOConfig200JSONResponse SSOConfig
+
+func (response PutSSOConfig200JSONResponse) VisitPutSSOConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutSSOConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response PutSSOConfigdefaultApplicationProblemPlusJSONResponse) VisitPutSSOConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteTaskRequestObject struct {
 	Id     TaskRef `json:"id"`
 	Params DeleteTaskParams
@@ -15298,6 +16099,15 @@ type StrictServerInterface interface {
 	// CreateTask Create a task
 	// (POST /v1/projects/{id}/tasks)
 	CreateTask(ctx context.Context, request CreateTaskRequestObject) (CreateTaskResponseObject, error)
+	// DeleteSSOConfig Turn SSO off for the tenant
+	// (DELETE /v1/sso/config)
+	DeleteSSOConfig(ctx context.Context, request DeleteSSOConfigRequestObject) (DeleteSSOConfigResponseObject, error)
+	// GetSSOConfig The tenant's SSO configuration
+	// (GET /v1/sso/config)
+	GetSSOConfig(ctx context.Context, request GetSSOConfigRequestObject) (GetSSOConfigResponseObject, error)
+	// PutSSOConfig Configure the tenant's OpenID Connect provider
+	// (PUT /v1/sso/config)
+	PutSSOConfig(ctx context.Context, request PutSSOConfigRequestObject) (PutSSOConfigResponseObject, error)
 	// DeleteTask Delete a task
 	// (DELETE /v1/tasks/{id})
 	DeleteTask(ctx context.Context, request DeleteTaskRequestObject) (DeleteTaskResponseObject, error)
@@ -16243,6 +17053,85 @@ func (sh *strictHandler) CreateTask(w http.ResponseWriter, r *http.Request, id I
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(CreateTaskResponseObject); ok {
 		if err := validResponse.VisitCreateTaskResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteSSOConfig operation middleware
+func (sh *strictHandler) DeleteSSOConfig(w http.ResponseWriter, r *http.Request) {
+	var request DeleteSSOConfigRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteSSOConfig(ctx, request.(DeleteSSOConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteSSOConfig")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteSSOConfigResponseObject); ok {
+		if err := validResponse.VisitDeleteSSOConfigResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetSSOConfig operation middleware
+func (sh *strictHandler) GetSSOConfig(w http.ResponseWriter, r *http.Request) {
+	var request GetSSOConfigRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSSOConfig(ctx, request.(GetSSOConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSSOConfig")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetSSOConfigResponseObject); ok {
+		if err := validResponse.VisitGetSSOConfigResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// PutSSOConfig operation middleware
+func (sh *strictHandler) PutSSOConfig(w http.ResponseWriter, r *http.Request) {
+	var request PutSSOConfigRequestObject
+
+	var body PutSSOConfigJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PutSSOConfig(ctx, request.(PutSSOConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PutSSOConfig")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PutSSOConfigResponseObject); ok {
+		if err := validResponse.VisitPutSSOConfigResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -149,6 +149,18 @@ type Session struct {
 	Ip            string
 }
 
+type SsoConfig struct {
+	TenantID           uuid.UUID
+	Issuer             string
+	ClientID           string
+	ClientSecretSealed []byte
+	AllowedDomains     []string
+	DefaultRole        string
+	PasswordLogin      bool
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
 type StorageUsage struct {
 	TenantID uuid.UUID
 	Bytes    int64

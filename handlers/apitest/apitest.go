@@ -36,7 +36,9 @@ import (
 	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/realtime"
+	"github.com/tasker/tasker/internal/secretbox"
 	"github.com/tasker/tasker/internal/session"
+	"github.com/tasker/tasker/internal/sso"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/testdb"
 	"github.com/tasker/tasker/internal/tokens"
@@ -104,6 +106,9 @@ type Options struct {
 	Billing handlers.BillingConfig
 	// NoStripe leaves the server without a Stripe API key.
 	NoStripe bool
+	// SSO replaces the SSO settings; by default a Box with a fresh key, and insecure issuers
+	// allowed (the tests' providers run on loopback over http). A nil Box in it takes a fresh one.
+	SSO *handlers.SSOConfig
 	// AccessTokenTTL is the lifetime of the access tokens the server issues (15 minutes when
 	// zero), for tests of expiry and renewal.
 	AccessTokenTTL time.Duration
@@ -185,9 +190,19 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 		stripeAPI = NewStripeAPI(t)
 		bc.Stripe = stripeAPI.Client()
 	}
+	sc := handlers.SSOConfig{Policy: sso.Policy{AllowInsecure: true}}
+	if opts.SSO != nil {
+		sc = *opts.SSO
+	}
+	if sc.Box == nil {
+		key := make([]byte, secretbox.KeySize)
+		_, _ = rand.Read(key)
+		sc.Box, _ = secretbox.New(key)
+	}
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
 		Files:              fc,
 		Billing:            bc,
+		SSO:                sc,
 		Revocations:        revocations,
 		Realtime:           rtHandler,
 		DB:                 store,

@@ -58,3 +58,12 @@ func WriteTasks(p auth.Principal, isTeamMember bool) error {
 		return problem.New(problem.Forbidden, "Viewers cannot change tasks.")
 	}
 }
+
+// ManageTenant allows p to change what the tenant as a whole runs on (SSO, billing): admins
+// and owners, by the role the database holds now.
+func ManageTenant(p auth.Principal, what string) error {
+	if !p.Role.AtLeast(auth.Admin) {
+		return problem.New(problem.Forbidden, "Only admins manage %s.", what)
+	}
+	return nil
+}
