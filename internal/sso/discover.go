@@ -55,11 +55,13 @@ func (p Policy) Client() *http.Client {
 		timeout = 10 * time.Second
 	}
 	dialer := &net.Dialer{Timeout: timeout}
+	proxy := http.ProxyFromEnvironment
 	if !p.AllowInsecure {
-		dialer.Control = publicOnly
+		// No proxy either: a proxy would make the connection for us, past the address check.
+		dialer.Control, proxy = publicOnly, nil
 	}
 	transport := &http.Transport{
-		Proxy: http.ProxyFromEnvironment, DialContext: dialer.DialContext,
+		Proxy: proxy, DialContext: dialer.DialContext,
 		TLSHandshakeTimeout: timeout, ResponseHeaderTimeout: timeout, MaxResponseHeaderBytes: 64 << 10,
 	}
 	return &http.Client{Timeout: timeout, Transport: transport,
