@@ -13,6 +13,7 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
+	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/billing"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -190,8 +191,8 @@ func (s *Server) billingCustomer(ctx context.Context, p auth.Principal, sub db.B
 		return nil, stripeProblem(err)
 	}
 	return writeV(ctx, s, p, func(tx *tenancy.Tx, p auth.Principal) (*string, error) {
-		if !p.Role.AtLeast(auth.Admin) {
-			return nil, problem.New(problem.Forbidden, "Only admins manage billing.")
+		if err := authz.ManageTenant(p, "billing"); err != nil {
+			return nil, err
 		}
 		// Under the billing lock: of checkouts racing here, the first links its customer (the
 		// same one, by the idempotency key) and is the one audited; the others find it.
@@ -220,8 +221,8 @@ func (s *Server) billingAdmin(ctx context.Context, p auth.Principal) (db.Billing
 		if err != nil {
 			return db.BillingSubscription{}, err
 		}
-		if !cur.Role.AtLeast(auth.Admin) {
-			return db.BillingSubscription{}, problem.New(problem.Forbidden, "Only admins manage billing.")
+		if err := authz.ManageTenant(cur, "billing"); err != nil {
+			return db.BillingSubscription{}, err
 		}
 		sub, err := q.GetBillingSubscription(ctx)
 		if err != nil {

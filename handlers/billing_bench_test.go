@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,7 +61,7 @@ func benchWebhook(b *testing.B, clients int) {
 	run := func(template []byte) {
 		n := seq.Add(1)
 		body := bytes.Replace(template, []byte("evt_IDPLACEHOLDER"), []byte("evt_bench_"+uuid.NewString()), 1)
-		body = bytes.Replace(body, []byte("1111111111"), []byte(itoa(base+n)), 1)
+		body = bytes.Replace(body, []byte("1111111111"), []byte(strconv.FormatInt(base+n, 10)), 1)
 		sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: apitest.WebhookSecret})
 		req, _ := http.NewRequest(http.MethodPost, env.URL+"/webhooks/stripe", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
@@ -90,17 +91,4 @@ func benchWebhook(b *testing.B, clients int) {
 	}
 	b.ReportMetric(float64(seq.Load())/time.Since(start).Seconds(), "events/s")
 	b.ReportMetric(float64(counter.n.Load())/float64(seq.Load()), "roundtrips/op")
-}
-
-func itoa(n int64) string {
-	var buf [20]byte
-	i := len(buf)
-	for {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(buf[i:])
-		}
-	}
 }

@@ -165,17 +165,17 @@ func Read(ev *stripe.Event, now time.Time) (Event, error) {
 }
 
 // Parkable is e's envelope as it can be stored: an id, type or API version that is not a short
-// plain string (PlainID) is replaced, the id by one made of the body's hash, so that an event
+// plain string (plainID) is replaced, the id by one made of the body's hash, so that an event
 // however malformed is kept and counted.
 func Parkable(e Event, body []byte) Event {
-	if e.ID == "" || !PlainID(e.ID) {
+	if e.ID == "" || !plainID(e.ID) {
 		sum := sha256.Sum256(body)
 		e.ID = "unreadable_" + hex.EncodeToString(sum[:16])
 	}
-	if !PlainID(e.Type) {
+	if !plainID(e.Type) {
 		e.Type = "unreadable"
 	}
-	if !PlainID(e.APIVersion) || len(e.APIVersion) > 64 {
+	if !plainID(e.APIVersion) || len(e.APIVersion) > 64 {
 		e.APIVersion = "unreadable"
 	}
 	if e.Created.Unix() <= 0 || e.Created.Unix() > maxUnix {
@@ -184,10 +184,8 @@ func Parkable(e Event, body []byte) Event {
 	return e
 }
 
-// PlainID reports whether s is what Stripe's ids, types and versions are: short printable
+// plainID reports whether s is what Stripe's ids, types and versions are: short printable
 // ASCII (so it fits its column and any header or log line).
-func PlainID(s string) bool { return plainID(s) }
-
 func plainID(s string) bool {
 	if len(s) > 255 {
 		return false
