@@ -272,7 +272,7 @@ func rawResponseWriter(ctx context.Context) http.ResponseWriter {
 // withRawRequest is the strict middleware that provides rawRequest and rawResponseWriter.
 func withRawRequest(f api.StrictHandlerFunc, operationID string) api.StrictHandlerFunc {
 	switch operationID {
-	case "GetFileContent", "DownloadSignedFile", "GetFileURL", "UploadFile":
+	case "GetFileContent", "DownloadSignedFile", "GetFileURL", "UploadFile", "StartSSO":
 	default:
 		return f
 	}

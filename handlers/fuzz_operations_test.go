@@ -99,6 +99,8 @@ var fuzzShared = map[string]string{
 	"projects id":   "{project}",
 	"tasks id":      "{task}",
 	"files id":      "{file}",
+	// The SSO start takes the tenant's slug.
+	"auth tenant_slug": "{slug}",
 }
 
 // webSocketOperation tells an operation the server serves outside the strict server and the

@@ -20,8 +20,10 @@ import (
 	"github.com/tasker/tasker/internal/middleware"
 	"github.com/tasker/tasker/internal/password"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/ratelimit"
 	"github.com/tasker/tasker/internal/reqinfo"
 	"github.com/tasker/tasker/internal/session"
+	"github.com/tasker/tasker/internal/sso"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
 )
@@ -71,7 +73,9 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions,
-		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant), billing: cfg.Billing, sso: cfg.SSO}
+		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant), billing: cfg.Billing, sso: cfg.SSO.withDefaults()}
+	srv.ssoProviders = sso.NewProviders(srv.sso.Policy, 0)
+	srv.ssoStarts = ratelimit.New(float64(srv.sso.StartsPerMinute), srv.sso.StartsPerMinute)
 	if cfg.Billing.Catalog == nil {
 		return nil, errors.New("handlers: Billing.Catalog is required")
 	}

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers/apitest"
@@ -114,7 +117,8 @@ func TestCrossTenantMatrix(t *testing.T) {
 			continue
 		}
 		for _, op := range item.Operations() {
-			if webSocketOperation(op) {
+			// A tenant's slug is public, not an id: TestCrossTenantSSO covers its operation.
+			if webSocketOperation(op) || strings.Contains(path, "{tenant_slug}") {
 				continue
 			}
 			if _, ok := calls[op.OperationID]; !ok {
@@ -208,5 +212,85 @@ func TestCrossTenantMatrix(t *testing.T) {
 		if aIDs[id] {
 			t.Errorf("B's lists include A's %s", id)
 		}
+	}
+}
+
+// TestCrossTenantSSO tries every way tenant A's provider could sign someone into tenant B:
+// A's authorization code, A's ID token, a provider both tenants share, and A's one-time code
+// turned toward B. Each fails, and B gains no user.
+func TestCrossTenantSSO(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	a, b := newWorkspace(t, env), newWorkspace(t, env)
+	spA, spB := newSSOProvider(t), newSSOProvider(t)
+	configureSSO(t, env, a, spA, api.SSORoleAdmin, true)
+	configureSSO(t, env, b, spB, api.SSORoleViewer, true)
+	usersB := userCount(t, env, b)
+
+	// A's provider answers a sign-in that started at B: B redeems the code at its own
+	// provider, which never issued it.
+	br := newBrowser(t, env)
+	toB := br.next(br.startURL(b.Slug, apitest.SSOFrontend))
+	toA, _ := url.Parse(spA.AuthorizationEndpoint())
+	q := toB.Query()
+	q.Set("client_id", spA.ClientID)
+	toA.RawQuery = q.Encode()
+	spA.person("sub-mallory", "mallory@example.test", true)
+	if l := br.land(br.next(toA.String())); l.err != "code_invalid" {
+		t.Errorf("A's code in B's sign-in: %s", l.at)
+	}
+
+	// B's provider passes on an ID token that A's provider made (A's key, issuer and client).
+	spB.setTamper(func(c jwt.MapClaims) *mockoidc.Keypair {
+		c["iss"], c["aud"] = spA.Issuer(), spA.ClientID
+		return spA.Keypair
+	})
+	spB.person("sub-mallory", "mallory@example.test", true)
+	if l := newBrowser(t, env).signIn(b.Slug); l.err != "token_invalid" {
+		t.Errorf("A's ID token in B's sign-in: %s", l.at)
+	}
+	spB.setTamper(nil)
+
+	// One provider for both (a shared identity service such as Google's): A's person, linked
+	// in A, is a stranger to B, and B's domains decide.
+	configureSSO(t, env, b, spA, api.SSORoleViewer, true, "b-only.test")
+	spA.person("sub-alice", "alice@example.test", true)
+	la := newBrowser(t, env).signIn(a.Slug)
+	alice := me(t, env, exchange(t, env, la.code).AccessToken)
+	if alice.JSON200 == nil || alice.JSON200.Tenant.Id != a.Tenant.Id || alice.JSON200.Role != api.UserRoleAdmin {
+		t.Fatalf("alice in A: %s", alice.Body)
+	}
+	spA.person("sub-alice", "alice@example.test", true)
+	if l := newBrowser(t, env).signIn(b.Slug); l.err != "domain_not_allowed" {
+		t.Errorf("A's person at B with B's domains: %s", l.at)
+	}
+	// Even where B allows the domain, the person becomes B's own user, never A's.
+	configureSSO(t, env, b, spA, api.SSORoleViewer, true)
+	spA.person("sub-alice", "alice@example.test", true)
+	lb := newBrowser(t, env).signIn(b.Slug)
+	inB := me(t, env, exchange(t, env, lb.code).AccessToken)
+	if inB.JSON200 == nil || inB.JSON200.Tenant.Id != b.Tenant.Id || inB.JSON200.User.Id == alice.JSON200.User.Id || inB.JSON200.Role != api.UserRoleViewer {
+		t.Fatalf("alice in B: %s", inB.Body)
+	}
+	usersB++
+
+	// A's one-time code turned toward B (its tenant part rewritten) is refused.
+	spA.person("sub-alice", "alice@example.test", true)
+	la = newBrowser(t, env).signIn(a.Slug)
+	moved := "tkc_" + swapTenant(t, la.code[4:], b.Tenant.Id[:])
+	if r, _ := env.Client.ExchangeSSOCodeWithResponse(bg, api.SSOExchange{Code: moved}); r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("A's code toward B: %d", r.StatusCode())
+	}
+	// And A's state turned toward B is not B's state either.
+	br = newBrowser(t, env)
+	cb := br.toCallback(a.Slug)
+	cq := cb.Query()
+	cq.Set("state", "tks_"+swapTenant(t, cq.Get("state")[4:], b.Tenant.Id[:]))
+	cb.RawQuery = cq.Encode()
+	if l := br.land(cb); l.err != "state_invalid" {
+		t.Errorf("A's state toward B: %s", l.at)
+	}
+	if got := userCount(t, env, b); got != usersB {
+		t.Errorf("B has %d users, want %d", got, usersB)
 	}
 }

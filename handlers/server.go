@@ -11,7 +11,9 @@ import (
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/files"
 	"github.com/tasker/tasker/internal/password"
+	"github.com/tasker/tasker/internal/ratelimit"
 	"github.com/tasker/tasker/internal/session"
+	"github.com/tasker/tasker/internal/sso"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
 )
@@ -27,6 +29,9 @@ type Server struct {
 	uploads  *files.Uploads
 	billing  BillingConfig
 	sso      SSOConfig
+	// ssoProviders caches the tenants' discovered providers; ssoStarts limits sign-in starts per IP.
+	ssoProviders *sso.Providers
+	ssoStarts    *ratelimit.Limiter
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,6 +26,28 @@ type SSOConfig struct {
 	Box *secretbox.Box
 	// Policy says which issuers may be configured and how they are fetched.
 	Policy sso.Policy
+	// RedirectURIs are the frontend pages a sign-in may end on, compared exactly; the first
+	// also receives the failures whose own frontend is unknown. Empty turns sign-in off.
+	RedirectURIs []string
+	// StateTTL is how long a started sign-in may take (10 min when zero); CodeTTL is how long
+	// its one-time code lasts (60 s when zero).
+	StateTTL, CodeTTL time.Duration
+	// StartsPerMinute is the sign-ins one client IP may start a minute (60 when zero).
+	StartsPerMinute int
+}
+
+// withDefaults fills what was left zero.
+func (c SSOConfig) withDefaults() SSOConfig {
+	if c.StateTTL <= 0 {
+		c.StateTTL = 10 * time.Minute
+	}
+	if c.CodeTTL <= 0 {
+		c.CodeTTL = time.Minute
+	}
+	if c.StartsPerMinute <= 0 {
+		c.StartsPerMinute = 60
+	}
+	return c
 }
 
 const resourceSSO = "sso_config"

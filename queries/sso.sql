@@ -13,3 +13,52 @@ RETURNING *;
 
 -- name: DeleteSSOConfig :execrows
 DELETE FROM sso_configs;
+
+-- name: SSOPasswordLogin :one
+-- Whether people other than owners may sign in with a password; no row means SSO is off.
+SELECT password_login FROM sso_configs;
+
+-- name: CreateSSOState :exec
+INSERT INTO sso_states (tenant_id, id, secret_hash, browser_hash, nonce, code_verifier, issuer, client_id,
+                        callback_url, redirect_uri, app_state, expires_at)
+VALUES (sqlc.arg(tenant_id), sqlc.arg(id), sqlc.arg(secret_hash), sqlc.arg(browser_hash), sqlc.arg(nonce),
+        sqlc.arg(code_verifier), sqlc.arg(issuer), sqlc.arg(client_id), sqlc.arg(callback_url),
+        sqlc.arg(redirect_uri), sqlc.narg(app_state), sqlc.arg(expires_at));
+
+-- name: PruneSSOFlows :exec
+-- Expired states and codes of the tenant; kept a while past expiry so a replay is told apart.
+WITH s AS (DELETE FROM sso_states WHERE sso_states.expires_at < sqlc.arg(before)::timestamptz)
+DELETE FROM sso_codes WHERE sso_codes.expires_at < sqlc.arg(before)::timestamptz;
+
+-- name: GetSSOStateForUpdate :one
+SELECT * FROM sso_states WHERE id = sqlc.arg(id) FOR UPDATE;
+
+-- name: UseSSOState :exec
+UPDATE sso_states SET used_at = now() WHERE id = sqlc.arg(id);
+
+-- name: GetSSOIdentityUser :one
+SELECT sqlc.embed(users) FROM sso_identities i
+JOIN users ON users.tenant_id = i.tenant_id AND users.id = i.user_id
+WHERE i.issuer = sqlc.arg(issuer) AND i.subject = sqlc.arg(subject)
+FOR NO KEY UPDATE OF users;
+
+-- name: GetUserByEmailForUpdate :one
+SELECT * FROM users WHERE lower(email) = lower(sqlc.arg(email)) FOR NO KEY UPDATE;
+
+-- name: CreateSSOIdentity :exec
+INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email)
+VALUES (sqlc.arg(tenant_id), sqlc.arg(issuer), sqlc.arg(subject), sqlc.arg(user_id), sqlc.arg(email));
+
+-- name: TouchSSOIdentity :exec
+UPDATE sso_identities SET email = sqlc.arg(email), last_login_at = now()
+WHERE issuer = sqlc.arg(issuer) AND subject = sqlc.arg(subject);
+
+-- name: CreateSSOCode :exec
+INSERT INTO sso_codes (tenant_id, id, secret_hash, user_id, expires_at)
+VALUES (sqlc.arg(tenant_id), sqlc.arg(id), sqlc.arg(secret_hash), sqlc.arg(user_id), sqlc.arg(expires_at));
+
+-- name: GetSSOCodeForUpdate :one
+SELECT * FROM sso_codes WHERE id = sqlc.arg(id) FOR UPDATE;
+
+-- name: UseSSOCode :exec
+UPDATE sso_codes SET used_at = now(), session_id = sqlc.arg(session_id) WHERE id = sqlc.arg(id);

@@ -111,6 +111,9 @@ type config struct {
 	StripePrices         string        `env:"STRIPE_PRICES" desc:"comma-separated price_id:plan pairs (plan pro or enterprise); the first price of a plan is what checkout sells, and a price not listed grants the free plan's limits"`
 	SSOEncryptionKey     string        `env:"SSO_ENCRYPTION_KEY" mask:"secret" desc:"base64 of 32 random bytes (openssl rand -base64 32) that seal the tenants' SSO client secrets (AES-256-GCM); empty turns the SSO endpoints off (503). Keep it: secrets sealed with a lost key must be entered again"`
 	SSOAllowInsecure     bool          `env:"SSO_ALLOW_INSECURE_ISSUERS" envDefault:"false" desc:"accept http issuers and issuers on loopback or private addresses (development, tests, a provider inside your network); otherwise https on public addresses only"`
+	SSORedirectURIs      redirectURIs  `env:"SSO_REDIRECT_URIS" desc:"comma-separated exact URLs of your frontends' SSO pages (https://app.example.com/sso); a sign-in returns there with ?code= or ?error=, the first also gets errors whose frontend is unknown; empty turns SSO sign-in off"`
+	SSOStateTTL          time.Duration `env:"SSO_STATE_TTL" envDefault:"10m" desc:"how long an SSO sign-in may take at the provider"`
+	SSOCodeTTL           time.Duration `env:"SSO_CODE_TTL" envDefault:"60s" desc:"lifetime of the one-time code an SSO sign-in hands the frontend"`
 	BillingReturnURL     string        `env:"BILLING_RETURN_URL" envDefault:"http://localhost:8080/" desc:"page of your app Stripe sends the browser back to after checkout (with ?checkout=success or ?checkout=canceled) and the portal"`
 }
 
@@ -127,7 +130,8 @@ func (l *limits) UnmarshalText(text []byte) error {
 // sso is the SSO configuration: the box that seals client secrets (none without a key) and the
 // issuer policy.
 func (c config) sso() (handlers.SSOConfig, error) {
-	sc := handlers.SSOConfig{Policy: sso.Policy{AllowInsecure: c.SSOAllowInsecure}}
+	sc := handlers.SSOConfig{Policy: sso.Policy{AllowInsecure: c.SSOAllowInsecure}, RedirectURIs: c.SSORedirectURIs,
+		StateTTL: c.SSOStateTTL, CodeTTL: c.SSOCodeTTL}
 	if c.SSOEncryptionKey == "" {
 		return sc, nil
 	}
@@ -195,6 +199,16 @@ func (c config) realtime() realtime.Config {
 
 // origins are the exact origins (scheme://host[:port]) of CORS_ALLOWED_ORIGINS; none by default.
 type origins []string
+
+// redirectURIs are SSO_REDIRECT_URIS, checked by sso.ParseRedirectURIs.
+type redirectURIs []string
+
+// UnmarshalText checks each URI.
+func (r *redirectURIs) UnmarshalText(text []byte) error {
+	list, err := sso.ParseRedirectURIs(string(text))
+	*r = list
+	return err
+}
 
 // UnmarshalText checks each origin with middleware.ParseOrigins.
 func (o *origins) UnmarshalText(text []byte) error {

@@ -890,6 +890,12 @@ type SSOConfigPut struct {
 	PasswordLogin *bool  `json:"password_login,omitempty"`
 }
 
+// SSOExchange defines model for SSOExchange.
+type SSOExchange struct {
+	// Code The `code` the callback put on the frontend's redirect URI.
+	Code string `json:"code"`
+}
+
 // SSORole The role of users provisioned by SSO; never owner.
 type SSORole string
 
@@ -1210,6 +1216,28 @@ type ListSessionsParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CompleteSSOParams defines parameters for CompleteSSO.
+type CompleteSSOParams struct {
+	State *string `form:"state,omitempty" json:"state,omitempty"`
+	Code  *string `form:"code,omitempty" json:"code,omitempty"`
+
+	// Error The provider's error (access_denied when the person declined).
+	Error            *string `form:"error,omitempty" json:"error,omitempty"`
+	ErrorDescription *string `form:"error_description,omitempty" json:"error_description,omitempty"`
+
+	// TaskerSso The browser binding set by startSSO.
+	TaskerSso *string `form:"tasker_sso,omitempty" json:"tasker_sso,omitempty"`
+}
+
+// StartSSOParams defines parameters for StartSSO.
+type StartSSOParams struct {
+	// RedirectUri The frontend page that receives `?code=` (or `?error=`).
+	RedirectUri string `form:"redirect_uri" json:"redirect_uri"`
+
+	// State The frontend's own opaque value, returned to it unchanged on redirect_uri.
+	State *string `form:"state,omitempty" json:"state,omitempty"`
+}
+
 // GetFileContentParams defines parameters for GetFileContent.
 type GetFileContentParams struct {
 	// Range A byte range, RFC 9110 section 14.
@@ -1370,6 +1398,9 @@ type RefreshJSONRequestBody = RefreshRequest
 
 // SignupJSONRequestBody defines body for Signup for application/json ContentType.
 type SignupJSONRequestBody = SignupRequest
+
+// ExchangeSSOCodeJSONRequestBody defines body for ExchangeSSOCode for application/json ContentType.
+type ExchangeSSOCodeJSONRequestBody = SSOExchange
 
 // CreateCheckoutSessionJSONRequestBody defines body for CreateCheckoutSession for application/json ContentType.
 type CreateCheckoutSessionJSONRequestBody = CheckoutRequest
@@ -1655,6 +1686,65 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/auth/signup (the `Signup` operationId).
 	Signup(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteSSO Where the provider sends the browser back
+	//
+	// Register `<PUBLIC_URL>/v1/auth/sso/callback` as the redirect URI at the provider.
+	// The state must be one this server issued to this browser, unused and not expired. The
+	// code is redeemed with the PKCE verifier, and the ID token is verified with go-oidc
+	// (signature by the provider's JWKS, iss, aud, exp) and its nonce checked. The email must
+	// be verified and of an allowed domain. The person is found by (issuer, subject), else
+	// linked to the active or invited user with that email, else provisioned with the
+	// tenant's default role (a seat of the plan). A deactivated user stays out.
+	//
+	// The answer is a 302 to the frontend's redirect_uri with a one-time `?code=` (60
+	// seconds) for POST /v1/auth/sso/exchange, or with `?error=<code>`. Tokens never travel
+	// in a URL. A state that this server cannot read at all ends on the first allowed
+	// redirect URI.
+	//
+	// Corresponds with GET /v1/auth/sso/callback (the `CompleteSSO` operationId).
+	CompleteSSO(ctx context.Context, params *CompleteSSOParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExchangeSSOCodeWithBody Turn an SSO sign-in's one-time code into a token pair
+	//
+	// The code is single-use and lives 60 seconds. A used, expired or unknown code is 401
+	// `invalid_grant`; a code presented a second time also ends the session the first use
+	// opened (it may have been stolen). The session is audited as `auth.login` with method
+	// `sso`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/sso/exchange (the `ExchangeSSOCode` operationId).
+	ExchangeSSOCodeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExchangeSSOCode Turn an SSO sign-in's one-time code into a token pair
+	//
+	// The code is single-use and lives 60 seconds. A used, expired or unknown code is 401
+	// `invalid_grant`; a code presented a second time also ends the session the first use
+	// opened (it may have been stolen). The session is audited as `auth.login` with method
+	// `sso`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/sso/exchange (the `ExchangeSSOCode` operationId).
+	ExchangeSSOCode(ctx context.Context, body ExchangeSSOCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartSSO Start signing in with the tenant's SSO provider
+	//
+	// Open it in the browser (a link or a top-level navigation, not fetch). The answer is a
+	// 302 to the tenant's OpenID provider: the authorization-code flow with PKCE (S256), a
+	// state and a nonce bound to a single-use record that lives 10 minutes, and a cookie
+	// (`tasker_sso`, HttpOnly, SameSite=Lax, only sent to the callback) that binds the
+	// sign-in to this browser.
+	//
+	// `redirect_uri` must be exactly one of the server's allowed frontend URIs
+	// (SSO_REDIRECT_URIS), or the answer is 400 and no redirect happens. Once it is allowed,
+	// every failure, here or at the callback, ends on it with `?error=<code>` (and the
+	// frontend's own `state`, if it sent one); the codes are in the README ("SSO").
+	// An unknown tenant and a tenant without SSO both give `sso_unavailable`.
+	//
+	// Corresponds with GET /v1/auth/sso/{tenant_slug}/start (the `StartSSO` operationId).
+	StartSSO(ctx context.Context, tenantSlug string, params *StartSSOParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateCheckoutSessionWithBody Start a Stripe Checkout for a plan
 	//
@@ -2433,6 +2523,105 @@ func (c *Client) SignupWithBody(ctx context.Context, contentType string, body io
 // Corresponds with POST /v1/auth/signup (the `Signup` operationId).
 func (c *Client) Signup(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSignupRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteSSO Where the provider sends the browser back
+//
+// Register `<PUBLIC_URL>/v1/auth/sso/callback` as the redirect URI at the provider.
+// The state must be one this server issued to this browser, unused and not expired. The
+// code is redeemed with the PKCE verifier, and the ID token is verified with go-oidc
+// (signature by the provider's JWKS, iss, aud, exp) and its nonce checked. The email must
+// be verified and of an allowed domain. The person is found by (issuer, subject), else
+// linked to the active or invited user with that email, else provisioned with the
+// tenant's default role (a seat of the plan). A deactivated user stays out.
+//
+// The answer is a 302 to the frontend's redirect_uri with a one-time `?code=` (60
+// seconds) for POST /v1/auth/sso/exchange, or with `?error=<code>`. Tokens never travel
+// in a URL. A state that this server cannot read at all ends on the first allowed
+// redirect URI.
+//
+// Corresponds with GET /v1/auth/sso/callback (the `CompleteSSO` operationId).
+func (c *Client) CompleteSSO(ctx context.Context, params *CompleteSSOParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteSSORequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExchangeSSOCodeWithBody Turn an SSO sign-in's one-time code into a token pair
+//
+// The code is single-use and lives 60 seconds. A used, expired or unknown code is 401
+// `invalid_grant`; a code presented a second time also ends the session the first use
+// opened (it may have been stolen). The session is audited as `auth.login` with method
+// `sso`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/sso/exchange (the `ExchangeSSOCode` operationId).
+func (c *Client) ExchangeSSOCodeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangeSSOCodeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExchangeSSOCode Turn an SSO sign-in's one-time code into a token pair
+//
+// The code is single-use and lives 60 seconds. A used, expired or unknown code is 401
+// `invalid_grant`; a code presented a second time also ends the session the first use
+// opened (it may have been stolen). The session is audited as `auth.login` with method
+// `sso`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/sso/exchange (the `ExchangeSSOCode` operationId).
+func (c *Client) ExchangeSSOCode(ctx context.Context, body ExchangeSSOCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangeSSOCodeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StartSSO Start signing in with the tenant's SSO provider
+//
+// Open it in the browser (a link or a top-level navigation, not fetch). The answer is a
+// 302 to the tenant's OpenID provider: the authorization-code flow with PKCE (S256), a
+// state and a nonce bound to a single-use record that lives 10 minutes, and a cookie
+// (`tasker_sso`, HttpOnly, SameSite=Lax, only sent to the callback) that binds the
+// sign-in to this browser.
+//
+// `redirect_uri` must be exactly one of the server's allowed frontend URIs
+// (SSO_REDIRECT_URIS), or the answer is 400 and no redirect happens. Once it is allowed,
+// every failure, here or at the callback, ends on it with `?error=<code>` (and the
+// frontend's own `state`, if it sent one); the codes are in the README ("SSO").
+// An unknown tenant and a tenant without SSO both give `sso_unavailable`.
+//
+// Corresponds with GET /v1/auth/sso/{tenant_slug}/start (the `StartSSO` operationId).
+func (c *Client) StartSSO(ctx context.Context, tenantSlug string, params *StartSSOParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartSSORequest(c.Server, tenantSlug, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3953,6 +4142,222 @@ func NewSignupRequestWithBody(server string, contentType string, body io.Reader)
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCompleteSSORequest constructs an http.Request for the CompleteSSO method
+func NewCompleteSSORequest(server string, params *CompleteSSOParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/sso/callback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Error != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error", *params.Error, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ErrorDescription != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "error_description", *params.ErrorDescription, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.TaskerSso != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "tasker_sso", *params.TaskerSso, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "tasker_sso",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
+	return req, nil
+}
+
+// NewExchangeSSOCodeRequest calls the generic ExchangeSSOCode builder with application/json body
+func NewExchangeSSOCodeRequest(server string, body ExchangeSSOCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewExchangeSSOCodeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewExchangeSSOCodeRequestWithBody constructs an http.Request for the ExchangeSSOCode method, with any body, and a specified content type
+func NewExchangeSSOCodeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/sso/exchange")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStartSSORequest constructs an http.Request for the StartSSO method
+func NewStartSSORequest(server string, tenantSlug string, params *StartSSOParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_slug", tenantSlug, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/sso/%s/start", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "redirect_uri", params.RedirectUri, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -6095,6 +6500,69 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/auth/signup (the `Signup` operationId).
 	SignupWithResponse(ctx context.Context, body SignupJSONRequestBody, reqEditors ...RequestEditorFn) (*SignupResponse, error)
 
+	// CompleteSSOWithResponse Where the provider sends the browser back
+	//
+	// Register `<PUBLIC_URL>/v1/auth/sso/callback` as the redirect URI at the provider.
+	// The state must be one this server issued to this browser, unused and not expired. The
+	// code is redeemed with the PKCE verifier, and the ID token is verified with go-oidc
+	// (signature by the provider's JWKS, iss, aud, exp) and its nonce checked. The email must
+	// be verified and of an allowed domain. The person is found by (issuer, subject), else
+	// linked to the active or invited user with that email, else provisioned with the
+	// tenant's default role (a seat of the plan). A deactivated user stays out.
+	//
+	// The answer is a 302 to the frontend's redirect_uri with a one-time `?code=` (60
+	// seconds) for POST /v1/auth/sso/exchange, or with `?error=<code>`. Tokens never travel
+	// in a URL. A state that this server cannot read at all ends on the first allowed
+	// redirect URI.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/auth/sso/callback (the `CompleteSSO` operationId).
+	CompleteSSOWithResponse(ctx context.Context, params *CompleteSSOParams, reqEditors ...RequestEditorFn) (*CompleteSSOResponse, error)
+
+	// ExchangeSSOCodeWithBodyWithResponse Turn an SSO sign-in's one-time code into a token pair
+	//
+	// The code is single-use and lives 60 seconds. A used, expired or unknown code is 401
+	// `invalid_grant`; a code presented a second time also ends the session the first use
+	// opened (it may have been stolen). The session is audited as `auth.login` with method
+	// `sso`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/sso/exchange (the `ExchangeSSOCode` operationId).
+	ExchangeSSOCodeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangeSSOCodeResponse, error)
+
+	// ExchangeSSOCodeWithResponse Turn an SSO sign-in's one-time code into a token pair
+	//
+	// The code is single-use and lives 60 seconds. A used, expired or unknown code is 401
+	// `invalid_grant`; a code presented a second time also ends the session the first use
+	// opened (it may have been stolen). The session is audited as `auth.login` with method
+	// `sso`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/sso/exchange (the `ExchangeSSOCode` operationId).
+	ExchangeSSOCodeWithResponse(ctx context.Context, body ExchangeSSOCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangeSSOCodeResponse, error)
+
+	// StartSSOWithResponse Start signing in with the tenant's SSO provider
+	//
+	// Open it in the browser (a link or a top-level navigation, not fetch). The answer is a
+	// 302 to the tenant's OpenID provider: the authorization-code flow with PKCE (S256), a
+	// state and a nonce bound to a single-use record that lives 10 minutes, and a cookie
+	// (`tasker_sso`, HttpOnly, SameSite=Lax, only sent to the callback) that binds the
+	// sign-in to this browser.
+	//
+	// `redirect_uri` must be exactly one of the server's allowed frontend URIs
+	// (SSO_REDIRECT_URIS), or the answer is 400 and no redirect happens. Once it is allowed,
+	// every failure, here or at the callback, ends on it with `?error=<code>` (and the
+	// frontend's own `state`, if it sent one); the codes are in the README ("SSO").
+	// An unknown tenant and a tenant without SSO both give `sso_unavailable`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/auth/sso/{tenant_slug}/start (the `StartSSO` operationId).
+	StartSSOWithResponse(ctx context.Context, tenantSlug string, params *StartSSOParams, reqEditors ...RequestEditorFn) (*StartSSOResponse, error)
+
 	// CreateCheckoutSessionWithBodyWithResponse Start a Stripe Checkout for a plan
 	//
 	// Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
@@ -7202,6 +7670,154 @@ func (r SignupResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SignupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CompleteSSOResponse302Headers the declared response headers of an HTTP 302 response for CompleteSSO
+type CompleteSSOResponse302Headers struct {
+	CacheControl *string
+	Location     string
+	SetCookie    *string
+}
+
+type CompleteSSOResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *CompleteSSOResponse302Headers
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CompleteSSOResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CompleteSSOResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CompleteSSOResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CompleteSSOResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CompleteSSOResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ExchangeSSOCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenPair
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ExchangeSSOCodeResponse) GetJSON200() *TokenPair {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ExchangeSSOCodeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ExchangeSSOCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExchangeSSOCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExchangeSSOCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExchangeSSOCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StartSSOResponse302Headers the declared response headers of an HTTP 302 response for StartSSO
+type StartSSOResponse302Headers struct {
+	CacheControl *string
+	Location     string
+	SetCookie    *string
+}
+
+type StartSSOResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *StartSSOResponse302Headers
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StartSSOResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StartSSOResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StartSSOResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartSSOResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartSSOResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9283,6 +9899,93 @@ func (c *ClientWithResponses) SignupWithResponse(ctx context.Context, body Signu
 	return ParseSignupResponse(rsp)
 }
 
+// CompleteSSOWithResponse Where the provider sends the browser back
+//
+// Register `<PUBLIC_URL>/v1/auth/sso/callback` as the redirect URI at the provider.
+// The state must be one this server issued to this browser, unused and not expired. The
+// code is redeemed with the PKCE verifier, and the ID token is verified with go-oidc
+// (signature by the provider's JWKS, iss, aud, exp) and its nonce checked. The email must
+// be verified and of an allowed domain. The person is found by (issuer, subject), else
+// linked to the active or invited user with that email, else provisioned with the
+// tenant's default role (a seat of the plan). A deactivated user stays out.
+//
+// The answer is a 302 to the frontend's redirect_uri with a one-time `?code=` (60
+// seconds) for POST /v1/auth/sso/exchange, or with `?error=<code>`. Tokens never travel
+// in a URL. A state that this server cannot read at all ends on the first allowed
+// redirect URI.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/auth/sso/callback (the `CompleteSSO` operationId).
+func (c *ClientWithResponses) CompleteSSOWithResponse(ctx context.Context, params *CompleteSSOParams, reqEditors ...RequestEditorFn) (*CompleteSSOResponse, error) {
+	rsp, err := c.CompleteSSO(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteSSOResponse(rsp)
+}
+
+// ExchangeSSOCodeWithBodyWithResponse Turn an SSO sign-in's one-time code into a token pair
+//
+// The code is single-use and lives 60 seconds. A used, expired or unknown code is 401
+// `invalid_grant`; a code presented a second time also ends the session the first use
+// opened (it may have been stolen). The session is audited as `auth.login` with method
+// `sso`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/sso/exchange (the `ExchangeSSOCode` operationId).
+func (c *ClientWithResponses) ExchangeSSOCodeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangeSSOCodeResponse, error) {
+	rsp, err := c.ExchangeSSOCodeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangeSSOCodeResponse(rsp)
+}
+
+// ExchangeSSOCodeWithResponse Turn an SSO sign-in's one-time code into a token pair
+//
+// The code is single-use and lives 60 seconds. A used, expired or unknown code is 401
+// `invalid_grant`; a code presented a second time also ends the session the first use
+// opened (it may have been stolen). The session is audited as `auth.login` with method
+// `sso`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/sso/exchange (the `ExchangeSSOCode` operationId).
+func (c *ClientWithResponses) ExchangeSSOCodeWithResponse(ctx context.Context, body ExchangeSSOCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangeSSOCodeResponse, error) {
+	rsp, err := c.ExchangeSSOCode(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangeSSOCodeResponse(rsp)
+}
+
+// StartSSOWithResponse Start signing in with the tenant's SSO provider
+//
+// Open it in the browser (a link or a top-level navigation, not fetch). The answer is a
+// 302 to the tenant's OpenID provider: the authorization-code flow with PKCE (S256), a
+// state and a nonce bound to a single-use record that lives 10 minutes, and a cookie
+// (`tasker_sso`, HttpOnly, SameSite=Lax, only sent to the callback) that binds the
+// sign-in to this browser.
+//
+// `redirect_uri` must be exactly one of the server's allowed frontend URIs
+// (SSO_REDIRECT_URIS), or the answer is 400 and no redirect happens. Once it is allowed,
+// every failure, here or at the callback, ends on it with `?error=<code>` (and the
+// frontend's own `state`, if it sent one); the codes are in the README ("SSO").
+// An unknown tenant and a tenant without SSO both give `sso_unavailable`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/auth/sso/{tenant_slug}/start (the `StartSSO` operationId).
+func (c *ClientWithResponses) StartSSOWithResponse(ctx context.Context, tenantSlug string, params *StartSSOParams, reqEditors ...RequestEditorFn) (*StartSSOResponse, error) {
+	rsp, err := c.StartSSO(ctx, tenantSlug, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartSSOResponse(rsp)
+}
+
 // CreateCheckoutSessionWithBodyWithResponse Start a Stripe Checkout for a plan
 //
 // Returns the URL of a Stripe Checkout session that subscribes the tenant to the plan.
@@ -10477,6 +11180,151 @@ func ParseSignupResponse(rsp *http.Response) (*SignupResponse, error) {
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseCompleteSSOResponse parses an HTTP response from a CompleteSSOWithResponse call
+func ParseCompleteSSOResponse(rsp *http.Response) (*CompleteSSOResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CompleteSSOResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		var headers CompleteSSOResponse302Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers302 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExchangeSSOCodeResponse parses an HTTP response from a ExchangeSSOCodeWithResponse call
+func ParseExchangeSSOCodeResponse(rsp *http.Response) (*ExchangeSSOCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExchangeSSOCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenPair
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStartSSOResponse parses an HTTP response from a StartSSOWithResponse call
+func ParseStartSSOResponse(rsp *http.Response) (*StartSSOResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartSSOResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		var headers StartSSOResponse302Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers302 = &headers
 	}
 
 	return response, nil
@@ -11810,6 +12658,15 @@ type ServerInterface interface {
 	// Signup Create a tenant and its owner
 	// (POST /v1/auth/signup)
 	Signup(w http.ResponseWriter, r *http.Request)
+	// CompleteSSO Where the provider sends the browser back
+	// (GET /v1/auth/sso/callback)
+	CompleteSSO(w http.ResponseWriter, r *http.Request, params CompleteSSOParams)
+	// ExchangeSSOCode Turn an SSO sign-in's one-time code into a token pair
+	// (POST /v1/auth/sso/exchange)
+	ExchangeSSOCode(w http.ResponseWriter, r *http.Request)
+	// StartSSO Start signing in with the tenant's SSO provider
+	// (GET /v1/auth/sso/{tenant_slug}/start)
+	StartSSO(w http.ResponseWriter, r *http.Request, tenantSlug string, params StartSSOParams)
 	// CreateCheckoutSession Start a Stripe Checkout for a plan
 	// (POST /v1/billing/checkout)
 	CreateCheckoutSession(w http.ResponseWriter, r *http.Request)
@@ -12278,6 +13135,162 @@ func (siw *ServerInterfaceWrapper) Signup(w http.ResponseWriter, r *http.Request
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Signup(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CompleteSSO operation middleware
+func (siw *ServerInterfaceWrapper) CompleteSSO(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CompleteSSOParams
+
+	// ------------- Optional query parameter "state" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "state", r.URL.Query(), &params.State, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "state"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "state", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "code" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "code", r.URL.Query(), &params.Code, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "code"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "code", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "error" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "error", r.URL.Query(), &params.Error, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "error"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "error", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "error_description" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "error_description", r.URL.Query(), &params.ErrorDescription, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "error_description"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "error_description", Err: err})
+		}
+		return
+	}
+
+	{
+		var cookie *http.Cookie
+
+		if cookie, err = r.Cookie("tasker_sso"); err == nil {
+			var value string
+			err = runtime.BindStyledParameterWithOptions("simple", "tasker_sso", cookie.Value, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+			if err != nil {
+				siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tasker_sso", Err: err})
+				return
+			}
+			params.TaskerSso = &value
+
+		}
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CompleteSSO(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ExchangeSSOCode operation middleware
+func (siw *ServerInterfaceWrapper) ExchangeSSOCode(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ExchangeSSOCode(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StartSSO operation middleware
+func (siw *ServerInterfaceWrapper) StartSSO(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_slug" -------------
+	var tenantSlug string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_slug", r.PathValue("tenant_slug"), &tenantSlug, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_slug", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StartSSOParams
+
+	// ------------- Required query parameter "redirect_uri" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "redirect_uri", r.URL.Query(), &params.RedirectUri, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "redirect_uri"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "redirect_uri", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "state" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "state", r.URL.Query(), &params.State, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "state"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "state", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StartSSO(w, r, tenantSlug, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -13911,6 +14924,9 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/sso/config", wrapper.DeleteSSOConfig)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/sso/config", wrapper.GetSSOConfig)
 	m.HandleFunc(http.MethodPut+" "+options.BaseURL+"/v1/sso/config", wrapper.PutSSOConfig)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/auth/sso/{tenant_slug}/start", wrapper.StartSSO)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/auth/sso/callback", wrapper.CompleteSSO)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/auth/sso/exchange", wrapper.ExchangeSSOCode)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/billing/subscription", wrapper.GetBillingSubscription)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/billing/checkout", wrapper.CreateCheckoutSession)
@@ -14435,6 +15451,140 @@ type SignupdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response SignupdefaultApplicationProblemPlusJSONResponse) VisitSignupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteSSORequestObject struct {
+	Params CompleteSSOParams
+}
+
+type CompleteSSOResponseObject interface {
+	VisitCompleteSSOResponse(w http.ResponseWriter) error
+}
+
+type CompleteSSO302ResponseHeaders struct {
+	CacheControl *string
+	Location     string
+	SetCookie    *string
+}
+
+type CompleteSSO302Response struct {
+	Headers CompleteSSO302ResponseHeaders
+}
+
+func (response CompleteSSO302Response) VisitCompleteSSOResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(302)
+	return nil
+}
+
+type CompleteSSOdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CompleteSSOdefaultApplicationProblemPlusJSONResponse) VisitCompleteSSOResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeSSOCodeRequestObject struct {
+	Body *ExchangeSSOCodeJSONRequestBody
+}
+
+type ExchangeSSOCodeResponseObject interface {
+	VisitExchangeSSOCodeResponse(w http.ResponseWriter) error
+}
+
+type ExchangeSSOCode200JSONResponse TokenPair
+
+func (response ExchangeSSOCode200JSONResponse) VisitExchangeSSOCodeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeSSOCodedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ExchangeSSOCodedefaultApplicationProblemPlusJSONResponse) VisitExchangeSSOCodeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartSSORequestObject struct {
+	TenantSlug string `json:"tenant_slug"`
+	Params     StartSSOParams
+}
+
+type StartSSOResponseObject interface {
+	VisitStartSSOResponse(w http.ResponseWriter) error
+}
+
+type StartSSO302ResponseHeaders struct {
+	CacheControl *string
+	Location     string
+	SetCookie    *string
+}
+
+type StartSSO302Response struct {
+	Headers StartSSO302ResponseHeaders
+}
+
+func (response StartSSO302Response) VisitStartSSOResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(302)
+	return nil
+}
+
+type StartSSOdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response StartSSOdefaultApplicationProblemPlusJSONResponse) VisitStartSSOResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -16048,6 +17198,15 @@ type StrictServerInterface interface {
 	// Signup Create a tenant and its owner
 	// (POST /v1/auth/signup)
 	Signup(ctx context.Context, request SignupRequestObject) (SignupResponseObject, error)
+	// CompleteSSO Where the provider sends the browser back
+	// (GET /v1/auth/sso/callback)
+	CompleteSSO(ctx context.Context, request CompleteSSORequestObject) (CompleteSSOResponseObject, error)
+	// ExchangeSSOCode Turn an SSO sign-in's one-time code into a token pair
+	// (POST /v1/auth/sso/exchange)
+	ExchangeSSOCode(ctx context.Context, request ExchangeSSOCodeRequestObject) (ExchangeSSOCodeResponseObject, error)
+	// StartSSO Start signing in with the tenant's SSO provider
+	// (GET /v1/auth/sso/{tenant_slug}/start)
+	StartSSO(ctx context.Context, request StartSSORequestObject) (StartSSOResponseObject, error)
 	// CreateCheckoutSession Start a Stripe Checkout for a plan
 	// (POST /v1/billing/checkout)
 	CreateCheckoutSession(ctx context.Context, request CreateCheckoutSessionRequestObject) (CreateCheckoutSessionResponseObject, error)
@@ -16581,6 +17740,90 @@ func (sh *strictHandler) Signup(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SignupResponseObject); ok {
 		if err := validResponse.VisitSignupResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CompleteSSO operation middleware
+func (sh *strictHandler) CompleteSSO(w http.ResponseWriter, r *http.Request, params CompleteSSOParams) {
+	var request CompleteSSORequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CompleteSSO(ctx, request.(CompleteSSORequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CompleteSSO")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CompleteSSOResponseObject); ok {
+		if err := validResponse.VisitCompleteSSOResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ExchangeSSOCode operation middleware
+func (sh *strictHandler) ExchangeSSOCode(w http.ResponseWriter, r *http.Request) {
+	var request ExchangeSSOCodeRequestObject
+
+	var body ExchangeSSOCodeJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ExchangeSSOCode(ctx, request.(ExchangeSSOCodeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExchangeSSOCode")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ExchangeSSOCodeResponseObject); ok {
+		if err := validResponse.VisitExchangeSSOCodeResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// StartSSO operation middleware
+func (sh *strictHandler) StartSSO(w http.ResponseWriter, r *http.Request, tenantSlug string, params StartSSOParams) {
+	var request StartSSORequestObject
+
+	request.TenantSlug = tenantSlug
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.StartSSO(ctx, request.(StartSSORequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StartSSO")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(StartSSOResponseObject); ok {
+		if err := validResponse.VisitStartSSOResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -149,6 +149,17 @@ type Session struct {
 	Ip            string
 }
 
+type SsoCode struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	SecretHash []byte
+	UserID     uuid.UUID
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	UsedAt     *time.Time
+	SessionID  *uuid.UUID
+}
+
 type SsoConfig struct {
 	TenantID           uuid.UUID
 	Issuer             string
@@ -159,6 +170,33 @@ type SsoConfig struct {
 	PasswordLogin      bool
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
+}
+
+type SsoIdentity struct {
+	TenantID    uuid.UUID
+	Issuer      string
+	Subject     string
+	UserID      uuid.UUID
+	Email       string
+	CreatedAt   time.Time
+	LastLoginAt time.Time
+}
+
+type SsoState struct {
+	TenantID     uuid.UUID
+	ID           uuid.UUID
+	SecretHash   []byte
+	BrowserHash  []byte
+	Nonce        string
+	CodeVerifier string
+	Issuer       string
+	ClientID     string
+	CallbackUrl  string
+	RedirectUri  string
+	AppState     *string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	UsedAt       *time.Time
 }
 
 type StorageUsage struct {

@@ -7,9 +7,99 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
+
+const createSSOCode = `-- name: CreateSSOCode :exec
+INSERT INTO sso_codes (tenant_id, id, secret_hash, user_id, expires_at)
+VALUES ($1, $2, $3, $4, $5)
+`
+
+type CreateSSOCodeParams struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	SecretHash []byte
+	UserID     uuid.UUID
+	ExpiresAt  time.Time
+}
+
+func (q *Queries) CreateSSOCode(ctx context.Context, arg CreateSSOCodeParams) error {
+	_, err := q.db.Exec(ctx, createSSOCode,
+		arg.TenantID,
+		arg.ID,
+		arg.SecretHash,
+		arg.UserID,
+		arg.ExpiresAt,
+	)
+	return err
+}
+
+const createSSOIdentity = `-- name: CreateSSOIdentity :exec
+INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email)
+VALUES ($1, $2, $3, $4, $5)
+`
+
+type CreateSSOIdentityParams struct {
+	TenantID uuid.UUID
+	Issuer   string
+	Subject  string
+	UserID   uuid.UUID
+	Email    string
+}
+
+func (q *Queries) CreateSSOIdentity(ctx context.Context, arg CreateSSOIdentityParams) error {
+	_, err := q.db.Exec(ctx, createSSOIdentity,
+		arg.TenantID,
+		arg.Issuer,
+		arg.Subject,
+		arg.UserID,
+		arg.Email,
+	)
+	return err
+}
+
+const createSSOState = `-- name: CreateSSOState :exec
+INSERT INTO sso_states (tenant_id, id, secret_hash, browser_hash, nonce, code_verifier, issuer, client_id,
+                        callback_url, redirect_uri, app_state, expires_at)
+VALUES ($1, $2, $3, $4, $5,
+        $6, $7, $8, $9,
+        $10, $11, $12)
+`
+
+type CreateSSOStateParams struct {
+	TenantID     uuid.UUID
+	ID           uuid.UUID
+	SecretHash   []byte
+	BrowserHash  []byte
+	Nonce        string
+	CodeVerifier string
+	Issuer       string
+	ClientID     string
+	CallbackUrl  string
+	RedirectUri  string
+	AppState     *string
+	ExpiresAt    time.Time
+}
+
+func (q *Queries) CreateSSOState(ctx context.Context, arg CreateSSOStateParams) error {
+	_, err := q.db.Exec(ctx, createSSOState,
+		arg.TenantID,
+		arg.ID,
+		arg.SecretHash,
+		arg.BrowserHash,
+		arg.Nonce,
+		arg.CodeVerifier,
+		arg.Issuer,
+		arg.ClientID,
+		arg.CallbackUrl,
+		arg.RedirectUri,
+		arg.AppState,
+		arg.ExpiresAt,
+	)
+	return err
+}
 
 const deleteSSOConfig = `-- name: DeleteSSOConfig :execrows
 DELETE FROM sso_configs
@@ -21,6 +111,26 @@ func (q *Queries) DeleteSSOConfig(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const getSSOCodeForUpdate = `-- name: GetSSOCodeForUpdate :one
+SELECT tenant_id, id, secret_hash, user_id, created_at, expires_at, used_at, session_id FROM sso_codes WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) GetSSOCodeForUpdate(ctx context.Context, id uuid.UUID) (SsoCode, error) {
+	row := q.db.QueryRow(ctx, getSSOCodeForUpdate, id)
+	var i SsoCode
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.SecretHash,
+		&i.UserID,
+		&i.CreatedAt,
+		&i.ExpiresAt,
+		&i.UsedAt,
+		&i.SessionID,
+	)
+	return i, err
 }
 
 const getSSOConfig = `-- name: GetSSOConfig :one
@@ -42,6 +152,97 @@ func (q *Queries) GetSSOConfig(ctx context.Context) (SsoConfig, error) {
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const getSSOIdentityUser = `-- name: GetSSOIdentityUser :one
+SELECT users.tenant_id, users.id, users.email, users.name, users.role, users.status, users.password_hash, users.created_at, users.updated_at FROM sso_identities i
+JOIN users ON users.tenant_id = i.tenant_id AND users.id = i.user_id
+WHERE i.issuer = $1 AND i.subject = $2
+FOR NO KEY UPDATE OF users
+`
+
+type GetSSOIdentityUserParams struct {
+	Issuer  string
+	Subject string
+}
+
+type GetSSOIdentityUserRow struct {
+	User User
+}
+
+func (q *Queries) GetSSOIdentityUser(ctx context.Context, arg GetSSOIdentityUserParams) (GetSSOIdentityUserRow, error) {
+	row := q.db.QueryRow(ctx, getSSOIdentityUser, arg.Issuer, arg.Subject)
+	var i GetSSOIdentityUserRow
+	err := row.Scan(
+		&i.User.TenantID,
+		&i.User.ID,
+		&i.User.Email,
+		&i.User.Name,
+		&i.User.Role,
+		&i.User.Status,
+		&i.User.PasswordHash,
+		&i.User.CreatedAt,
+		&i.User.UpdatedAt,
+	)
+	return i, err
+}
+
+const getSSOStateForUpdate = `-- name: GetSSOStateForUpdate :one
+SELECT tenant_id, id, secret_hash, browser_hash, nonce, code_verifier, issuer, client_id, callback_url, redirect_uri, app_state, created_at, expires_at, used_at FROM sso_states WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) GetSSOStateForUpdate(ctx context.Context, id uuid.UUID) (SsoState, error) {
+	row := q.db.QueryRow(ctx, getSSOStateForUpdate, id)
+	var i SsoState
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.SecretHash,
+		&i.BrowserHash,
+		&i.Nonce,
+		&i.CodeVerifier,
+		&i.Issuer,
+		&i.ClientID,
+		&i.CallbackUrl,
+		&i.RedirectUri,
+		&i.AppState,
+		&i.CreatedAt,
+		&i.ExpiresAt,
+		&i.UsedAt,
+	)
+	return i, err
+}
+
+const getUserByEmailForUpdate = `-- name: GetUserByEmailForUpdate :one
+SELECT tenant_id, id, email, name, role, status, password_hash, created_at, updated_at FROM users WHERE lower(email) = lower($1) FOR NO KEY UPDATE
+`
+
+func (q *Queries) GetUserByEmailForUpdate(ctx context.Context, email string) (User, error) {
+	row := q.db.QueryRow(ctx, getUserByEmailForUpdate, email)
+	var i User
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.Name,
+		&i.Role,
+		&i.Status,
+		&i.PasswordHash,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const pruneSSOFlows = `-- name: PruneSSOFlows :exec
+WITH s AS (DELETE FROM sso_states WHERE sso_states.expires_at < $1::timestamptz)
+DELETE FROM sso_codes WHERE sso_codes.expires_at < $1::timestamptz
+`
+
+// Expired states and codes of the tenant; kept a while past expiry so a replay is told apart.
+func (q *Queries) PruneSSOFlows(ctx context.Context, before time.Time) error {
+	_, err := q.db.Exec(ctx, pruneSSOFlows, before)
+	return err
 }
 
 const putSSOConfig = `-- name: PutSSOConfig :one
@@ -88,4 +289,55 @@ func (q *Queries) PutSSOConfig(ctx context.Context, arg PutSSOConfigParams) (Sso
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const sSOPasswordLogin = `-- name: SSOPasswordLogin :one
+SELECT password_login FROM sso_configs
+`
+
+// Whether people other than owners may sign in with a password; no row means SSO is off.
+func (q *Queries) SSOPasswordLogin(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, sSOPasswordLogin)
+	var password_login bool
+	err := row.Scan(&password_login)
+	return password_login, err
+}
+
+const touchSSOIdentity = `-- name: TouchSSOIdentity :exec
+UPDATE sso_identities SET email = $1, last_login_at = now()
+WHERE issuer = $2 AND subject = $3
+`
+
+type TouchSSOIdentityParams struct {
+	Email   string
+	Issuer  string
+	Subject string
+}
+
+func (q *Queries) TouchSSOIdentity(ctx context.Context, arg TouchSSOIdentityParams) error {
+	_, err := q.db.Exec(ctx, touchSSOIdentity, arg.Email, arg.Issuer, arg.Subject)
+	return err
+}
+
+const useSSOCode = `-- name: UseSSOCode :exec
+UPDATE sso_codes SET used_at = now(), session_id = $1 WHERE id = $2
+`
+
+type UseSSOCodeParams struct {
+	SessionID *uuid.UUID
+	ID        uuid.UUID
+}
+
+func (q *Queries) UseSSOCode(ctx context.Context, arg UseSSOCodeParams) error {
+	_, err := q.db.Exec(ctx, useSSOCode, arg.SessionID, arg.ID)
+	return err
+}
+
+const useSSOState = `-- name: UseSSOState :exec
+UPDATE sso_states SET used_at = now() WHERE id = $1
+`
+
+func (q *Queries) UseSSOState(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, useSSOState, id)
+	return err
 }

@@ -106,8 +106,9 @@ type Options struct {
 	Billing handlers.BillingConfig
 	// NoStripe leaves the server without a Stripe API key.
 	NoStripe bool
-	// SSO replaces the SSO settings; by default a Box with a fresh key, and insecure issuers
-	// allowed (the tests' providers run on loopback over http). A nil Box in it takes a fresh one.
+	// SSO replaces the SSO settings; by default a Box with a fresh key, insecure issuers
+	// allowed (the tests' providers run on loopback over http), and SSOFrontend and
+	// SSOOtherFrontend as the redirect URIs. A nil Box or nil RedirectURIs in it take those.
 	SSO *handlers.SSOConfig
 	// AccessTokenTTL is the lifetime of the access tokens the server issues (15 minutes when
 	// zero), for tests of expiry and renewal.
@@ -120,6 +121,13 @@ var TestSessions = session.Config{
 	Grace: 10 * time.Second, MaxAge: 30 * 24 * time.Hour, IdleTimeout: 7 * 24 * time.Hour,
 	LoginPerIP: 10000, LoginPerAccount: 10000,
 }
+
+// SSOFrontend and SSOOtherFrontend are the frontend pages SSO sign-ins may return to; the
+// browser of the tests never loads them, it reads the code or error off the redirect.
+const (
+	SSOFrontend      = "http://app.test/sso"
+	SSOOtherFrontend = "http://admin.test/sso?from=tasker"
+)
 
 // Issuer and Audience are the access-token claims the test server uses.
 const (
@@ -193,6 +201,9 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 	sc := handlers.SSOConfig{Policy: sso.Policy{AllowInsecure: true}}
 	if opts.SSO != nil {
 		sc = *opts.SSO
+	}
+	if sc.RedirectURIs == nil {
+		sc.RedirectURIs = []string{SSOFrontend, SSOOtherFrontend}
 	}
 	if sc.Box == nil {
 		key := make([]byte, secretbox.KeySize)

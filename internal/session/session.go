@@ -183,9 +183,9 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	if ok {
 		scope.User = user.ID
 	}
-	refused := !ok
+	refused, ssoOnly := !ok, false
 	pair, err := tenancy.WriteV(ctx, s.db, scope, func(tx *tenancy.Tx) (Pair, error) {
-		refused = !ok // a retried run starts over
+		refused, ssoOnly = !ok, false // a retried run starts over
 		if ok {
 			// The password was checked against a read taken before the hash; a deactivation or
 			// role change may have committed since. Hold the user as it is now.
@@ -195,13 +195,25 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 			}
 			user.Role = cur.Role
 			refused = cur.Status != "active"
+			if !refused && cur.Role != string(auth.Owner) {
+				// SSO may have taken password sign-in away from all but owners (who keep it, so
+				// that a broken provider locks nobody out).
+				allowed, err := tx.Q.SSOPasswordLogin(ctx)
+				if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return Pair{}, err
+				}
+				ssoOnly = err == nil && !allowed
+			}
 		}
-		if refused {
+		if refused || ssoOnly {
 			// Nobody acted: whoever tried is unknown. The account tried, if it exists, is the
 			// resource (uuid.Nil, recorded as none, for an unknown email).
+			data := map[string]any{"email": email}
+			if ssoOnly {
+				data["reason"] = "sso_required"
+			}
 			tx.ActAs(uuid.Nil)
-			tx.Record(tenancy.Entry{Action: audit.LoginFailed, ResourceType: audit.ResourceUser, ResourceID: user.ID,
-				Data: map[string]any{"email": email}})
+			tx.Record(tenancy.Entry{Action: audit.LoginFailed, ResourceType: audit.ResourceUser, ResourceID: user.ID, Data: data})
 			return Pair{}, nil
 		}
 		pair, err := s.Start(ctx, tx.Q, tenant, user.ID, auth.Role(user.Role))
@@ -216,6 +228,10 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 	}
 	if refused {
 		return Pair{}, errBadLogin()
+	}
+	if ssoOnly {
+		// Told only to whoever knows the password, so it reveals nothing about the account.
+		return Pair{}, problem.New(problem.Forbidden, "This tenant signs in with SSO: use GET /v1/auth/sso/%s/start. Only owners may sign in with a password.", slug)
 	}
 	if s.known.Until(fromIP, 1) == 0 {
 		s.known.Spend(fromIP) // once per knownFor: the bucket's debt never grows past one

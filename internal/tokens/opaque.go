@@ -23,6 +23,10 @@ const (
 	RefreshToken Kind = "tkr"
 	APIKey       Kind = "tka"
 	Invitation   Kind = "tki"
+	// SSOState is the state of an SSO sign-in, sent to the provider and back.
+	SSOState Kind = "tks"
+	// SSOCode is the one-time code an SSO sign-in hands the frontend for its token pair.
+	SSOCode Kind = "tkc"
 )
 
 // secretLen is 256 bits of randomness.

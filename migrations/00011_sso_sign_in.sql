@@ -1,0 +1,80 @@
+-- SSO sign-in: who a provider's subject is in a tenant, and the two short-lived, single-use
+-- records of a sign-in (the state that goes to the provider, and the code that goes to the
+-- frontend). Both records are looked up by credentials that carry their tenant
+-- (tokens.SSOState, tokens.SSOCode), so every lookup runs under the tenant's row-level security.
+
+-- +goose Up
+
+CREATE TABLE sso_identities (
+    tenant_id     uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    issuer        text        NOT NULL CHECK (octet_length(issuer) BETWEEN 1 AND 2048),
+    subject       text        NOT NULL CHECK (octet_length(subject) BETWEEN 1 AND 255),
+    user_id       uuid        NOT NULL,
+    -- The email the provider asserted last; the user's own email is not changed by it.
+    email         text        NOT NULL CHECK (length(email) BETWEEN 3 AND 254),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    last_login_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, issuer, subject),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX sso_identities_user ON sso_identities (tenant_id, user_id);
+
+CREATE TABLE sso_states (
+    tenant_id     uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id            uuid        NOT NULL,
+    secret_hash   bytea       NOT NULL,
+    -- SHA-256 of the cookie that binds the sign-in to the browser that started it.
+    browser_hash  bytea       NOT NULL,
+    nonce         text        NOT NULL,
+    code_verifier text        NOT NULL,
+    -- The provider the flow went to, and the callback URL it was given, as they were at start.
+    issuer        text        NOT NULL,
+    client_id     text        NOT NULL,
+    callback_url  text        NOT NULL,
+    -- The frontend to return to (one of the allowed redirect URIs), and its own state.
+    redirect_uri  text        NOT NULL,
+    app_state     text        CHECK (octet_length(app_state) <= 512),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    expires_at    timestamptz NOT NULL,
+    used_at       timestamptz,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX sso_states_expiry ON sso_states (tenant_id, expires_at);
+
+CREATE TABLE sso_codes (
+    tenant_id   uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id          uuid        NOT NULL,
+    secret_hash bytea       NOT NULL,
+    user_id     uuid        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    used_at     timestamptz,
+    -- The session the code opened, ended if the code is presented again.
+    session_id  uuid,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX sso_codes_expiry ON sso_codes (tenant_id, expires_at);
+
+ALTER TABLE sso_identities ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sso_identities FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sso_identities
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+
+ALTER TABLE sso_states ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sso_states FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sso_states
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+
+ALTER TABLE sso_codes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sso_codes FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sso_codes
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+
+-- +goose Down
+DROP TABLE sso_codes;
+DROP TABLE sso_states;
+DROP TABLE sso_identities;
