@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
@@ -134,7 +136,7 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
 			return bad
 		}
-		return nil
+		return passwordsAllowed(ctx, q, row.Role)
 	})
 	if problem.Is(err, problem.NotFound) {
 		return nil, bad
@@ -153,6 +155,9 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		}
 		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
 			return session.Pair{}, bad // used by a concurrent request meanwhile
+		}
+		if err := passwordsAllowed(ctx, tx.Q, row.Role); err != nil {
+			return session.Pair{}, err
 		}
 		n, err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash})
 		if err != nil {
@@ -179,4 +184,21 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		return nil, err
 	}
 	return api.AcceptInvite200JSONResponse(pairToAPI(pair)), nil
+}
+
+// passwordsAllowed refuses a password to a user of role when the tenant's SSO configuration
+// reserves passwords to owners: an invited user then answers the invitation by signing in
+// with SSO, which activates them.
+func passwordsAllowed(ctx context.Context, q *db.Queries, role string) error {
+	if role == string(auth.Owner) {
+		return nil
+	}
+	allowed, err := q.SSOPasswordLogin(ctx)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && allowed) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return problem.New(problem.Forbidden, "This tenant signs in with SSO: answer the invitation by signing in with SSO with the invited email.")
 }

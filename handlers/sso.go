@@ -123,6 +123,7 @@ func (s *Server) PutSSOConfig(ctx context.Context, req api.PutSSOConfigRequestOb
 		row, err := tx.Q.PutSSOConfig(ctx, db.PutSSOConfigParams{
 			TenantID: p.Tenant, Issuer: b.Issuer, ClientID: b.ClientId, ClientSecretSealed: sealed,
 			AllowedDomains: domains, DefaultRole: string(b.DefaultRole), PasswordLogin: passwordLogin,
+			SavedByOwner: p.Role == auth.Owner,
 		})
 		if err != nil {
 			return api.SSOConfig{}, err
@@ -131,6 +132,7 @@ func (s *Server) PutSSOConfig(ctx context.Context, req api.PutSSOConfigRequestOb
 		tx.Record(tenancy.Entry{Action: "sso.config_update", ResourceType: resourceSSO, ResourceID: p.Tenant, Data: map[string]any{
 			"issuer": row.Issuer, "client_id": row.ClientID, "allowed_domains": row.AllowedDomains,
 			"default_role": row.DefaultRole, "password_login": row.PasswordLogin, "client_secret_changed": b.ClientSecret != nil,
+			"saved_by_owner": row.SavedByOwner,
 		}})
 		return out, nil
 	})
@@ -190,7 +192,7 @@ func ssoDomains(in []string) ([]string, error) {
 func ssoToAPI(c db.SsoConfig) api.SSOConfig {
 	return api.SSOConfig{
 		Issuer: c.Issuer, ClientId: c.ClientID, ClientSecretSet: len(c.ClientSecretSealed) > 0,
-		AllowedDomains: c.AllowedDomains, DefaultRole: api.SSORole(c.DefaultRole), PasswordLogin: c.PasswordLogin,
+		AllowedDomains: c.AllowedDomains, DefaultRole: api.SSORole(c.DefaultRole), PasswordLogin: c.PasswordLogin, SavedByOwner: c.SavedByOwner,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }

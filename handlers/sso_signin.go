@@ -257,6 +257,10 @@ func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, id sso.Identity
 		if user.Status == string(api.UserStatusDeactivated) {
 			return "", sso.Fail(sso.UserDeactivated, fmt.Errorf("user %s is deactivated", user.ID))
 		}
+		if user.Role == string(auth.Owner) && !cfg.SavedByOwner {
+			// An admin may name any provider, one they run included: it must not make them an owner.
+			return "", sso.Fail(sso.OwnerNeedsOwner, fmt.Errorf("owner %s, configuration saved by an admin", user.ID))
+		}
 		if user.Status == string(api.UserStatusInvited) {
 			// The provider vouches for the invited email: the invitation is answered.
 			if _, err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: user.ID}); err != nil {

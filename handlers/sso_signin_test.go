@@ -444,6 +444,18 @@ func TestSSOCanTakePasswordSignInFromAllButOwners(t *testing.T) {
 	}
 	// Owners keep their password, so a broken provider locks nobody out.
 	env.Login(t, w.Slug, w.Email, w.Password)
+	// An invitation is answered by SSO then, not with a password.
+	inv, err := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "newcomer@example.test", Name: "New", Role: api.UserRoleMember}, w.as(api.UserRoleOwner))
+	if err != nil || inv.JSON201 == nil {
+		t.Fatalf("invite: %v", err)
+	}
+	if r, _ := env.Client.AcceptInviteWithResponse(bg, api.AcceptInviteRequest{Token: *inv.JSON201.InviteToken, Password: "a long new password"}); r.StatusCode() != http.StatusForbidden {
+		t.Errorf("a password for an invitation with SSO enforced: %d %s", r.StatusCode(), r.Body)
+	}
+	sp.person("sub-newcomer", "newcomer@example.test", true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
+		t.Errorf("the invited user by SSO: %s", l.at)
+	}
 	// And SSO turned off gives passwords back.
 	if d, _ := env.Client.DeleteSSOConfigWithResponse(bg, w.as(api.UserRoleOwner)); d.StatusCode() != http.StatusNoContent {
 		t.Fatalf("delete: %d", d.StatusCode())
@@ -521,5 +533,53 @@ func TestSSOConcurrentFirstSignInsMakeOneUser(t *testing.T) {
 	}
 	if len(ids) != 1 || userCount(t, env, w) != before+1 {
 		t.Errorf("%d users for one person, %d users in all (had %d)", len(ids), userCount(t, env, w), before)
+	}
+}
+
+func TestSSOSignsInOwnersOnlyUnderAConfigurationAnOwnerSaved(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	sp := newSSOProvider(t)
+	owner := w.users[api.UserRoleOwner]
+
+	// Saved by an admin: the admin's provider cannot sign anyone in as the owner.
+	secret := sp.ClientSecret
+	put := api.SSOConfigPut{Issuer: sp.Issuer(), ClientId: sp.ClientID, ClientSecret: &secret, AllowedDomains: []string{"example.test"}, DefaultRole: api.SSORoleMember}
+	r, err := env.Client.PutSSOConfigWithResponse(bg, put, w.as(api.UserRoleAdmin))
+	if err != nil || r.JSON200 == nil || r.JSON200.SavedByOwner {
+		t.Fatalf("put as admin: %v %s", err, r.Body)
+	}
+	sp.person("sub-owner", string(owner.Email), true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.err != "owner_not_allowed" {
+		t.Fatalf("the owner under an admin's configuration: %s", l.at)
+	}
+	var linked int
+	_ = testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT count(*) FROM sso_identities WHERE tenant_id = $1`, w.Tenant.Id).Scan(&linked)
+	if linked != 0 {
+		t.Errorf("%d identities linked by a refused sign-in", linked)
+	}
+	// Other users sign in as usual.
+	sp.person("sub-admin", "admin@example.test", true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
+		t.Fatalf("the admin: %s", l.at)
+	}
+
+	// Saved by the owner: the owner signs in by SSO too, until an admin saves it again.
+	put.ClientSecret = nil
+	if r, _ := env.Client.PutSSOConfigWithResponse(bg, put, w.as(api.UserRoleOwner)); r.JSON200 == nil || !r.JSON200.SavedByOwner {
+		t.Fatalf("put as owner: %s", r.Body)
+	}
+	sp.person("sub-owner", string(owner.Email), true)
+	l := newBrowser(t, env).signIn(w.Slug)
+	if m := me(t, env, exchange(t, env, l.code).AccessToken); m.JSON200 == nil || m.JSON200.User.Id != owner.Id || m.JSON200.Role != api.UserRoleOwner {
+		t.Fatalf("the owner under the owner's configuration: %s", l.at)
+	}
+	if r, _ := env.Client.PutSSOConfigWithResponse(bg, put, w.as(api.UserRoleAdmin)); r.JSON200 == nil || r.JSON200.SavedByOwner {
+		t.Fatalf("put as admin again: %s", r.Body)
+	}
+	sp.person("sub-owner", string(owner.Email), true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.err != "owner_not_allowed" {
+		t.Fatalf("the linked owner after an admin saved: %s", l.at)
 	}
 }

@@ -5,6 +5,10 @@
 
 -- +goose Up
 
+-- Owners sign in by SSO only while an owner saved the configuration last, so that an admin
+-- cannot name a provider they control and sign in as an owner.
+ALTER TABLE sso_configs ADD COLUMN saved_by_owner boolean NOT NULL DEFAULT false;
+
 CREATE TABLE sso_identities (
     tenant_id     uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     issuer        text        NOT NULL CHECK (octet_length(issuer) BETWEEN 1 AND 2048),
@@ -33,7 +37,7 @@ CREATE TABLE sso_states (
     callback_url  text        NOT NULL,
     -- The frontend to return to (one of the allowed redirect URIs), and its own state.
     redirect_uri  text        NOT NULL,
-    app_state     text        CHECK (octet_length(app_state) <= 512),
+    app_state     text        CHECK (length(app_state) <= 512),
     created_at    timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz NOT NULL,
     used_at       timestamptz,
@@ -78,3 +82,4 @@ CREATE POLICY tenant_isolation ON sso_codes
 DROP TABLE sso_codes;
 DROP TABLE sso_states;
 DROP TABLE sso_identities;
+ALTER TABLE sso_configs DROP COLUMN saved_by_owner;

@@ -867,8 +867,13 @@ type SSOConfig struct {
 	Issuer      string  `json:"issuer"`
 
 	// PasswordLogin Whether people other than owners may still sign in with a password (owners always may).
-	PasswordLogin bool      `json:"password_login"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	PasswordLogin bool `json:"password_login"`
+
+	// SavedByOwner Whether an owner saved this configuration last. Owners sign in by SSO only while it
+	// is true (they can always use their password): otherwise an admin could name a
+	// provider they control and sign in as an owner.
+	SavedByOwner bool      `json:"saved_by_owner"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // SSOConfigPut defines model for SSOConfigPut.

@@ -170,6 +170,7 @@ type SsoConfig struct {
 	PasswordLogin      bool
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
+	SavedByOwner       bool
 }
 
 type SsoIdentity struct {

@@ -134,7 +134,7 @@ func (q *Queries) GetSSOCodeForUpdate(ctx context.Context, id uuid.UUID) (SsoCod
 }
 
 const getSSOConfig = `-- name: GetSSOConfig :one
-SELECT tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, created_at, updated_at FROM sso_configs
+SELECT tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, created_at, updated_at, saved_by_owner FROM sso_configs
 `
 
 func (q *Queries) GetSSOConfig(ctx context.Context) (SsoConfig, error) {
@@ -150,6 +150,7 @@ func (q *Queries) GetSSOConfig(ctx context.Context) (SsoConfig, error) {
 		&i.PasswordLogin,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SavedByOwner,
 	)
 	return i, err
 }
@@ -246,14 +247,14 @@ func (q *Queries) PruneSSOFlows(ctx context.Context, before time.Time) error {
 }
 
 const putSSOConfig = `-- name: PutSSOConfig :one
-INSERT INTO sso_configs AS c (tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login)
+INSERT INTO sso_configs AS c (tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, saved_by_owner)
 VALUES ($1, $2, $3, $4, $5::text[],
-        $6, $7)
+        $6, $7, $8)
 ON CONFLICT (tenant_id) DO UPDATE SET
     issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id, client_secret_sealed = EXCLUDED.client_secret_sealed,
     allowed_domains = EXCLUDED.allowed_domains, default_role = EXCLUDED.default_role,
-    password_login = EXCLUDED.password_login, updated_at = now()
-RETURNING tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, created_at, updated_at
+    password_login = EXCLUDED.password_login, saved_by_owner = EXCLUDED.saved_by_owner, updated_at = now()
+RETURNING tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, created_at, updated_at, saved_by_owner
 `
 
 type PutSSOConfigParams struct {
@@ -264,6 +265,7 @@ type PutSSOConfigParams struct {
 	AllowedDomains     []string
 	DefaultRole        string
 	PasswordLogin      bool
+	SavedByOwner       bool
 }
 
 func (q *Queries) PutSSOConfig(ctx context.Context, arg PutSSOConfigParams) (SsoConfig, error) {
@@ -275,6 +277,7 @@ func (q *Queries) PutSSOConfig(ctx context.Context, arg PutSSOConfigParams) (Sso
 		arg.AllowedDomains,
 		arg.DefaultRole,
 		arg.PasswordLogin,
+		arg.SavedByOwner,
 	)
 	var i SsoConfig
 	err := row.Scan(
@@ -287,6 +290,7 @@ func (q *Queries) PutSSOConfig(ctx context.Context, arg PutSSOConfigParams) (Sso
 		&i.PasswordLogin,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SavedByOwner,
 	)
 	return i, err
 }

@@ -29,6 +29,7 @@ const (
 	EmailUnverified     Failure = "email_unverified"     // no email, or not verified by the provider
 	DomainNotAllowed    Failure = "domain_not_allowed"   // the email's domain is not one the tenant allows
 	UserDeactivated     Failure = "user_deactivated"     // the account exists and is deactivated
+	OwnerNeedsOwner     Failure = "owner_not_allowed"    // an owner, while an admin saved the SSO configuration last
 	SeatLimit           Failure = "seat_limit"           // provisioning would pass the plan's seats
 	ServerError         Failure = "server_error"         // anything else; the server log has the cause
 )
