@@ -169,7 +169,7 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		if err := tx.Q.UseInvitation(ctx, inv.ID); err != nil {
 			return session.Pair{}, err
 		}
-		pair, err := s.sessions.Start(ctx, tx.Q, inv.Tenant, row.UserID, auth.Role(row.Role))
+		pair, err := s.sessions.Start(ctx, tx.Q, inv.Tenant, row.UserID, auth.Role(row.Role), session.MethodPassword)
 		if err != nil {
 			return session.Pair{}, err
 		}

@@ -47,7 +47,7 @@ func (s *Server) Signup(ctx context.Context, req api.SignupRequestObject) (api.S
 		if err != nil {
 			return api.Signup201JSONResponse{}, err
 		}
-		pair, err := s.sessions.Start(ctx, tx.Q, scope.Tenant, scope.User, auth.Owner)
+		pair, err := s.sessions.Start(ctx, tx.Q, scope.Tenant, scope.User, auth.Owner, session.MethodPassword)
 		if err != nil {
 			return api.Signup201JSONResponse{}, err
 		}

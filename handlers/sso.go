@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/audit"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/problem"
@@ -55,21 +57,25 @@ const resourceSSO = "sso_config"
 // GetSSOConfig shows the tenant's provider, never its secret.
 func (s *Server) GetSSOConfig(ctx context.Context, _ api.GetSSOConfigRequestObject) (api.GetSSOConfigResponseObject, error) {
 	p := principal(ctx)
-	c, err := tenancy.ReadV(ctx, s.db, scope(p), func(q *db.Queries) (db.SsoConfig, error) {
+	out, err := tenancy.ReadV(ctx, s.db, scope(p), func(q *db.Queries) (api.SSOConfig, error) {
 		cur, err := auth.Current(ctx, q, p)
 		if err != nil {
-			return db.SsoConfig{}, err
+			return api.SSOConfig{}, err
 		}
 		if err := authz.ManageTenant(cur, "SSO"); err != nil {
-			return db.SsoConfig{}, err
+			return api.SSOConfig{}, err
 		}
 		c, err := q.GetSSOConfig(ctx)
-		return c, ssoMissing(err)
+		if err != nil {
+			return api.SSOConfig{}, ssoMissing(err)
+		}
+		byOwner, err := q.SSOSavedByOwner(ctx)
+		return ssoToAPI(c, byOwner), err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return api.GetSSOConfig200JSONResponse(ssoToAPI(c)), nil
+	return api.GetSSOConfig200JSONResponse(out), nil
 }
 
 // PutSSOConfig checks the issuer by its discovery document, then stores the configuration with
@@ -123,16 +129,28 @@ func (s *Server) PutSSOConfig(ctx context.Context, req api.PutSSOConfigRequestOb
 		row, err := tx.Q.PutSSOConfig(ctx, db.PutSSOConfigParams{
 			TenantID: p.Tenant, Issuer: b.Issuer, ClientID: b.ClientId, ClientSecretSealed: sealed,
 			AllowedDomains: domains, DefaultRole: string(b.DefaultRole), PasswordLogin: passwordLogin,
-			SavedByOwner: p.Role == auth.Owner,
+			SavedBy: &p.User,
 		})
 		if err != nil {
 			return api.SSOConfig{}, err
 		}
-		out := ssoToAPI(row)
+		out := ssoToAPI(row, p.Role == auth.Owner)
+		if !row.PasswordLogin {
+			// Passwords are owners' only from now on: the others' password sessions end, on
+			// every instance (session.revoked), as a deactivation ends sessions.
+			ended, err := tx.Q.RevokePasswordSessions(ctx)
+			if err != nil {
+				return api.SSOConfig{}, err
+			}
+			for _, e := range ended {
+				tx.Changed(audit.EventSessionRevoked, tenancy.Entry{Action: audit.SessionRevoked, ResourceType: audit.ResourceSession, ResourceID: e.ID,
+					Data: map[string]any{"reason": "sso_required"}}, uuid.Nil, audit.RevokedSession(e.ID, e.UserID, "revoked"))
+			}
+		}
 		tx.Record(tenancy.Entry{Action: "sso.config_update", ResourceType: resourceSSO, ResourceID: p.Tenant, Data: map[string]any{
 			"issuer": row.Issuer, "client_id": row.ClientID, "allowed_domains": row.AllowedDomains,
 			"default_role": row.DefaultRole, "password_login": row.PasswordLogin, "client_secret_changed": b.ClientSecret != nil,
-			"saved_by_owner": row.SavedByOwner,
+			"saved_by_owner": p.Role == auth.Owner,
 		}})
 		return out, nil
 	})
@@ -189,10 +207,11 @@ func ssoDomains(in []string) ([]string, error) {
 }
 
 // ssoToAPI is the named converter of a stored configuration: the secret never leaves.
-func ssoToAPI(c db.SsoConfig) api.SSOConfig {
+// byOwner is whether an active owner saved it last.
+func ssoToAPI(c db.SsoConfig, byOwner bool) api.SSOConfig {
 	return api.SSOConfig{
 		Issuer: c.Issuer, ClientId: c.ClientID, ClientSecretSet: len(c.ClientSecretSealed) > 0,
-		AllowedDomains: c.AllowedDomains, DefaultRole: api.SSORole(c.DefaultRole), PasswordLogin: c.PasswordLogin, SavedByOwner: c.SavedByOwner,
+		AllowedDomains: c.AllowedDomains, DefaultRole: api.SSORole(c.DefaultRole), PasswordLogin: c.PasswordLogin, SavedByOwner: byOwner,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tasker/tasker/internal/audit"
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/ratelimit"
 	"github.com/tasker/tasker/internal/reqinfo"
 	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/sso"
@@ -36,7 +37,10 @@ const (
 	// ssoCookie binds a sign-in to the browser that started it, so that a callback URL sent to
 	// someone else (login CSRF) signs nobody in.
 	ssoCookie       = "tasker_sso"
+	ssoCookiePath   = "/v1/auth/sso/"
 	ssoCallbackPath = "/v1/auth/sso/callback"
+	// ssoMaxBindings is how many sign-ins in progress (tabs) one browser's cookie holds.
+	ssoMaxBindings = 4
 	// ssoPruneAfter keeps expired states and codes this long, so a late replay is still told
 	// apart from a forgery in the audit log.
 	ssoPruneAfter = time.Hour
@@ -56,7 +60,9 @@ func (s *Server) StartSSO(ctx context.Context, req api.StartSSORequestObject) (a
 		return nil, err
 	}
 	ip, _ := reqinfo.Client(ctx)
-	if ok, wait := s.ssoStarts.Allow(ip); !ok {
+	// Per tenant and client network: behind a proxy every client shares one address, and one
+	// tenant's flood must not stop the others' sign-ins.
+	if ok, wait := s.ssoStarts.Allow(req.TenantSlug + "\x00" + ratelimit.Network(ip)); !ok {
 		secs := int(wait/time.Second) + 1
 		pe := problem.New(problem.RateLimited, "Too many SSO sign-ins from this address; retry in %d seconds.", secs)
 		pe.Header = http.Header{"Retry-After": {strconv.Itoa(secs)}}
@@ -106,11 +112,13 @@ func (s *Server) StartSSO(ctx context.Context, req api.StartSSORequestObject) (a
 	if err != nil {
 		return fail(tenant, err)
 	}
-	cookie := &http.Cookie{Name: ssoCookie, Value: binding, Path: ssoCallbackPath, MaxAge: int(s.sso.StateTTL.Seconds()),
-		HttpOnly: true, Secure: strings.HasPrefix(callback, "https:"), SameSite: http.SameSiteLaxMode}
+	bindings := append(ssoBindings(deref(req.Params.TaskerSso)), binding)
+	if len(bindings) > ssoMaxBindings {
+		bindings = bindings[len(bindings)-ssoMaxBindings:]
+	}
 	loc := sso.AuthURL(provider, sso.Client{ID: cfg.ClientID, CallbackURL: callback}, state.String(), nonce, verifier)
 	return api.StartSSO302Response{Headers: api.StartSSO302ResponseHeaders{
-		Location: loc, SetCookie: ptr(cookie.String()), CacheControl: ptr("no-store"),
+		Location: loc, SetCookie: ptr(s.ssoCookie(bindings, callback)), CacheControl: ptr("no-store"),
 	}}, nil
 }
 
@@ -118,10 +126,12 @@ func (s *Server) StartSSO(ctx context.Context, req api.StartSSORequestObject) (a
 // ID token, admits the person and hands the frontend a one-time code for its token pair.
 func (s *Server) CompleteSSO(ctx context.Context, req api.CompleteSSORequestObject) (api.CompleteSSOResponseObject, error) {
 	p := req.Params
-	forget := (&http.Cookie{Name: ssoCookie, Path: ssoCallbackPath, MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode}).String()
+	// The cookie changes only when this browser's binding matched the state: a forged or
+	// foreign callback must not end the browser's other sign-ins.
+	var setCookie *string
 	answer := func(loc string) (api.CompleteSSOResponseObject, error) {
 		return api.CompleteSSO302Response{Headers: api.CompleteSSO302ResponseHeaders{
-			Location: loc, SetCookie: &forget, CacheControl: ptr("no-store"),
+			Location: loc, SetCookie: setCookie, CacheControl: ptr("no-store"),
 		}}, nil
 	}
 	st, err := tokens.ParseOpaque(tokens.SSOState, deref(p.State))
@@ -132,7 +142,11 @@ func (s *Server) CompleteSSO(ctx context.Context, req api.CompleteSSORequestObje
 		}
 		return answer(s.ssoFailed(ctx, uuid.Nil, s.sso.RedirectURIs[0], nil, sso.Fail(sso.StateInvalid, err)))
 	}
-	row, err := s.takeSSOState(ctx, st, deref(p.TaskerSso))
+	bindings := ssoBindings(deref(p.TaskerSso))
+	row, matched, err := s.takeSSOState(ctx, st, bindings)
+	if matched >= 0 {
+		setCookie = ptr(s.ssoCookie(slices.Delete(bindings, matched, matched+1), row.CallbackUrl))
+	}
 	if row.RedirectUri == "" {
 		if len(s.sso.RedirectURIs) == 0 {
 			return nil, problem.New(problem.Invalid, "The SSO state is invalid.")
@@ -152,10 +166,11 @@ func (s *Server) CompleteSSO(ctx context.Context, req api.CompleteSSORequestObje
 
 // takeSSOState spends the state in its own transaction, before anything else is tried, so that
 // a replay fails whatever happens next. A state that was found comes back (its RedirectUri
-// set) even when it is refused, so the refusal can go to its frontend.
-func (s *Server) takeSSOState(ctx context.Context, st tokens.Opaque, binding string) (db.SsoState, error) {
-	var row db.SsoState
-	err := s.db.Write(ctx, tenancy.Scope{Tenant: st.Tenant}, func(tx *tenancy.Tx) error {
+// set) even when it is refused, so the refusal can go to its frontend; matched is the index of
+// the browser's binding that belongs to it, or -1.
+func (s *Server) takeSSOState(ctx context.Context, st tokens.Opaque, bindings []string) (row db.SsoState, matched int, err error) {
+	matched = -1
+	err = s.db.Write(ctx, tenancy.Scope{Tenant: st.Tenant}, func(tx *tenancy.Tx) error {
 		var err error
 		row, err = tx.Q.GetSSOStateForUpdate(ctx, st.ID)
 		if err != nil {
@@ -170,17 +185,46 @@ func (s *Server) takeSSOState(ctx context.Context, st tokens.Opaque, binding str
 		}
 		return tx.Q.UseSSOState(ctx, st.ID)
 	})
+	if row.RedirectUri != "" {
+		for i, b := range bindings {
+			if subtle.ConstantTimeCompare(sha(b), row.BrowserHash) == 1 {
+				matched = i
+			}
+		}
+	}
 	switch {
 	case err != nil && row.RedirectUri == "":
-		return db.SsoState{}, sso.Fail(sso.StateInvalid, err)
+		return db.SsoState{}, -1, sso.Fail(sso.StateInvalid, err)
 	case err != nil:
-		return row, err
+		return row, matched, err
 	case time.Now().After(row.ExpiresAt):
-		return row, sso.Fail(sso.StateInvalid, errors.New("the state expired"))
-	case binding == "" || subtle.ConstantTimeCompare(sha(binding), row.BrowserHash) != 1:
-		return row, sso.Fail(sso.StateInvalid, errors.New("the callback came to another browser than the one that started the sign-in"))
+		return row, matched, sso.Fail(sso.StateInvalid, errors.New("the state expired"))
+	case matched < 0:
+		return row, matched, sso.Fail(sso.StateInvalid, errors.New("the callback came to another browser than the one that started the sign-in"))
 	}
-	return row, nil
+	return row, matched, nil
+}
+
+// ssoBindings reads the cookie's bindings, skipping whatever is not one.
+func ssoBindings(cookie string) []string {
+	var out []string
+	for _, b := range strings.Split(cookie, ".") {
+		if raw, err := base64.RawURLEncoding.Strict().DecodeString(b); err == nil && len(raw) == 32 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// ssoCookie is the Set-Cookie of the browser's remaining bindings (none removes the cookie).
+// It is sent only to /v1/auth/sso/, and Secure when the callback is https.
+func (s *Server) ssoCookie(bindings []string, callback string) string {
+	c := &http.Cookie{Name: ssoCookie, Value: strings.Join(bindings, "."), Path: ssoCookiePath, MaxAge: int(s.sso.StateTTL.Seconds()),
+		HttpOnly: true, Secure: strings.HasPrefix(callback, "https:"), SameSite: http.SameSiteLaxMode}
+	if len(bindings) == 0 {
+		c.MaxAge = -1
+	}
+	return c.String()
 }
 
 // finishSSO runs the rest of a callback whose state was good, and returns the one-time code.
@@ -257,10 +301,6 @@ func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, id sso.Identity
 		if user.Status == string(api.UserStatusDeactivated) {
 			return "", sso.Fail(sso.UserDeactivated, fmt.Errorf("user %s is deactivated", user.ID))
 		}
-		if user.Role == string(auth.Owner) && !cfg.SavedByOwner {
-			// An admin may name any provider, one they run included: it must not make them an owner.
-			return "", sso.Fail(sso.OwnerNeedsOwner, fmt.Errorf("owner %s, configuration saved by an admin", user.ID))
-		}
 		if user.Status == string(api.UserStatusInvited) {
 			// The provider vouches for the invited email: the invitation is answered.
 			if _, err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: user.ID}); err != nil {
@@ -290,6 +330,18 @@ func (s *Server) linkOrProvision(ctx context.Context, tx *tenancy.Tx, cfg db.Sso
 	case err == nil:
 		if user.Status == string(api.UserStatusDeactivated) {
 			return user, nil // refused by the caller; nothing is linked to a deactivated user
+		}
+		if user.Role == string(auth.Owner) {
+			// An admin may name any provider, one they run included: linking it to an owner
+			// must not make them one. An identity already linked is the owner's own sign-in
+			// at that issuer, so it keeps working whoever saves the configuration later.
+			ok, err := tx.Q.SSOSavedByOwner(ctx)
+			if err != nil {
+				return db.User{}, err
+			}
+			if !ok {
+				return db.User{}, sso.Fail(sso.OwnerNeedsOwner, fmt.Errorf("owner %s, configuration not saved by an active owner", user.ID))
+			}
 		}
 		identity.UserID = user.ID
 		if err := tx.Q.CreateSSOIdentity(ctx, identity); err != nil {
@@ -341,8 +393,13 @@ func (s *Server) ExchangeSSOCode(ctx context.Context, req api.ExchangeSSOCodeReq
 		if err != nil {
 			return session.Pair{}, err
 		}
+		if row.UsedAt != nil && time.Now().After(row.ExpiresAt) {
+			// Long after, a replay is someone who read an old URL: it ends nobody's session.
+			return session.Pair{}, bad
+		}
 		if row.UsedAt != nil {
-			// A second use means the code leaked: end what the first use opened (RFC 6749, 4.1.2).
+			// A second use within the code's life means it leaked: end what the first use
+			// opened (RFC 6749, 4.1.2).
 			replayed = true
 			tx.ActAs(uuid.Nil)
 			tx.Record(tenancy.Entry{Action: actionSSOCodeReplayed, ResourceType: audit.ResourceUser, ResourceID: row.UserID})
@@ -368,7 +425,7 @@ func (s *Server) ExchangeSSOCode(ctx context.Context, req api.ExchangeSSOCodeReq
 		if user.Status != string(api.UserStatusActive) {
 			return session.Pair{}, bad
 		}
-		pair, err := s.sessions.Start(ctx, tx.Q, code.Tenant, user.ID, auth.Role(user.Role))
+		pair, err := s.sessions.Start(ctx, tx.Q, code.Tenant, user.ID, auth.Role(user.Role), session.MethodSSO)
 		if err != nil {
 			return session.Pair{}, err
 		}

@@ -45,7 +45,7 @@ func TestSSOFirstSignInProvisionsAndTheSecondReusesTheUser(t *testing.T) {
 	}
 	cookie := resp.Header.Get("Set-Cookie")
 	if !strings.Contains(cookie, "tasker_sso=") || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") ||
-		!strings.Contains(cookie, "Path=/v1/auth/sso/callback") {
+		!strings.Contains(cookie, "Path=/v1/auth/sso/;") {
 		t.Errorf("binding cookie: %s", cookie)
 	}
 	if resp.Header.Get("Cache-Control") != "no-store" {
@@ -224,6 +224,7 @@ func TestSSOFailuresEndOnTheFrontendWithTheirCode(t *testing.T) {
 		{name: "another provider error", want: "provider_error", setup: func() { sp.setDeny("temporarily_unavailable") }},
 		{name: "unverified email", want: "email_unverified", setup: func() { sp.person("sub-u", "unverified@example.test", false) }},
 		{name: "no email", want: "email_unverified", setup: func() { sp.person("sub-n", "", true) }},
+		{name: "lookalike email", want: "email_invalid", setup: func() { sp.person("sub-k", "\u212aate@example.test", true) }},
 		{name: "domain not allowed", want: "domain_not_allowed", setup: func() { sp.person("sub-d", "eve@evil.test", true) }},
 		{name: "lookalike domain", want: "domain_not_allowed", setup: func() { sp.person("sub-l", "eve@notexample.test", true) }},
 		{name: "deactivated user", want: "user_deactivated", setup: func() { sp.person("sub-x", string(deactivated.Email), true) }},
@@ -340,7 +341,7 @@ func flip(s string) string {
 
 func TestSSOStartRefusesUnknownFrontendsAndEndsOtherFailuresOnTheFrontend(t *testing.T) {
 	t.Parallel()
-	env := apitest.NewWithOptions(t, apitest.Options{SSO: &handlers.SSOConfig{Policy: sso.Policy{AllowInsecure: true}, StartsPerMinute: 3}})
+	env := apitest.NewWithOptions(t, apitest.Options{SSO: &handlers.SSOConfig{Policy: sso.Policy{AllowInsecure: true}, StartsPerMinute: 2}})
 	w := newWorkspace(t, env)
 	b := newBrowser(t, env)
 
@@ -370,7 +371,8 @@ func TestSSOStartRefusesUnknownFrontendsAndEndsOtherFailuresOnTheFrontend(t *tes
 	if a := auditOf(t, env, w, "auth.sso_failed"); len(a) != 1 || a[0].Data["error"] != "provider_unavailable" {
 		t.Errorf("audit of the provider being down: %+v", a)
 	}
-	// Starts are limited per client address; three were spent (refused frontends spend none).
+	// Starts are limited per tenant and client address; two were spent on this tenant (refused
+	// frontends spend none), and another tenant's budget is its own.
 	resp, _ := b.get(b.startURL(w.Slug, apitest.SSOFrontend))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("the fourth start: %d", resp.StatusCode)
@@ -397,6 +399,20 @@ func TestSSOExchangeCodeIsSingleUseAndAReplayEndsItsSession(t *testing.T) {
 	}
 	if len(auditOf(t, env, w, "auth.sso_code_replayed")) != 1 {
 		t.Error("the replay is not audited")
+	}
+
+	// A replay after the code's life is only refused: whoever reads an old URL ends nothing.
+	sp.person("sub-once", "once@example.test", true)
+	later := newBrowser(t, env).signIn(w.Slug)
+	kept := exchange(t, env, later.code)
+	if _, err := testdb.Get(t).AdminPool(t).Exec(bg, `UPDATE sso_codes SET expires_at = now() - interval '1 second' WHERE tenant_id = $1`, w.Tenant.Id); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := env.Client.ExchangeSSOCodeWithResponse(bg, api.SSOExchange{Code: later.code}); r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("a late replay: %d", r.StatusCode())
+	}
+	if r := refresh(t, env, kept.RefreshToken); r.JSON200 == nil {
+		t.Errorf("a late replay ended the session: %d", r.StatusCode())
 	}
 
 	// An expired code, a code whose tenant part was changed, and garbage are all 401.
@@ -432,15 +448,40 @@ func TestSSOCanTakePasswordSignInFromAllButOwners(t *testing.T) {
 	env := apitest.New(t)
 	w := newWorkspace(t, env)
 	sp := newSSOProvider(t)
+	member := env.Login(t, w.Slug, "member@example.test", "password for member")
+	sp.person("sub-viewer", "viewer@example.test", true)
+	viewerBySSO := func() api.TokenPair {
+		configureSSO(t, env, w, sp, api.SSORoleMember, true)
+		return exchange(t, env, newBrowser(t, env).signIn(w.Slug).code)
+	}()
 	configureSSO(t, env, w, sp, api.SSORoleMember, false)
 
-	r, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: w.Slug, Email: "admin@example.test", Password: "password for admin"})
-	if err != nil || r.StatusCode() != http.StatusForbidden || !strings.Contains(string(r.Body), "/v1/auth/sso/"+w.Slug+"/start") {
-		t.Fatalf("an admin's password sign-in with SSO enforced: %v %d %s", err, r.StatusCode(), r.Body)
+	// The others' password sessions ended with the switch; owners' and SSO sessions did not.
+	if r := refresh(t, env, member.RefreshToken); r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("a member's password session after the switch: %d", r.StatusCode())
 	}
-	// A wrong password still gets the one answer for every failed login.
-	if r, _ := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: w.Slug, Email: "admin@example.test", Password: "wrong"}); r.StatusCode() != http.StatusUnauthorized {
-		t.Errorf("a wrong password with SSO enforced: %d", r.StatusCode())
+	if r := refresh(t, env, viewerBySSO.RefreshToken); r.JSON200 == nil {
+		t.Errorf("an SSO session after the switch: %d", r.StatusCode())
+	}
+	if r := refresh(t, env, w.Tokens.RefreshToken); r.JSON200 == nil {
+		t.Errorf("the owner's session after the switch: %d", r.StatusCode())
+	}
+	// A password sign-in is refused like a wrong password, so the refusal confirms no password.
+	right, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: w.Slug, Email: "admin@example.test", Password: "password for admin"})
+	wrong, _ := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: w.Slug, Email: "admin@example.test", Password: "wrong"})
+	same := "The tenant, email or password is wrong."
+	if err != nil || right.StatusCode() != http.StatusUnauthorized || wrong.StatusCode() != http.StatusUnauthorized ||
+		!strings.Contains(string(right.Body), same) || !strings.Contains(string(wrong.Body), same) {
+		t.Fatalf("an admin's password sign-in with SSO enforced: %d %s / %d %s", right.StatusCode(), right.Body, wrong.StatusCode(), wrong.Body)
+	}
+	reasons := 0
+	for _, e := range auditOf(t, env, w, "auth.login_failed") {
+		if e.Data["reason"] == "sso_required" {
+			reasons++
+		}
+	}
+	if reasons != 1 {
+		t.Errorf("%d refusals audited with the reason sso_required, want 1", reasons)
 	}
 	// Owners keep their password, so a broken provider locks nobody out.
 	env.Login(t, w.Slug, w.Email, w.Password)
@@ -536,14 +577,20 @@ func TestSSOConcurrentFirstSignInsMakeOneUser(t *testing.T) {
 	}
 }
 
-func TestSSOSignsInOwnersOnlyUnderAConfigurationAnOwnerSaved(t *testing.T) {
+func TestSSOLinksOwnersOnlyUnderAConfigurationAnActiveOwnerSaved(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t)
 	w := newWorkspace(t, env)
 	sp := newSSOProvider(t)
 	owner := w.users[api.UserRoleOwner]
+	pw := "password of the second owner"
+	second, err := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "second@example.test", Name: "Second", Role: api.UserRoleOwner, Password: &pw}, w.as(api.UserRoleOwner))
+	if err != nil || second.JSON201 == nil {
+		t.Fatalf("second owner: %v %s", err, second.Body)
+	}
+	asSecond := apitest.Bearer(env.Login(t, w.Slug, "second@example.test", pw).AccessToken)
 
-	// Saved by an admin: the admin's provider cannot sign anyone in as the owner.
+	// Saved by an admin: the admin's provider cannot link anyone to the owner.
 	secret := sp.ClientSecret
 	put := api.SSOConfigPut{Issuer: sp.Issuer(), ClientId: sp.ClientID, ClientSecret: &secret, AllowedDomains: []string{"example.test"}, DefaultRole: api.SSORoleMember}
 	r, err := env.Client.PutSSOConfigWithResponse(bg, put, w.as(api.UserRoleAdmin))
@@ -554,10 +601,12 @@ func TestSSOSignsInOwnersOnlyUnderAConfigurationAnOwnerSaved(t *testing.T) {
 	if l := newBrowser(t, env).signIn(w.Slug); l.err != "owner_not_allowed" {
 		t.Fatalf("the owner under an admin's configuration: %s", l.at)
 	}
-	var linked int
-	_ = testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT count(*) FROM sso_identities WHERE tenant_id = $1`, w.Tenant.Id).Scan(&linked)
-	if linked != 0 {
-		t.Errorf("%d identities linked by a refused sign-in", linked)
+	identities := func() (n int) {
+		_ = testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT count(*) FROM sso_identities WHERE tenant_id = $1`, w.Tenant.Id).Scan(&n)
+		return n
+	}
+	if n := identities(); n != 0 {
+		t.Errorf("%d identities linked by a refused sign-in", n)
 	}
 	// Other users sign in as usual.
 	sp.person("sub-admin", "admin@example.test", true)
@@ -565,8 +614,24 @@ func TestSSOSignsInOwnersOnlyUnderAConfigurationAnOwnerSaved(t *testing.T) {
 		t.Fatalf("the admin: %s", l.at)
 	}
 
-	// Saved by the owner: the owner signs in by SSO too, until an admin saves it again.
+	// Saved by an owner who is later demoted: it counts no more.
 	put.ClientSecret = nil
+	if r, _ := env.Client.PutSSOConfigWithResponse(bg, put, asSecond); r.JSON200 == nil || !r.JSON200.SavedByOwner {
+		t.Fatalf("put as the second owner: %s", r.Body)
+	}
+	if u, _ := env.Client.UpdateUserWithResponse(bg, second.JSON201.User.Id, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, w.as(api.UserRoleOwner)); u.JSON200 == nil {
+		t.Fatalf("demote: %s", u.Body)
+	}
+	if g, _ := env.Client.GetSSOConfigWithResponse(bg, w.as(api.UserRoleOwner)); g.JSON200 == nil || g.JSON200.SavedByOwner {
+		t.Fatalf("after the saver's demotion: %s", g.Body)
+	}
+	sp.person("sub-owner", string(owner.Email), true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.err != "owner_not_allowed" {
+		t.Fatalf("the owner under a demoted owner's configuration: %s", l.at)
+	}
+
+	// Saved by an active owner: the owner's identity is linked, and stays usable after an
+	// admin saves the configuration again (no owner is locked out by an admin).
 	if r, _ := env.Client.PutSSOConfigWithResponse(bg, put, w.as(api.UserRoleOwner)); r.JSON200 == nil || !r.JSON200.SavedByOwner {
 		t.Fatalf("put as owner: %s", r.Body)
 	}
@@ -579,7 +644,31 @@ func TestSSOSignsInOwnersOnlyUnderAConfigurationAnOwnerSaved(t *testing.T) {
 		t.Fatalf("put as admin again: %s", r.Body)
 	}
 	sp.person("sub-owner", string(owner.Email), true)
-	if l := newBrowser(t, env).signIn(w.Slug); l.err != "owner_not_allowed" {
+	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
 		t.Fatalf("the linked owner after an admin saved: %s", l.at)
+	}
+}
+
+func TestSSOBrowserHoldsSeveralSignInsAndForeignCallbacksLeaveThem(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	sp := newSSOProvider(t)
+	configureSSO(t, env, w, sp, api.SSORoleMember, true)
+
+	b := newBrowser(t, env)
+	// Two tabs start a sign-in each; an outsider makes the browser load a forged callback.
+	sp.person("sub-tab1", "tab1@example.test", true)
+	tab1 := b.toCallback(w.Slug)
+	sp.person("sub-tab2", "tab2@example.test", true)
+	tab2 := b.toCallback(w.Slug)
+	if l := b.land(&url.URL{Scheme: "http", Host: tab1.Host, Path: tab1.Path, RawQuery: "state=forged&code=x"}); l.err != "state_invalid" {
+		t.Fatalf("a forged callback: %s", l.at)
+	}
+	// Both sign-ins still finish, in either order.
+	for name, cb := range map[string]*url.URL{"the second tab": tab2, "the first tab": tab1} {
+		if l := b.land(cb); l.code == "" {
+			t.Errorf("%s: %s", name, l.at)
+		}
 	}
 }

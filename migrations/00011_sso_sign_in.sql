@@ -5,9 +5,12 @@
 
 -- +goose Up
 
--- Owners sign in by SSO only while an owner saved the configuration last, so that an admin
--- cannot name a provider they control and sign in as an owner.
-ALTER TABLE sso_configs ADD COLUMN saved_by_owner boolean NOT NULL DEFAULT false;
+-- Who saved the configuration last: an identity is linked to an owner only while that person
+-- is an active owner, so that an admin cannot name a provider they run and become an owner.
+ALTER TABLE sso_configs ADD COLUMN saved_by uuid;
+
+-- How a session began, so that reserving passwords to owners ends the others' password sessions.
+ALTER TABLE sessions ADD COLUMN method text NOT NULL DEFAULT 'password' CHECK (method IN ('password', 'sso'));
 
 CREATE TABLE sso_identities (
     tenant_id     uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
@@ -82,4 +85,5 @@ CREATE POLICY tenant_isolation ON sso_codes
 DROP TABLE sso_codes;
 DROP TABLE sso_states;
 DROP TABLE sso_identities;
-ALTER TABLE sso_configs DROP COLUMN saved_by_owner;
+ALTER TABLE sessions DROP COLUMN method;
+ALTER TABLE sso_configs DROP COLUMN saved_by;

@@ -1,6 +1,6 @@
 -- name: CreateSession :one
-INSERT INTO sessions (tenant_id, id, user_id, expires_at, user_agent, ip)
-VALUES (sqlc.arg(tenant_id), sqlc.arg(id), sqlc.arg(user_id), sqlc.arg(expires_at), sqlc.arg(user_agent), sqlc.arg(ip))
+INSERT INTO sessions (tenant_id, id, user_id, expires_at, user_agent, ip, method)
+VALUES (sqlc.arg(tenant_id), sqlc.arg(id), sqlc.arg(user_id), sqlc.arg(expires_at), sqlc.arg(user_agent), sqlc.arg(ip), sqlc.arg(method))
 RETURNING *;
 
 -- name: CreateRefreshToken :exec

@@ -2,13 +2,13 @@
 SELECT * FROM sso_configs;
 
 -- name: PutSSOConfig :one
-INSERT INTO sso_configs AS c (tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, saved_by_owner)
+INSERT INTO sso_configs AS c (tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, saved_by)
 VALUES (sqlc.arg(tenant_id), sqlc.arg(issuer), sqlc.arg(client_id), sqlc.arg(client_secret_sealed), sqlc.arg(allowed_domains)::text[],
-        sqlc.arg(default_role), sqlc.arg(password_login), sqlc.arg(saved_by_owner))
+        sqlc.arg(default_role), sqlc.arg(password_login), sqlc.arg(saved_by))
 ON CONFLICT (tenant_id) DO UPDATE SET
     issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id, client_secret_sealed = EXCLUDED.client_secret_sealed,
     allowed_domains = EXCLUDED.allowed_domains, default_role = EXCLUDED.default_role,
-    password_login = EXCLUDED.password_login, saved_by_owner = EXCLUDED.saved_by_owner, updated_at = now()
+    password_login = EXCLUDED.password_login, saved_by = EXCLUDED.saved_by, updated_at = now()
 RETURNING *;
 
 -- name: DeleteSSOConfig :execrows
@@ -62,3 +62,18 @@ SELECT * FROM sso_codes WHERE id = sqlc.arg(id) FOR UPDATE;
 
 -- name: UseSSOCode :exec
 UPDATE sso_codes SET used_at = now(), session_id = sqlc.arg(session_id) WHERE id = sqlc.arg(id);
+
+-- name: SSOSavedByOwner :one
+-- Whether whoever saved the configuration last is an active owner now.
+SELECT EXISTS (
+    SELECT 1 FROM sso_configs c JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.saved_by
+    WHERE u.role = 'owner' AND u.status = 'active'
+);
+
+-- name: RevokePasswordSessions :many
+-- Ends the password sessions of everyone but owners, when passwords become owners' only.
+UPDATE sessions s SET revoked_at = now(), revoked_reason = 'revoked'
+FROM users u
+WHERE u.tenant_id = s.tenant_id AND u.id = s.user_id AND u.role <> 'owner'
+  AND s.method = 'password' AND s.revoked_at IS NULL
+RETURNING s.id, s.user_id;

@@ -866,12 +866,13 @@ type SSOConfig struct {
 	DefaultRole SSORole `json:"default_role"`
 	Issuer      string  `json:"issuer"`
 
-	// PasswordLogin Whether people other than owners may still sign in with a password (owners always may).
+	// PasswordLogin Whether people other than owners may still sign in with a password (owners always may). Saving it false ends their password sessions.
 	PasswordLogin bool `json:"password_login"`
 
-	// SavedByOwner Whether an owner saved this configuration last. Owners sign in by SSO only while it
-	// is true (they can always use their password): otherwise an admin could name a
-	// provider they control and sign in as an owner.
+	// SavedByOwner Whether the person who saved this configuration last is an active owner now. An SSO
+	// identity is linked to an owner's account only while it is true: otherwise an admin
+	// could name a provider they run and sign in as an owner. Identities already linked
+	// keep working.
 	SavedByOwner bool      `json:"saved_by_owner"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
@@ -1230,7 +1231,7 @@ type CompleteSSOParams struct {
 	Error            *string `form:"error,omitempty" json:"error,omitempty"`
 	ErrorDescription *string `form:"error_description,omitempty" json:"error_description,omitempty"`
 
-	// TaskerSso The browser binding set by startSSO.
+	// TaskerSso The browser bindings set by startSSO.
 	TaskerSso *string `form:"tasker_sso,omitempty" json:"tasker_sso,omitempty"`
 }
 
@@ -1241,6 +1242,9 @@ type StartSSOParams struct {
 
 	// State The frontend's own opaque value, returned to it unchanged on redirect_uri.
 	State *string `form:"state,omitempty" json:"state,omitempty"`
+
+	// TaskerSso The bindings of this browser's sign-ins in progress; the new one is added.
+	TaskerSso *string `form:"tasker_sso,omitempty" json:"tasker_sso,omitempty"`
 }
 
 // GetFileContentParams defines parameters for GetFileContent.
@@ -1739,8 +1743,8 @@ type ClientInterface interface {
 	// Open it in the browser (a link or a top-level navigation, not fetch). The answer is a
 	// 302 to the tenant's OpenID provider: the authorization-code flow with PKCE (S256), a
 	// state and a nonce bound to a single-use record that lives 10 minutes, and a cookie
-	// (`tasker_sso`, HttpOnly, SameSite=Lax, only sent to the callback) that binds the
-	// sign-in to this browser.
+	// (`tasker_sso`, HttpOnly, SameSite=Lax, path /v1/auth/sso/) that binds the sign-in to
+	// this browser; it holds the bindings of up to four sign-ins in progress (tabs).
 	//
 	// `redirect_uri` must be exactly one of the server's allowed frontend URIs
 	// (SSO_REDIRECT_URIS), or the answer is 400 and no redirect happens. Once it is allowed,
@@ -2615,8 +2619,8 @@ func (c *Client) ExchangeSSOCode(ctx context.Context, body ExchangeSSOCodeJSONRe
 // Open it in the browser (a link or a top-level navigation, not fetch). The answer is a
 // 302 to the tenant's OpenID provider: the authorization-code flow with PKCE (S256), a
 // state and a nonce bound to a single-use record that lives 10 minutes, and a cookie
-// (`tasker_sso`, HttpOnly, SameSite=Lax, only sent to the callback) that binds the
-// sign-in to this browser.
+// (`tasker_sso`, HttpOnly, SameSite=Lax, path /v1/auth/sso/) that binds the sign-in to
+// this browser; it holds the bindings of up to four sign-ins in progress (tabs).
 //
 // `redirect_uri` must be exactly one of the server's allowed frontend URIs
 // (SSO_REDIRECT_URIS), or the answer is 400 and no redirect happens. Once it is allowed,
@@ -4364,6 +4368,23 @@ func NewStartSSORequest(server string, tenantSlug string, params *StartSSOParams
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.TaskerSso != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "tasker_sso", *params.TaskerSso, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "tasker_sso",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
 	return req, nil
 }
 
@@ -6554,8 +6575,8 @@ type ClientWithResponsesInterface interface {
 	// Open it in the browser (a link or a top-level navigation, not fetch). The answer is a
 	// 302 to the tenant's OpenID provider: the authorization-code flow with PKCE (S256), a
 	// state and a nonce bound to a single-use record that lives 10 minutes, and a cookie
-	// (`tasker_sso`, HttpOnly, SameSite=Lax, only sent to the callback) that binds the
-	// sign-in to this browser.
+	// (`tasker_sso`, HttpOnly, SameSite=Lax, path /v1/auth/sso/) that binds the sign-in to
+	// this browser; it holds the bindings of up to four sign-ins in progress (tabs).
 	//
 	// `redirect_uri` must be exactly one of the server's allowed frontend URIs
 	// (SSO_REDIRECT_URIS), or the answer is 400 and no redirect happens. Once it is allowed,
@@ -9971,8 +9992,8 @@ func (c *ClientWithResponses) ExchangeSSOCodeWithResponse(ctx context.Context, b
 // Open it in the browser (a link or a top-level navigation, not fetch). The answer is a
 // 302 to the tenant's OpenID provider: the authorization-code flow with PKCE (S256), a
 // state and a nonce bound to a single-use record that lives 10 minutes, and a cookie
-// (`tasker_sso`, HttpOnly, SameSite=Lax, only sent to the callback) that binds the
-// sign-in to this browser.
+// (`tasker_sso`, HttpOnly, SameSite=Lax, path /v1/auth/sso/) that binds the sign-in to
+// this browser; it holds the bindings of up to four sign-ins in progress (tabs).
 //
 // `redirect_uri` must be exactly one of the server's allowed frontend URIs
 // (SSO_REDIRECT_URIS), or the answer is 400 and no redirect happens. Once it is allowed,
@@ -13292,6 +13313,21 @@ func (siw *ServerInterfaceWrapper) StartSSO(w http.ResponseWriter, r *http.Reque
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "state", Err: err})
 		}
 		return
+	}
+
+	{
+		var cookie *http.Cookie
+
+		if cookie, err = r.Cookie("tasker_sso"); err == nil {
+			var value string
+			err = runtime.BindStyledParameterWithOptions("simple", "tasker_sso", cookie.Value, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+			if err != nil {
+				siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tasker_sso", Err: err})
+				return
+			}
+			params.TaskerSso = &value
+
+		}
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

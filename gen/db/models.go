@@ -147,6 +147,7 @@ type Session struct {
 	RevokedReason *string
 	UserAgent     string
 	Ip            string
+	Method        string
 }
 
 type SsoCode struct {
@@ -170,7 +171,7 @@ type SsoConfig struct {
 	PasswordLogin      bool
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
-	SavedByOwner       bool
+	SavedBy            *uuid.UUID
 }
 
 type SsoIdentity struct {

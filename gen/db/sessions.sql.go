@@ -35,9 +35,9 @@ func (q *Queries) CreateRefreshToken(ctx context.Context, arg CreateRefreshToken
 }
 
 const createSession = `-- name: CreateSession :one
-INSERT INTO sessions (tenant_id, id, user_id, expires_at, user_agent, ip)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING tenant_id, id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason, user_agent, ip
+INSERT INTO sessions (tenant_id, id, user_id, expires_at, user_agent, ip, method)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING tenant_id, id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason, user_agent, ip, method
 `
 
 type CreateSessionParams struct {
@@ -47,6 +47,7 @@ type CreateSessionParams struct {
 	ExpiresAt time.Time
 	UserAgent string
 	Ip        string
+	Method    string
 }
 
 func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (Session, error) {
@@ -57,6 +58,7 @@ func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (S
 		arg.ExpiresAt,
 		arg.UserAgent,
 		arg.Ip,
+		arg.Method,
 	)
 	var i Session
 	err := row.Scan(
@@ -70,6 +72,7 @@ func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (S
 		&i.RevokedReason,
 		&i.UserAgent,
 		&i.Ip,
+		&i.Method,
 	)
 	return i, err
 }
@@ -146,7 +149,7 @@ func (q *Queries) GetSessionOfRefreshToken(ctx context.Context, id uuid.UUID) (G
 }
 
 const listUserSessions = `-- name: ListUserSessions :many
-SELECT tenant_id, id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason, user_agent, ip FROM sessions
+SELECT tenant_id, id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason, user_agent, ip, method FROM sessions
 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
   AND last_used_at > $2
   AND ($3::timestamptz IS NULL
@@ -189,6 +192,7 @@ func (q *Queries) ListUserSessions(ctx context.Context, arg ListUserSessionsPara
 			&i.RevokedReason,
 			&i.UserAgent,
 			&i.Ip,
+			&i.Method,
 		); err != nil {
 			return nil, err
 		}

@@ -134,7 +134,7 @@ func (q *Queries) GetSSOCodeForUpdate(ctx context.Context, id uuid.UUID) (SsoCod
 }
 
 const getSSOConfig = `-- name: GetSSOConfig :one
-SELECT tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, created_at, updated_at, saved_by_owner FROM sso_configs
+SELECT tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, created_at, updated_at, saved_by FROM sso_configs
 `
 
 func (q *Queries) GetSSOConfig(ctx context.Context) (SsoConfig, error) {
@@ -150,7 +150,7 @@ func (q *Queries) GetSSOConfig(ctx context.Context) (SsoConfig, error) {
 		&i.PasswordLogin,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.SavedByOwner,
+		&i.SavedBy,
 	)
 	return i, err
 }
@@ -247,14 +247,14 @@ func (q *Queries) PruneSSOFlows(ctx context.Context, before time.Time) error {
 }
 
 const putSSOConfig = `-- name: PutSSOConfig :one
-INSERT INTO sso_configs AS c (tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, saved_by_owner)
+INSERT INTO sso_configs AS c (tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, saved_by)
 VALUES ($1, $2, $3, $4, $5::text[],
         $6, $7, $8)
 ON CONFLICT (tenant_id) DO UPDATE SET
     issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id, client_secret_sealed = EXCLUDED.client_secret_sealed,
     allowed_domains = EXCLUDED.allowed_domains, default_role = EXCLUDED.default_role,
-    password_login = EXCLUDED.password_login, saved_by_owner = EXCLUDED.saved_by_owner, updated_at = now()
-RETURNING tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, created_at, updated_at, saved_by_owner
+    password_login = EXCLUDED.password_login, saved_by = EXCLUDED.saved_by, updated_at = now()
+RETURNING tenant_id, issuer, client_id, client_secret_sealed, allowed_domains, default_role, password_login, created_at, updated_at, saved_by
 `
 
 type PutSSOConfigParams struct {
@@ -265,7 +265,7 @@ type PutSSOConfigParams struct {
 	AllowedDomains     []string
 	DefaultRole        string
 	PasswordLogin      bool
-	SavedByOwner       bool
+	SavedBy            *uuid.UUID
 }
 
 func (q *Queries) PutSSOConfig(ctx context.Context, arg PutSSOConfigParams) (SsoConfig, error) {
@@ -277,7 +277,7 @@ func (q *Queries) PutSSOConfig(ctx context.Context, arg PutSSOConfigParams) (Sso
 		arg.AllowedDomains,
 		arg.DefaultRole,
 		arg.PasswordLogin,
-		arg.SavedByOwner,
+		arg.SavedBy,
 	)
 	var i SsoConfig
 	err := row.Scan(
@@ -290,9 +290,43 @@ func (q *Queries) PutSSOConfig(ctx context.Context, arg PutSSOConfigParams) (Sso
 		&i.PasswordLogin,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.SavedByOwner,
+		&i.SavedBy,
 	)
 	return i, err
+}
+
+const revokePasswordSessions = `-- name: RevokePasswordSessions :many
+UPDATE sessions s SET revoked_at = now(), revoked_reason = 'revoked'
+FROM users u
+WHERE u.tenant_id = s.tenant_id AND u.id = s.user_id AND u.role <> 'owner'
+  AND s.method = 'password' AND s.revoked_at IS NULL
+RETURNING s.id, s.user_id
+`
+
+type RevokePasswordSessionsRow struct {
+	ID     uuid.UUID
+	UserID uuid.UUID
+}
+
+// Ends the password sessions of everyone but owners, when passwords become owners' only.
+func (q *Queries) RevokePasswordSessions(ctx context.Context) ([]RevokePasswordSessionsRow, error) {
+	rows, err := q.db.Query(ctx, revokePasswordSessions)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RevokePasswordSessionsRow{}
+	for rows.Next() {
+		var i RevokePasswordSessionsRow
+		if err := rows.Scan(&i.ID, &i.UserID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const sSOPasswordLogin = `-- name: SSOPasswordLogin :one
@@ -305,6 +339,21 @@ func (q *Queries) SSOPasswordLogin(ctx context.Context) (bool, error) {
 	var password_login bool
 	err := row.Scan(&password_login)
 	return password_login, err
+}
+
+const sSOSavedByOwner = `-- name: SSOSavedByOwner :one
+SELECT EXISTS (
+    SELECT 1 FROM sso_configs c JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.saved_by
+    WHERE u.role = 'owner' AND u.status = 'active'
+)
+`
+
+// Whether whoever saved the configuration last is an active owner now.
+func (q *Queries) SSOSavedByOwner(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, sSOSavedByOwner)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
 }
 
 const touchSSOIdentity = `-- name: TouchSSOIdentity :exec

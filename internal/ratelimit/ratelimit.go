@@ -7,6 +7,7 @@ package ratelimit
 
 import (
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -99,4 +100,18 @@ func (l *Limiter) sweep(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// Network is the client address as the limits count it: an IPv4 address, or the /64 of an IPv6
+// one, since a single IPv6 client commonly holds a whole /64 to rotate through.
+func Network(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Unmap().Is4() {
+		return ip
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

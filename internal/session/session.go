@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -92,12 +91,19 @@ type Pair struct {
 	Session   uuid.UUID
 }
 
+// How a session began (sessions.method).
+const (
+	MethodPassword = "password"
+	MethodSSO      = "sso"
+)
+
 // Start opens a session for a user inside the caller's tenant transaction and returns its
-// first token pair. Sign-up and login use it.
-func (s *Service) Start(ctx context.Context, q *db.Queries, tenant, user uuid.UUID, role auth.Role) (Pair, error) {
+// first token pair. Sign-up, login, invitation acceptance and SSO use it; method says which
+// kind of sign-in it was (MethodPassword or MethodSSO).
+func (s *Service) Start(ctx context.Context, q *db.Queries, tenant, user uuid.UUID, role auth.Role, method string) (Pair, error) {
 	ip, ua := reqinfo.Client(ctx)
 	sess, err := q.CreateSession(ctx, db.CreateSessionParams{
-		TenantID: tenant, ID: newID(), UserID: user, ExpiresAt: s.now().Add(s.cfg.MaxAge), UserAgent: ua, Ip: ip,
+		TenantID: tenant, ID: newID(), UserID: user, ExpiresAt: s.now().Add(s.cfg.MaxAge), UserAgent: ua, Ip: ip, Method: method,
 	})
 	if err != nil {
 		return Pair{}, fmt.Errorf("create session: %w", err)
@@ -137,7 +143,7 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 		return Pair{}, err
 	}
 	account := slug + "\x00" + email
-	fromIP := account + "\x00" + network(ip)
+	fromIP := account + "\x00" + ratelimit.Network(ip)
 	if err := s.checkFailures(account, fromIP); err != nil {
 		return Pair{}, err
 	}
@@ -216,7 +222,7 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 			tx.Record(tenancy.Entry{Action: audit.LoginFailed, ResourceType: audit.ResourceUser, ResourceID: user.ID, Data: data})
 			return Pair{}, nil
 		}
-		pair, err := s.Start(ctx, tx.Q, tenant, user.ID, auth.Role(user.Role))
+		pair, err := s.Start(ctx, tx.Q, tenant, user.ID, auth.Role(user.Role), MethodPassword)
 		if err != nil {
 			return Pair{}, err
 		}
@@ -230,8 +236,9 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 		return Pair{}, errBadLogin()
 	}
 	if ssoOnly {
-		// Told only to whoever knows the password, so it reveals nothing about the account.
-		return Pair{}, problem.New(problem.Forbidden, "This tenant signs in with SSO: use GET /v1/auth/sso/%s/start. Only owners may sign in with a password.", slug)
+		// The same answer as a wrong password: a distinct one would confirm the password to
+		// whoever guessed it. The audit entry says why (sso_required).
+		return Pair{}, errBadLogin()
 	}
 	if s.known.Until(fromIP, 1) == 0 {
 		s.known.Spend(fromIP) // once per knownFor: the bucket's debt never grows past one
@@ -247,21 +254,7 @@ func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSp
 // invitation acceptance, each of which costs an argon2id hash) and answers 429 when none is left.
 func (s *Service) Throttle(ctx context.Context) error {
 	ip, _ := reqinfo.Client(ctx)
-	return s.limit(s.perIP, "ip\x00"+network(ip))
-}
-
-// network is the client address as the limits count it: an IPv4 address, or the /64 of an IPv6
-// one, since a single IPv6 client commonly holds a whole /64 to rotate through.
-func network(ip string) string {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil || addr.Unmap().Is4() {
-		return ip
-	}
-	p, err := addr.Prefix(64)
-	if err != nil {
-		return ip
-	}
-	return p.String()
+	return s.limit(s.perIP, "ip\x00"+ratelimit.Network(ip))
 }
 
 // knownFor is how long a client network that signed in to an account keeps its way past the

@@ -11,10 +11,11 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/tasker/tasker/internal/netguard"
 )
 
 // Policy is what issuers the server accepts.
@@ -58,7 +59,7 @@ func (p Policy) Client() *http.Client {
 	proxy := http.ProxyFromEnvironment
 	if !p.AllowInsecure {
 		// No proxy either: a proxy would make the connection for us, past the address check.
-		dialer.Control, proxy = publicOnly, nil
+		dialer.Control, proxy = netguard.Control, nil
 	}
 	transport := &http.Transport{
 		Proxy: proxy, DialContext: dialer.DialContext,
@@ -66,22 +67,6 @@ func (p Policy) Client() *http.Client {
 	}
 	return &http.Client{Timeout: timeout, Transport: transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
-// errNotPublic is a dial to an address that is not on the public internet.
-var errNotPublic = errors.New("the address is not public")
-
-func publicOnly(_, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
-		return fmt.Errorf("%w: %s", errNotPublic, host)
-	}
-	return nil
 }
 
 // Discover fetches issuer's discovery document with the policy's client and checks it: it must
@@ -94,6 +79,17 @@ func (p Policy) Discover(ctx context.Context, issuer string) (*oidc.Provider, er
 	provider, err := oidc.NewProvider(ctx, issuer)
 	if err != nil {
 		return nil, explain(err)
+	}
+	if !p.AllowInsecure {
+		// The browser is sent to the authorization endpoint and the client secret to the token
+		// endpoint: both, and the keys, must be https like the issuer.
+		var eps endpoints
+		if err := provider.Claims(&eps); err != nil {
+			return nil, explain(err)
+		}
+		if err := eps.secure(); err != nil {
+			return nil, err
+		}
 	}
 	return provider, nil
 }
@@ -109,7 +105,7 @@ func explain(err error) error {
 	switch {
 	case errors.As(err, &mismatch):
 		return fmt.Errorf("the discovery document names another issuer (%q); use exactly the issuer it names", mismatch.Discovered)
-	case errors.Is(err, errNotPublic):
+	case errors.Is(err, netguard.ErrNotPublic):
 		return errors.New("the issuer is not on a public address (this server does not allow insecure issuers)")
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "Client.Timeout") || strings.Contains(msg, "timeout"):
 		return errors.New("the issuer's discovery document did not arrive in time")
@@ -121,4 +117,27 @@ func explain(err error) error {
 		return fmt.Errorf("the issuer answered its discovery URL with %s (is /.well-known/openid-configuration there?)", msg[:3])
 	}
 	return errors.New("the issuer's discovery document could not be fetched or read")
+}
+
+// endpoints are the URLs a discovery document names.
+type endpoints struct {
+	Auth     string `json:"authorization_endpoint"`
+	Token    string `json:"token_endpoint"`
+	JWKS     string `json:"jwks_uri"`
+	UserInfo string `json:"userinfo_endpoint"`
+}
+
+// secure refuses endpoints that are not https (the user info endpoint may be absent).
+func (e endpoints) secure() error {
+	for _, ep := range []struct{ name, url string }{
+		{"authorization_endpoint", e.Auth}, {"token_endpoint", e.Token}, {"jwks_uri", e.JWKS}, {"userinfo_endpoint", e.UserInfo},
+	} {
+		if ep.url == "" && ep.name == "userinfo_endpoint" {
+			continue
+		}
+		if u, err := url.Parse(ep.url); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			return fmt.Errorf("the discovery document's %s is not an https URL", ep.name)
+		}
+	}
+	return nil
 }

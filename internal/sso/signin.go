@@ -27,9 +27,10 @@ const (
 	TokenInvalid        Failure = "token_invalid"        // the ID token failed verification (signature, iss, aud, exp)
 	NonceInvalid        Failure = "nonce_invalid"        // the ID token is not for this sign-in
 	EmailUnverified     Failure = "email_unverified"     // no email, or not verified by the provider
+	EmailInvalid        Failure = "email_invalid"        // an email this server cannot match safely (not plain ASCII)
 	DomainNotAllowed    Failure = "domain_not_allowed"   // the email's domain is not one the tenant allows
 	UserDeactivated     Failure = "user_deactivated"     // the account exists and is deactivated
-	OwnerNeedsOwner     Failure = "owner_not_allowed"    // an owner, while an admin saved the SSO configuration last
+	OwnerNeedsOwner     Failure = "owner_not_allowed"    // linking an owner, while no active owner saved the configuration last
 	SeatLimit           Failure = "seat_limit"           // provisioning would pass the plan's seats
 	ServerError         Failure = "server_error"         // anything else; the server log has the cause
 )
@@ -144,11 +145,25 @@ func (ps *Providers) SignIn(ctx context.Context, p *oidc.Provider, c Client, cod
 	if idt.Subject == "" || len(idt.Subject) > 255 {
 		return Identity{}, Fail(TokenInvalid, errors.New("the subject is empty or longer than 255 bytes"))
 	}
-	id := Identity{Issuer: idt.Issuer, Subject: idt.Subject, Email: strings.ToLower(strings.TrimSpace(claims.Email)),
-		EmailVerified: verified(claims.EmailVerified) || verified(claims.EntraDomainVerified)}
+	id := Identity{Issuer: idt.Issuer, Subject: idt.Subject, Email: asciiLower(strings.TrimSpace(claims.Email)),
+		EmailVerified: verified(claims.EmailVerified)}
+	if claims.EmailVerified == nil {
+		id.EmailVerified = verified(claims.EntraDomainVerified)
+	}
 	local, _, _ := strings.Cut(id.Email, "@")
 	id.Name = displayName(claims.Name, claims.Username, local)
 	return id, nil
+}
+
+// asciiLower lower-cases A to Z only: Unicode folding would turn lookalikes (the Kelvin sign)
+// into ASCII letters before CheckEmail could refuse them.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
 }
 
 // verified reads email_verified, which some providers send as the string "true".
@@ -183,8 +198,14 @@ func displayName(candidates ...string) string {
 }
 
 // CheckEmail lets in a verified email of one of the allowed domains (exact domain match: a
-// subdomain must be listed itself).
+// subdomain must be listed itself). The email must be printable ASCII: Unicode case folding
+// would let a lookalike (the Kelvin sign K) match, and link to, another person's account.
 func CheckEmail(id Identity, allowed []string) error {
+	for _, r := range id.Email {
+		if r <= 0x20 || r >= 0x7f {
+			return Fail(EmailInvalid, fmt.Errorf("email %q is not printable ASCII", id.Email))
+		}
+	}
 	at := strings.LastIndexByte(id.Email, '@')
 	if !id.EmailVerified || at < 1 || at == len(id.Email)-1 || len(id.Email) > 254 || strings.Count(id.Email, "@") != 1 {
 		return Fail(EmailUnverified, fmt.Errorf("email %q, verified %t", id.Email, id.EmailVerified))

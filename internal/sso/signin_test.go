@@ -23,6 +23,10 @@ func TestCheckEmailWantsAVerifiedEmailOfAnAllowedDomainExactly(t *testing.T) {
 		{"ann@notacme.com", true, DomainNotAllowed},
 		{"ann@acme.com.evil.test", true, DomainNotAllowed},
 		{strings.Repeat("a", 250) + "@acme.com", true, EmailUnverified},
+		{"\u212aate@acme.com", true, EmailInvalid},
+		{"ann\x00@acme.com", true, EmailInvalid},
+		{"ann lee@acme.com", true, EmailInvalid},
+		{"ann@acme.com\u3002", true, EmailInvalid},
 	}
 	for _, c := range cases {
 		err := CheckEmail(Identity{Email: c.email, EmailVerified: c.verified}, allowed)
@@ -67,6 +71,24 @@ func TestParseRedirectURIsWantsAbsoluteHTTPURLs(t *testing.T) {
 	for _, bad := range []string{"/sso", "javascript:alert(1)", "https://user:pw@app.example.com/", "https://app.example.com/#x", "ftp://app.example.com/"} {
 		if _, err := ParseRedirectURIs(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestEndpointsMustAllBeHTTPS(t *testing.T) {
+	good := endpoints{Auth: "https://idp.example.com/auth", Token: "https://idp.example.com/token", JWKS: "https://idp.example.com/keys"}
+	if err := good.secure(); err != nil {
+		t.Fatalf("https endpoints refused: %v", err)
+	}
+	for name, bad := range map[string]endpoints{
+		"http token endpoint":  {Auth: good.Auth, Token: "http://idp.example.com/token", JWKS: good.JWKS},
+		"javascript auth":      {Auth: "javascript:alert(1)", Token: good.Token, JWKS: good.JWKS},
+		"no keys":              {Auth: good.Auth, Token: good.Token},
+		"credentials in token": {Auth: good.Auth, Token: "https://u:p@idp.example.com/token", JWKS: good.JWKS},
+		"http user info":       {Auth: good.Auth, Token: good.Token, JWKS: good.JWKS, UserInfo: "http://idp.example.com/me"},
+	} {
+		if err := bad.secure(); err == nil || !strings.Contains(err.Error(), "https") {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package session
+package ratelimit
 
 import "testing"
 
@@ -12,8 +12,8 @@ func TestLimitsCountIPv6ClientsByTheirSlash64(t *testing.T) {
 		"not an address":                 "not an address",
 	}
 	for in, want := range cases {
-		if got := network(in); got != want {
-			t.Errorf("network(%q) = %q, want %q", in, got, want)
+		if got := Network(in); got != want {
+			t.Errorf("Network(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
