@@ -2,11 +2,9 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
@@ -136,7 +134,7 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
 			return bad
 		}
-		return passwordsAllowed(ctx, q, row.Role)
+		return passwordsAllowed(ctx, q, inv.Tenant, row.Role, false)
 	})
 	if problem.Is(err, problem.NotFound) {
 		return nil, bad
@@ -156,7 +154,7 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 		if !usable(row.SecretHash, row.UsedAt, row.ExpiresAt, row.Status) {
 			return session.Pair{}, bad // used by a concurrent request meanwhile
 		}
-		if err := passwordsAllowed(ctx, tx.Q, row.Role); err != nil {
+		if err := passwordsAllowed(ctx, tx.Q, inv.Tenant, row.Role, true); err != nil {
 			return session.Pair{}, err
 		}
 		n, err := tx.Q.ActivateInvitedUser(ctx, db.ActivateInvitedUserParams{ID: row.UserID, PasswordHash: &hash})
@@ -188,16 +186,18 @@ func (s *Server) AcceptInvite(ctx context.Context, req api.AcceptInviteRequestOb
 
 // passwordsAllowed refuses a password to a user of role when the tenant's SSO configuration
 // reserves passwords to owners: an invited user then answers the invitation by signing in
-// with SSO, which activates them.
-func passwordsAllowed(ctx context.Context, q *db.Queries, role string) error {
+// with SSO, which activates them. hold takes the rule for the rest of the (write) transaction;
+// a read's early check does without.
+func passwordsAllowed(ctx context.Context, q *db.Queries, tenant uuid.UUID, role string, hold bool) error {
 	if role == string(auth.Owner) {
 		return nil
 	}
-	allowed, err := q.SSOPasswordLogin(ctx)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && allowed) {
-		return nil
+	read := func(ctx context.Context, q *db.Queries, _ uuid.UUID) (bool, error) { return q.SSOPasswordLogin(ctx) }
+	if hold {
+		read = session.PasswordRule
 	}
-	if err != nil {
+	allowed, err := read(ctx, q, tenant)
+	if err != nil || allowed {
 		return err
 	}
 	return problem.New(problem.Forbidden, "This tenant signs in with SSO: answer the invitation by signing in with SSO with the invited email.")

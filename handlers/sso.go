@@ -112,6 +112,11 @@ func (s *Server) PutSSOConfig(ctx context.Context, req api.PutSSOConfigRequestOb
 		if err := authz.ManageTenant(p, "SSO"); err != nil {
 			return api.SSOConfig{}, err
 		}
+		// Ordered with password sign-ins in flight (SSOPasswordLogin), so the revocation below
+		// sees every password session started under the old rule.
+		if err := tx.Q.LockPasswordRule(ctx, p.Tenant); err != nil {
+			return api.SSOConfig{}, err
+		}
 		var sealed []byte
 		if b.ClientSecret != nil {
 			sealed = s.sso.Box.Seal([]byte(*b.ClientSecret), p.Tenant[:])

@@ -28,6 +28,9 @@ type ssoProvider struct {
 	mu     sync.Mutex
 	deny   string
 	tamper func(jwt.MapClaims) *mockoidc.Keypair
+	// onToken runs before the token endpoint answers, once: a test's way to act while a
+	// callback waits on the provider.
+	onToken func()
 }
 
 func newSSOProvider(t *testing.T) *ssoProvider {
@@ -57,6 +60,12 @@ func (sp *ssoProvider) setDeny(e string) {
 	sp.deny = e
 }
 
+func (sp *ssoProvider) setOnToken(f func()) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.onToken = f
+}
+
 func (sp *ssoProvider) setTamper(f func(jwt.MapClaims) *mockoidc.Keypair) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
@@ -66,8 +75,14 @@ func (sp *ssoProvider) setTamper(f func(jwt.MapClaims) *mockoidc.Keypair) {
 func (sp *ssoProvider) bend(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sp.mu.Lock()
-		deny, tamper := sp.deny, sp.tamper
+		deny, tamper, onToken := sp.deny, sp.tamper, sp.onToken
+		if r.URL.Path == mockoidc.TokenEndpoint {
+			sp.onToken = nil
+		}
 		sp.mu.Unlock()
+		if onToken != nil && r.URL.Path == mockoidc.TokenEndpoint {
+			onToken()
+		}
 		switch {
 		case r.URL.Path == mockoidc.AuthorizationEndpoint && deny != "":
 			_ = r.ParseForm()

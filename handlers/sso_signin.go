@@ -183,24 +183,20 @@ func (s *Server) takeSSOState(ctx context.Context, st tokens.Opaque, bindings []
 		if row.UsedAt != nil {
 			return sso.Fail(sso.StateInvalid, errors.New("the state was used already (a replayed callback)"))
 		}
+		matched = slices.IndexFunc(bindings, func(b string) bool { return subtle.ConstantTimeCompare(sha(b), row.BrowserHash) == 1 })
+		if matched < 0 {
+			// Left unspent: whoever holds the URL without the browser cannot end the sign-in.
+			return sso.Fail(sso.StateInvalid, errors.New("the callback came to another browser than the one that started the sign-in"))
+		}
 		return tx.Q.UseSSOState(ctx, st.ID)
 	})
-	if row.RedirectUri != "" {
-		for i, b := range bindings {
-			if subtle.ConstantTimeCompare(sha(b), row.BrowserHash) == 1 {
-				matched = i
-			}
-		}
-	}
 	switch {
 	case err != nil && row.RedirectUri == "":
 		return db.SsoState{}, -1, sso.Fail(sso.StateInvalid, err)
 	case err != nil:
-		return row, matched, err
+		return row, -1, err
 	case time.Now().After(row.ExpiresAt):
 		return row, matched, sso.Fail(sso.StateInvalid, errors.New("the state expired"))
-	case matched < 0:
-		return row, matched, sso.Fail(sso.StateInvalid, errors.New("the callback came to another browser than the one that started the sign-in"))
 	}
 	return row, matched, nil
 }
@@ -269,7 +265,7 @@ func (s *Server) finishSSO(ctx context.Context, st db.SsoState, p api.CompleteSS
 	// Two first sign-ins of one person race on the identity's key: the loser runs again and
 	// finds what the winner made.
 	for attempt := 0; ; attempt++ {
-		code, err := s.admitSSO(ctx, cfg, id)
+		code, err := s.admitSSO(ctx, cfg, st, id)
 		if attempt == 0 && tenancy.IsDuplicate(err) {
 			continue
 		}
@@ -279,19 +275,40 @@ func (s *Server) finishSSO(ctx context.Context, st db.SsoState, p api.CompleteSS
 
 // admitSSO finds the person by (issuer, subject), else links the user with their email, else
 // provisions one with the tenant's default role; then it writes the one-time code.
-func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, id sso.Identity) (string, error) {
+//
+// An owner is signed in only by an identity linked or used while an active owner's
+// configuration was in force (owner_safe), or under such a configuration now: an admin may name
+// any provider, one they run included, and must not become an owner through it.
+func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, st db.SsoState, id sso.Identity) (string, error) {
 	tenant := cfg.TenantID
 	return tenancy.WriteV(ctx, s.db, tenancy.Scope{Tenant: tenant}, func(tx *tenancy.Tx) (string, error) {
-		var user db.User
+		// The configuration as it is now, held until COMMIT: a save racing this sign-in waits
+		// for it, or this sign-in sees the new one and is refused.
+		current, err := tx.Q.LockSSOConfigForSignIn(ctx)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", sso.Fail(sso.Unavailable, errors.New("SSO was turned off during the sign-in"))
+		}
+		if err != nil {
+			return "", err
+		}
+		if current.Issuer != st.Issuer || current.ClientID != st.ClientID || id.Issuer != st.Issuer {
+			return "", sso.Fail(sso.Unavailable, errors.New("the tenant's provider changed during the sign-in"))
+		}
+		var (
+			user      db.User
+			ownerSafe = current.SavedByOwner
+		)
 		found, err := tx.Q.GetSSOIdentityUser(ctx, db.GetSSOIdentityUserParams{Issuer: id.Issuer, Subject: id.Subject})
 		switch {
 		case err == nil:
-			user = found.User
-			if err := tx.Q.TouchSSOIdentity(ctx, db.TouchSSOIdentityParams{Email: id.Email, Issuer: id.Issuer, Subject: id.Subject}); err != nil {
+			user, ownerSafe = found.User, found.OwnerSafe || current.SavedByOwner
+			if err := tx.Q.TouchSSOIdentity(ctx, db.TouchSSOIdentityParams{
+				Email: id.Email, OwnerSafe: current.SavedByOwner, Issuer: id.Issuer, Subject: id.Subject,
+			}); err != nil {
 				return "", err
 			}
 		case errors.Is(err, pgx.ErrNoRows):
-			user, err = s.linkOrProvision(ctx, tx, cfg, id)
+			user, err = s.linkOrProvision(ctx, tx, cfg, id, current.SavedByOwner)
 			if err != nil {
 				return "", err
 			}
@@ -300,6 +317,9 @@ func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, id sso.Identity
 		}
 		if user.Status == string(api.UserStatusDeactivated) {
 			return "", sso.Fail(sso.UserDeactivated, fmt.Errorf("user %s is deactivated", user.ID))
+		}
+		if user.Role == string(auth.Owner) && !ownerSafe {
+			return "", sso.Fail(sso.OwnerNeedsOwner, fmt.Errorf("owner %s by an identity no owner's configuration vouched for", user.ID))
 		}
 		if user.Status == string(api.UserStatusInvited) {
 			// The provider vouches for the invited email: the invitation is answered.
@@ -322,26 +342,18 @@ func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, id sso.Identity
 }
 
 // linkOrProvision admits a person the tenant does not know by this identity yet. The email is
-// verified and of an allowed domain (sso.CheckEmail), which is what makes linking safe.
-func (s *Server) linkOrProvision(ctx context.Context, tx *tenancy.Tx, cfg db.SsoConfig, id sso.Identity) (db.User, error) {
-	identity := db.CreateSSOIdentityParams{TenantID: cfg.TenantID, Issuer: id.Issuer, Subject: id.Subject, Email: id.Email}
+// verified and of an allowed domain (sso.CheckEmail), which is what makes linking safe; ownerSafe
+// is whether an active owner saved the configuration in force (see admitSSO).
+func (s *Server) linkOrProvision(ctx context.Context, tx *tenancy.Tx, cfg db.SsoConfig, id sso.Identity, ownerSafe bool) (db.User, error) {
+	identity := db.CreateSSOIdentityParams{TenantID: cfg.TenantID, Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, OwnerSafe: ownerSafe}
 	user, err := tx.Q.GetUserByEmailForUpdate(ctx, id.Email)
 	switch {
 	case err == nil:
 		if user.Status == string(api.UserStatusDeactivated) {
 			return user, nil // refused by the caller; nothing is linked to a deactivated user
 		}
-		if user.Role == string(auth.Owner) {
-			// An admin may name any provider, one they run included: linking it to an owner
-			// must not make them one. An identity already linked is the owner's own sign-in
-			// at that issuer, so it keeps working whoever saves the configuration later.
-			ok, err := tx.Q.SSOSavedByOwner(ctx)
-			if err != nil {
-				return db.User{}, err
-			}
-			if !ok {
-				return db.User{}, sso.Fail(sso.OwnerNeedsOwner, fmt.Errorf("owner %s, configuration not saved by an active owner", user.ID))
-			}
+		if user.Role == string(auth.Owner) && !ownerSafe {
+			return db.User{}, sso.Fail(sso.OwnerNeedsOwner, fmt.Errorf("linking owner %s under a configuration no active owner saved", user.ID))
 		}
 		identity.UserID = user.ID
 		if err := tx.Q.CreateSSOIdentity(ctx, identity); err != nil {

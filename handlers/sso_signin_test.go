@@ -235,6 +235,10 @@ func TestSSOFailuresEndOnTheFrontendWithTheirCode(t *testing.T) {
 			toProvider.RawQuery = q.Encode()
 			return b.land(b.next(toProvider.String()))
 		}},
+		{name: "null email_verified with xms_edov", want: "email_unverified", setup: func() {
+			sp.person("sub-null", "null@example.test", true)
+			sp.setTamper(func(c jwt.MapClaims) *mockoidc.Keypair { c["email_verified"], c["xms_edov"] = nil, true; return nil })
+		}},
 		{name: "ID token for another client", want: "token_invalid", setup: tamper(func(c jwt.MapClaims) { c["aud"] = "another-client" })},
 		{name: "ID token of another issuer", want: "token_invalid", setup: tamper(func(c jwt.MapClaims) { c["iss"] = "https://evil.test/oidc" })},
 		{name: "expired ID token", want: "token_invalid", setup: tamper(func(c jwt.MapClaims) {
@@ -670,5 +674,136 @@ func TestSSOBrowserHoldsSeveralSignInsAndForeignCallbacksLeaveThem(t *testing.T)
 		if l := b.land(cb); l.code == "" {
 			t.Errorf("%s: %s", name, l.at)
 		}
+	}
+}
+
+// TestSSOAdminCannotBecomeOwnerByRaceOrPromotion covers the two ways the first fix left open:
+// an owner saving the configuration while an admin's sign-in waits on the admin's provider, and
+// an identity an admin's provider linked to someone later promoted to owner.
+func TestSSOAdminCannotBecomeOwnerByRaceOrPromotion(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	real, rogue := newSSOProvider(t), newSSOProvider(t)
+	owner := w.users[api.UserRoleOwner]
+	put := func(sp *ssoProvider, as api.UserRole) {
+		t.Helper()
+		secret := sp.ClientSecret
+		r, err := env.Client.PutSSOConfigWithResponse(bg, api.SSOConfigPut{Issuer: sp.Issuer(), ClientId: sp.ClientID, ClientSecret: &secret,
+			AllowedDomains: []string{"example.test"}, DefaultRole: api.SSORoleMember}, w.as(as))
+		if err != nil || r.JSON200 == nil {
+			t.Fatalf("put as %s: %v %s", as, err, r.Body)
+		}
+	}
+	linked := func(subject string) (n int) {
+		_ = testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT count(*) FROM sso_identities WHERE tenant_id = $1 AND subject = $2`, w.Tenant.Id, subject).Scan(&n)
+		return n
+	}
+
+	// The race: the admin's sign-in as the owner waits at the admin's provider while the owner
+	// puts the real provider back.
+	put(rogue, api.UserRoleAdmin)
+	rogue.person("evil-sub", string(owner.Email), true)
+	rogue.setOnToken(func() { put(real, api.UserRoleOwner) })
+	if l := newBrowser(t, env).signIn(w.Slug); l.code != "" || (l.err != "sso_unavailable" && l.err != "owner_not_allowed") {
+		t.Fatalf("the admin's sign-in across the owner's save: %s", l.at)
+	}
+	if n := linked("evil-sub"); n != 0 {
+		t.Fatalf("the rogue identity was linked (%d)", n)
+	}
+
+	// The promotion: the admin's provider links bob while bob is a member; bob is promoted.
+	put(rogue, api.UserRoleAdmin)
+	pw := "password of bob"
+	bob, err := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "bob@example.test", Name: "Bob", Role: api.UserRoleMember, Password: &pw}, w.as(api.UserRoleOwner))
+	if err != nil || bob.JSON201 == nil {
+		t.Fatalf("bob: %v", err)
+	}
+	rogue.person("bob-at-rogue", "bob@example.test", true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
+		t.Fatalf("bob as a member: %s", l.at)
+	}
+	if u, _ := env.Client.UpdateUserWithResponse(bg, bob.JSON201.User.Id, api.UserUpdate{Role: ptr(api.UserRoleOwner)}, w.as(api.UserRoleOwner)); u.JSON200 == nil {
+		t.Fatalf("promote bob: %s", u.Body)
+	}
+	rogue.person("bob-at-rogue", "bob@example.test", true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.err != "owner_not_allowed" {
+		t.Fatalf("bob, now an owner, by the identity the admin's provider linked: %s", l.at)
+	}
+	// Under a configuration an owner saved, bob's identity at the real provider vouches, and
+	// keeps vouching after an admin saves the same provider again.
+	put(real, api.UserRoleOwner)
+	real.person("bob-at-real", "bob@example.test", true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
+		t.Fatalf("bob at the owner's provider: %s", l.at)
+	}
+	put(real, api.UserRoleAdmin)
+	real.person("bob-at-real", "bob@example.test", true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
+		t.Fatalf("bob after an admin saved the same provider: %s", l.at)
+	}
+}
+
+func TestSSOPasswordSessionsEndWhateverRacesTheSwitch(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	sp := newSSOProvider(t)
+	pw := "password of the co-owner"
+	co, err := env.Client.CreateUserWithResponse(bg, nil, api.UserCreate{Email: "co@example.test", Name: "Co", Role: api.UserRoleOwner, Password: &pw}, w.as(api.UserRoleOwner))
+	if err != nil || co.JSON201 == nil {
+		t.Fatalf("co-owner: %v", err)
+	}
+	coPair := env.Login(t, w.Slug, "co@example.test", pw)
+
+	// Members sign in with their password while the owner takes passwords away.
+	var (
+		mu    sync.Mutex
+		pairs []api.TokenPair
+		wg    sync.WaitGroup
+		stop  = make(chan struct{})
+	)
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: w.Slug, Email: "member@example.test", Password: "password for member"})
+				if err == nil && r.JSON200 != nil {
+					mu.Lock()
+					pairs = append(pairs, *r.JSON200)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	configureSSO(t, env, w, sp, api.SSORoleMember, false)
+	close(stop)
+	wg.Wait()
+	if len(pairs) == 0 {
+		t.Fatal("no login got in before the switch; the race was not run")
+	}
+	for i, p := range pairs {
+		if r := refresh(t, env, p.RefreshToken); r.StatusCode() != http.StatusUnauthorized {
+			t.Errorf("password session %d of %d survived the switch: %d", i, len(pairs), r.StatusCode())
+		}
+	}
+	// A co-owner demoted while passwords are owners' only keeps no password session.
+	if r := refresh(t, env, coPair.RefreshToken); r.JSON200 == nil {
+		t.Fatalf("the co-owner's session before the demotion: %d", r.StatusCode())
+	} else {
+		coPair = *r.JSON200
+	}
+	if u, _ := env.Client.UpdateUserWithResponse(bg, co.JSON201.User.Id, api.UserUpdate{Role: ptr(api.UserRoleAdmin)}, w.as(api.UserRoleOwner)); u.JSON200 == nil {
+		t.Fatalf("demote: %s", u.Body)
+	}
+	if r := refresh(t, env, coPair.RefreshToken); r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("the demoted co-owner's password session: %d", r.StatusCode())
 	}
 }

@@ -15,8 +15,26 @@ RETURNING *;
 DELETE FROM sso_configs;
 
 -- name: SSOPasswordLogin :one
--- Whether people other than owners may sign in with a password; no row means SSO is off.
-SELECT password_login FROM sso_configs;
+-- Whether people other than owners may sign in with a password (true without SSO). Read it
+-- through session.PasswordRule, after SharePasswordRule.
+SELECT COALESCE((SELECT password_login FROM sso_configs), true)::boolean AS allowed;
+
+-- name: SharePasswordRule :exec
+-- Orders a password sign-in with a change of the rule (LockPasswordRule), so that no password
+-- session starts unseen by the revocation such a change makes. A statement of its own: a read
+-- in the same statement would keep the snapshot taken before the wait.
+SELECT pg_advisory_xact_lock_shared(7217, hashtext(sqlc.arg(tenant_id)::uuid::text));
+
+-- name: LockPasswordRule :exec
+SELECT pg_advisory_xact_lock(7217, hashtext(sqlc.arg(tenant_id)::uuid::text));
+
+-- name: LockSSOConfigForSignIn :one
+-- The configuration a sign-in is admitted under, held until it commits, and whether an active
+-- owner saved it last.
+SELECT c.issuer, c.client_id, EXISTS (
+    SELECT 1 FROM users u WHERE u.tenant_id = c.tenant_id AND u.id = c.saved_by AND u.role = 'owner' AND u.status = 'active'
+) AS saved_by_owner
+FROM sso_configs c FOR SHARE OF c;
 
 -- name: CreateSSOState :exec
 INSERT INTO sso_states (tenant_id, id, secret_hash, browser_hash, nonce, code_verifier, issuer, client_id,
@@ -37,7 +55,7 @@ SELECT * FROM sso_states WHERE id = sqlc.arg(id) FOR UPDATE;
 UPDATE sso_states SET used_at = now() WHERE id = sqlc.arg(id);
 
 -- name: GetSSOIdentityUser :one
-SELECT sqlc.embed(users) FROM sso_identities i
+SELECT sqlc.embed(users), i.owner_safe FROM sso_identities i
 JOIN users ON users.tenant_id = i.tenant_id AND users.id = i.user_id
 WHERE i.issuer = sqlc.arg(issuer) AND i.subject = sqlc.arg(subject)
 FOR NO KEY UPDATE OF users;
@@ -46,11 +64,11 @@ FOR NO KEY UPDATE OF users;
 SELECT * FROM users WHERE lower(email) = lower(sqlc.arg(email)) FOR NO KEY UPDATE;
 
 -- name: CreateSSOIdentity :exec
-INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email)
-VALUES (sqlc.arg(tenant_id), sqlc.arg(issuer), sqlc.arg(subject), sqlc.arg(user_id), sqlc.arg(email));
+INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email, owner_safe)
+VALUES (sqlc.arg(tenant_id), sqlc.arg(issuer), sqlc.arg(subject), sqlc.arg(user_id), sqlc.arg(email), sqlc.arg(owner_safe));
 
 -- name: TouchSSOIdentity :exec
-UPDATE sso_identities SET email = sqlc.arg(email), last_login_at = now()
+UPDATE sso_identities SET email = sqlc.arg(email), owner_safe = owner_safe OR sqlc.arg(owner_safe), last_login_at = now()
 WHERE issuer = sqlc.arg(issuer) AND subject = sqlc.arg(subject);
 
 -- name: CreateSSOCode :exec
@@ -77,3 +95,9 @@ FROM users u
 WHERE u.tenant_id = s.tenant_id AND u.id = s.user_id AND u.role <> 'owner'
   AND s.method = 'password' AND s.revoked_at IS NULL
 RETURNING s.id, s.user_id;
+
+-- name: RevokeUserPasswordSessions :many
+-- Ends a user's password sessions (an owner demoted while passwords are owners' only).
+UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked'
+WHERE user_id = sqlc.arg(user_id) AND method = 'password' AND revoked_at IS NULL
+RETURNING id;

@@ -180,6 +180,7 @@ type SsoIdentity struct {
 	Subject     string
 	UserID      uuid.UUID
 	Email       string
+	OwnerSafe   bool
 	CreatedAt   time.Time
 	LastLoginAt time.Time
 }

@@ -37,16 +37,17 @@ func (q *Queries) CreateSSOCode(ctx context.Context, arg CreateSSOCodeParams) er
 }
 
 const createSSOIdentity = `-- name: CreateSSOIdentity :exec
-INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email, owner_safe)
+VALUES ($1, $2, $3, $4, $5, $6)
 `
 
 type CreateSSOIdentityParams struct {
-	TenantID uuid.UUID
-	Issuer   string
-	Subject  string
-	UserID   uuid.UUID
-	Email    string
+	TenantID  uuid.UUID
+	Issuer    string
+	Subject   string
+	UserID    uuid.UUID
+	Email     string
+	OwnerSafe bool
 }
 
 func (q *Queries) CreateSSOIdentity(ctx context.Context, arg CreateSSOIdentityParams) error {
@@ -56,6 +57,7 @@ func (q *Queries) CreateSSOIdentity(ctx context.Context, arg CreateSSOIdentityPa
 		arg.Subject,
 		arg.UserID,
 		arg.Email,
+		arg.OwnerSafe,
 	)
 	return err
 }
@@ -156,7 +158,7 @@ func (q *Queries) GetSSOConfig(ctx context.Context) (SsoConfig, error) {
 }
 
 const getSSOIdentityUser = `-- name: GetSSOIdentityUser :one
-SELECT users.tenant_id, users.id, users.email, users.name, users.role, users.status, users.password_hash, users.created_at, users.updated_at FROM sso_identities i
+SELECT users.tenant_id, users.id, users.email, users.name, users.role, users.status, users.password_hash, users.created_at, users.updated_at, i.owner_safe FROM sso_identities i
 JOIN users ON users.tenant_id = i.tenant_id AND users.id = i.user_id
 WHERE i.issuer = $1 AND i.subject = $2
 FOR NO KEY UPDATE OF users
@@ -168,7 +170,8 @@ type GetSSOIdentityUserParams struct {
 }
 
 type GetSSOIdentityUserRow struct {
-	User User
+	User      User
+	OwnerSafe bool
 }
 
 func (q *Queries) GetSSOIdentityUser(ctx context.Context, arg GetSSOIdentityUserParams) (GetSSOIdentityUserRow, error) {
@@ -184,6 +187,7 @@ func (q *Queries) GetSSOIdentityUser(ctx context.Context, arg GetSSOIdentityUser
 		&i.User.PasswordHash,
 		&i.User.CreatedAt,
 		&i.User.UpdatedAt,
+		&i.OwnerSafe,
 	)
 	return i, err
 }
@@ -232,6 +236,37 @@ func (q *Queries) GetUserByEmailForUpdate(ctx context.Context, email string) (Us
 		&i.CreatedAt,
 		&i.UpdatedAt,
 	)
+	return i, err
+}
+
+const lockPasswordRule = `-- name: LockPasswordRule :exec
+SELECT pg_advisory_xact_lock(7217, hashtext($1::uuid::text))
+`
+
+func (q *Queries) LockPasswordRule(ctx context.Context, tenantID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, lockPasswordRule, tenantID)
+	return err
+}
+
+const lockSSOConfigForSignIn = `-- name: LockSSOConfigForSignIn :one
+SELECT c.issuer, c.client_id, EXISTS (
+    SELECT 1 FROM users u WHERE u.tenant_id = c.tenant_id AND u.id = c.saved_by AND u.role = 'owner' AND u.status = 'active'
+) AS saved_by_owner
+FROM sso_configs c FOR SHARE OF c
+`
+
+type LockSSOConfigForSignInRow struct {
+	Issuer       string
+	ClientID     string
+	SavedByOwner bool
+}
+
+// The configuration a sign-in is admitted under, held until it commits, and whether an active
+// owner saved it last.
+func (q *Queries) LockSSOConfigForSignIn(ctx context.Context) (LockSSOConfigForSignInRow, error) {
+	row := q.db.QueryRow(ctx, lockSSOConfigForSignIn)
+	var i LockSSOConfigForSignInRow
+	err := row.Scan(&i.Issuer, &i.ClientID, &i.SavedByOwner)
 	return i, err
 }
 
@@ -329,16 +364,44 @@ func (q *Queries) RevokePasswordSessions(ctx context.Context) ([]RevokePasswordS
 	return items, nil
 }
 
-const sSOPasswordLogin = `-- name: SSOPasswordLogin :one
-SELECT password_login FROM sso_configs
+const revokeUserPasswordSessions = `-- name: RevokeUserPasswordSessions :many
+UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked'
+WHERE user_id = $1 AND method = 'password' AND revoked_at IS NULL
+RETURNING id
 `
 
-// Whether people other than owners may sign in with a password; no row means SSO is off.
+// Ends a user's password sessions (an owner demoted while passwords are owners' only).
+func (q *Queries) RevokeUserPasswordSessions(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, revokeUserPasswordSessions, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const sSOPasswordLogin = `-- name: SSOPasswordLogin :one
+SELECT COALESCE((SELECT password_login FROM sso_configs), true)::boolean AS allowed
+`
+
+// Whether people other than owners may sign in with a password (true without SSO). Read it
+// through session.PasswordRule, after SharePasswordRule.
 func (q *Queries) SSOPasswordLogin(ctx context.Context) (bool, error) {
 	row := q.db.QueryRow(ctx, sSOPasswordLogin)
-	var password_login bool
-	err := row.Scan(&password_login)
-	return password_login, err
+	var allowed bool
+	err := row.Scan(&allowed)
+	return allowed, err
 }
 
 const sSOSavedByOwner = `-- name: SSOSavedByOwner :one
@@ -356,19 +419,37 @@ func (q *Queries) SSOSavedByOwner(ctx context.Context) (bool, error) {
 	return exists, err
 }
 
+const sharePasswordRule = `-- name: SharePasswordRule :exec
+SELECT pg_advisory_xact_lock_shared(7217, hashtext($1::uuid::text))
+`
+
+// Orders a password sign-in with a change of the rule (LockPasswordRule), so that no password
+// session starts unseen by the revocation such a change makes. A statement of its own: a read
+// in the same statement would keep the snapshot taken before the wait.
+func (q *Queries) SharePasswordRule(ctx context.Context, tenantID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, sharePasswordRule, tenantID)
+	return err
+}
+
 const touchSSOIdentity = `-- name: TouchSSOIdentity :exec
-UPDATE sso_identities SET email = $1, last_login_at = now()
-WHERE issuer = $2 AND subject = $3
+UPDATE sso_identities SET email = $1, owner_safe = owner_safe OR $2, last_login_at = now()
+WHERE issuer = $3 AND subject = $4
 `
 
 type TouchSSOIdentityParams struct {
-	Email   string
-	Issuer  string
-	Subject string
+	Email     string
+	OwnerSafe bool
+	Issuer    string
+	Subject   string
 }
 
 func (q *Queries) TouchSSOIdentity(ctx context.Context, arg TouchSSOIdentityParams) error {
-	_, err := q.db.Exec(ctx, touchSSOIdentity, arg.Email, arg.Issuer, arg.Subject)
+	_, err := q.db.Exec(ctx, touchSSOIdentity,
+		arg.Email,
+		arg.OwnerSafe,
+		arg.Issuer,
+		arg.Subject,
+	)
 	return err
 }
 

@@ -34,7 +34,7 @@ var notPublic = []netip.Prefix{
 	netip.MustParsePrefix("fc00::/7"),           // unique local
 	netip.MustParsePrefix("fec0::/10"),          // site-local (deprecated)
 	netip.MustParsePrefix("ff00::/8"),           // multicast
-	netip.MustParsePrefix("::/128"),             // unspecified
+	netip.MustParsePrefix("::/96"),              // IPv4-compatible (deprecated), and unspecified
 	netip.MustParsePrefix("::ffff:0:0/96"),      // IPv4-mapped, checked as IPv4 below
 	netip.MustParsePrefix("2001:20::/28"),       // ORCHIDv2
 	netip.MustParsePrefix("5f00::/16"),          // SRv6 SIDs

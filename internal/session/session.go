@@ -204,11 +204,11 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 			if !refused && cur.Role != string(auth.Owner) {
 				// SSO may have taken password sign-in away from all but owners (who keep it, so
 				// that a broken provider locks nobody out).
-				allowed, err := tx.Q.SSOPasswordLogin(ctx)
-				if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				allowed, err := PasswordRule(ctx, tx.Q, tenant)
+				if err != nil {
 					return Pair{}, err
 				}
-				ssoOnly = err == nil && !allowed
+				ssoOnly = !allowed
 			}
 		}
 		if refused || ssoOnly {
@@ -244,6 +244,16 @@ func (s *Service) Login(ctx context.Context, slug, email, pw string) (Pair, erro
 		s.known.Spend(fromIP) // once per knownFor: the bucket's debt never grows past one
 	}
 	return pair, nil
+}
+
+// PasswordRule says whether people other than owners may use a password in the tenant of the
+// caller's write transaction (SSO may reserve passwords to owners), holding the rule until the
+// transaction ends: a change of it waits, and then sees whatever the caller started.
+func PasswordRule(ctx context.Context, q *db.Queries, tenant uuid.UUID) (bool, error) {
+	if err := q.SharePasswordRule(ctx, tenant); err != nil {
+		return false, err
+	}
+	return q.SSOPasswordLogin(ctx)
 }
 
 // NormalizeEmail is the form in which an email is stored and looked up: trimmed and lower-cased,

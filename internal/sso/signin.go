@@ -2,6 +2,7 @@ package sso
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -124,14 +125,14 @@ func (ps *Providers) SignIn(ctx context.Context, p *oidc.Provider, c Client, cod
 		return Identity{}, Fail(TokenInvalid, err)
 	}
 	var claims struct {
-		Email         string `json:"email"`
-		EmailVerified any    `json:"email_verified"`
-		Name          string `json:"name"`
-		Username      string `json:"preferred_username"`
-		AZP           string `json:"azp"`
+		Email         string          `json:"email"`
+		EmailVerified json.RawMessage `json:"email_verified"`
+		Name          string          `json:"name"`
+		Username      string          `json:"preferred_username"`
+		AZP           string          `json:"azp"`
 		// Entra ID sends no email_verified; its optional claim xms_edov says the email's
 		// domain is one the directory proved it owns, which is what email_verified vouches for.
-		EntraDomainVerified any `json:"xms_edov"`
+		EntraDomainVerified json.RawMessage `json:"xms_edov"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		return Identity{}, Fail(TokenInvalid, err)
@@ -147,7 +148,7 @@ func (ps *Providers) SignIn(ctx context.Context, p *oidc.Provider, c Client, cod
 	}
 	id := Identity{Issuer: idt.Issuer, Subject: idt.Subject, Email: asciiLower(strings.TrimSpace(claims.Email)),
 		EmailVerified: verified(claims.EmailVerified)}
-	if claims.EmailVerified == nil {
+	if claims.EmailVerified == nil { // absent; a JSON null is present, and false
 		id.EmailVerified = verified(claims.EntraDomainVerified)
 	}
 	local, _, _ := strings.Cut(id.Email, "@")
@@ -167,7 +168,11 @@ func asciiLower(s string) string {
 }
 
 // verified reads email_verified, which some providers send as the string "true".
-func verified(v any) bool {
+func verified(raw json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
 	switch v := v.(type) {
 	case bool:
 		return v

@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -41,9 +42,9 @@ func TestCheckEmailWantsAVerifiedEmailOfAnAllowedDomainExactly(t *testing.T) {
 }
 
 func TestVerifiedTakesBooleansAndTheStringTrueOnly(t *testing.T) {
-	for v, want := range map[any]bool{true: true, "true": true, false: false, "false": false, "yes": false, 1.0: false, nil: false} {
-		if got := verified(v); got != want {
-			t.Errorf("verified(%#v) = %t", v, got)
+	for v, want := range map[string]bool{`true`: true, `"true"`: true, `false`: false, `"false"`: false, `"yes"`: false, `1`: false, `null`: false, ``: false, `"True"`: false} {
+		if got := verified(json.RawMessage(v)); got != want {
+			t.Errorf("verified(%s) = %t", v, got)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tasker/tasker/internal/auth"
 	"github.com/tasker/tasker/internal/authz"
 	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/tenancy"
 )
 
@@ -109,6 +110,23 @@ func Apply(ctx context.Context, tx *tenancy.Tx, p auth.Principal, id uuid.UUID, 
 		for _, k := range keys {
 			tx.Emit(tenancy.Event{Type: audit.EventAPIKeyRevoked, ResourceType: audit.ResourceAPIKey, ResourceID: k,
 				Payload: map[string]any{"id": k}})
+		}
+	}
+	if c.Role != nil && u.Role == string(auth.Owner) && *c.Role != auth.Owner {
+		// A former owner keeps no password session where passwords are owners' only.
+		allowed, err := session.PasswordRule(ctx, q, u.TenantID)
+		if err != nil {
+			return db.User{}, nil, err
+		}
+		if !allowed {
+			sessions, err := q.RevokeUserPasswordSessions(ctx, id)
+			if err != nil {
+				return db.User{}, nil, err
+			}
+			for _, s := range sessions {
+				tx.Emit(tenancy.Event{Type: audit.EventSessionRevoked, ResourceType: audit.ResourceSession, ResourceID: s,
+					Payload: audit.RevokedSession(s, id, "revoked")})
+			}
 		}
 	}
 	return out, changes, nil
