@@ -31,6 +31,15 @@ type ssoProvider struct {
 	// onToken runs before the token endpoint answers, once: a test's way to act while a
 	// callback waits on the provider.
 	onToken func()
+	// alias is a second client id the provider answers to, as a provider with two registered
+	// clients (one of them an admin's) would: its ID tokens name it as their audience.
+	alias string
+}
+
+func (sp *ssoProvider) setAlias(id string) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.alias = id
 }
 
 func newSSOProvider(t *testing.T) *ssoProvider {
@@ -75,13 +84,19 @@ func (sp *ssoProvider) setTamper(f func(jwt.MapClaims) *mockoidc.Keypair) {
 func (sp *ssoProvider) bend(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sp.mu.Lock()
-		deny, tamper, onToken := sp.deny, sp.tamper, sp.onToken
+		deny, tamper, onToken, alias := sp.deny, sp.tamper, sp.onToken, sp.alias
 		if r.URL.Path == mockoidc.TokenEndpoint {
 			sp.onToken = nil
 		}
 		sp.mu.Unlock()
 		if onToken != nil && r.URL.Path == mockoidc.TokenEndpoint {
 			onToken()
+		}
+		if alias != "" && r.ParseForm() == nil && r.Form.Get("client_id") == alias {
+			r.Form.Set("client_id", sp.ClientID)
+			if r.URL.Path == mockoidc.TokenEndpoint {
+				tamper = func(c jwt.MapClaims) *mockoidc.Keypair { c["aud"] = alias; return nil }
+			}
 		}
 		switch {
 		case r.URL.Path == mockoidc.AuthorizationEndpoint && deny != "":

@@ -294,6 +294,17 @@ func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, st db.SsoState,
 		if current.Issuer != st.Issuer || current.ClientID != st.ClientID || id.Issuer != st.Issuer {
 			return "", sso.Fail(sso.Unavailable, errors.New("the tenant's provider changed during the sign-in"))
 		}
+		// The domains and the default role are the ones in force now too, not those read before
+		// the provider answered.
+		if err := sso.CheckEmail(id, current.AllowedDomains); err != nil {
+			return "", err
+		}
+		// An identity is vouched for under the client it came through: trust given to one
+		// client of an issuer is none for another client of it an admin may run.
+		var vouch *string
+		if current.SavedByOwner {
+			vouch = &current.ClientID
+		}
 		var (
 			user      db.User
 			ownerSafe = current.SavedByOwner
@@ -301,14 +312,15 @@ func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, st db.SsoState,
 		found, err := tx.Q.GetSSOIdentityUser(ctx, db.GetSSOIdentityUserParams{Issuer: id.Issuer, Subject: id.Subject})
 		switch {
 		case err == nil:
-			user, ownerSafe = found.User, found.OwnerSafe || current.SavedByOwner
+			user = found.User
+			ownerSafe = ownerSafe || (found.VouchedClient != nil && *found.VouchedClient == current.ClientID)
 			if err := tx.Q.TouchSSOIdentity(ctx, db.TouchSSOIdentityParams{
-				Email: id.Email, OwnerSafe: current.SavedByOwner, Issuer: id.Issuer, Subject: id.Subject,
+				Email: id.Email, VouchedClient: vouch, Issuer: id.Issuer, Subject: id.Subject,
 			}); err != nil {
 				return "", err
 			}
 		case errors.Is(err, pgx.ErrNoRows):
-			user, err = s.linkOrProvision(ctx, tx, cfg, id, current.SavedByOwner)
+			user, err = s.linkOrProvision(ctx, tx, tenant, current, id)
 			if err != nil {
 				return "", err
 			}
@@ -341,11 +353,15 @@ func (s *Server) admitSSO(ctx context.Context, cfg db.SsoConfig, st db.SsoState,
 	})
 }
 
-// linkOrProvision admits a person the tenant does not know by this identity yet. The email is
-// verified and of an allowed domain (sso.CheckEmail), which is what makes linking safe; ownerSafe
-// is whether an active owner saved the configuration in force (see admitSSO).
-func (s *Server) linkOrProvision(ctx context.Context, tx *tenancy.Tx, cfg db.SsoConfig, id sso.Identity, ownerSafe bool) (db.User, error) {
-	identity := db.CreateSSOIdentityParams{TenantID: cfg.TenantID, Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, OwnerSafe: ownerSafe}
+// linkOrProvision admits a person the tenant does not know by this identity yet, under the
+// configuration in force (cfg, held by admitSSO). The email is verified and of an allowed domain
+// (sso.CheckEmail), which is what makes linking safe.
+func (s *Server) linkOrProvision(ctx context.Context, tx *tenancy.Tx, tenant uuid.UUID, cfg db.LockSSOConfigForSignInRow, id sso.Identity) (db.User, error) {
+	ownerSafe := cfg.SavedByOwner
+	identity := db.CreateSSOIdentityParams{TenantID: tenant, Issuer: id.Issuer, Subject: id.Subject, Email: id.Email}
+	if ownerSafe {
+		identity.VouchedClient = &cfg.ClientID
+	}
 	user, err := tx.Q.GetUserByEmailForUpdate(ctx, id.Email)
 	switch {
 	case err == nil:
@@ -366,14 +382,14 @@ func (s *Server) linkOrProvision(ctx context.Context, tx *tenancy.Tx, cfg db.Sso
 	case !errors.Is(err, pgx.ErrNoRows):
 		return db.User{}, err
 	}
-	if err := s.billing.Catalog.ReserveSeat(ctx, tx.Q, cfg.TenantID, s.billing.now()); err != nil {
+	if err := s.billing.Catalog.ReserveSeat(ctx, tx.Q, tenant, s.billing.now()); err != nil {
 		if problem.Is(err, problem.LimitExceeded) {
 			return db.User{}, sso.Fail(sso.SeatLimit, err)
 		}
 		return db.User{}, err
 	}
 	user, err = tx.Q.CreateUser(ctx, db.CreateUserParams{
-		TenantID: cfg.TenantID, ID: newID(), Email: id.Email, Name: id.Name, Role: cfg.DefaultRole, Status: string(api.UserStatusActive),
+		TenantID: tenant, ID: newID(), Email: id.Email, Name: id.Name, Role: cfg.DefaultRole, Status: string(api.UserStatusActive),
 	})
 	if err != nil {
 		return db.User{}, err

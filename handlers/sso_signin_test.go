@@ -720,11 +720,22 @@ func TestSSOAdminCannotBecomeOwnerByRaceOrPromotion(t *testing.T) {
 		t.Fatalf("bob: %v", err)
 	}
 	rogue.person("bob-at-rogue", "bob@example.test", true)
-	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
-		t.Fatalf("bob as a member: %s", l.at)
+	first := newBrowser(t, env).signIn(w.Slug)
+	if first.code == "" {
+		t.Fatalf("bob as a member: %s", first.at)
 	}
+	kept := exchange(t, env, first.code)
+	rogue.person("bob-at-rogue", "bob@example.test", true)
+	pending := newBrowser(t, env).signIn(w.Slug)
 	if u, _ := env.Client.UpdateUserWithResponse(bg, bob.JSON201.User.Id, api.UserUpdate{Role: ptr(api.UserRoleOwner)}, w.as(api.UserRoleOwner)); u.JSON200 == nil {
 		t.Fatalf("promote bob: %s", u.Body)
+	}
+	// What the admin's provider got before the promotion does not follow it.
+	if r := refresh(t, env, kept.RefreshToken); r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("bob's SSO session after the promotion: %d %s", r.StatusCode(), r.Body)
+	}
+	if r, _ := env.Client.ExchangeSSOCodeWithResponse(bg, api.SSOExchange{Code: pending.code}); r.StatusCode() != http.StatusUnauthorized {
+		t.Errorf("bob's pending code after the promotion: %d %s", r.StatusCode(), r.Body)
 	}
 	rogue.person("bob-at-rogue", "bob@example.test", true)
 	if l := newBrowser(t, env).signIn(w.Slug); l.err != "owner_not_allowed" {
@@ -805,5 +816,58 @@ func TestSSOPasswordSessionsEndWhateverRacesTheSwitch(t *testing.T) {
 	}
 	if r := refresh(t, env, coPair.RefreshToken); r.StatusCode() != http.StatusUnauthorized {
 		t.Errorf("the demoted co-owner's password session: %d", r.StatusCode())
+	}
+}
+
+// An identity vouched for through one client of an issuer does not sign an owner in through
+// another client of it, such as one an admin registered at the same provider.
+func TestSSOOwnerTrustStaysWithItsClient(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	sp := newSSOProvider(t)
+	owner := w.users[api.UserRoleOwner]
+	configureSSO(t, env, w, sp, api.SSORoleMember, true)
+	sp.person("sub-owner", string(owner.Email), true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
+		t.Fatalf("the owner under the owner's configuration: %s", l.at)
+	}
+	sp.setAlias("admins-client")
+	secret := sp.ClientSecret
+	if r, _ := env.Client.PutSSOConfigWithResponse(bg, api.SSOConfigPut{Issuer: sp.Issuer(), ClientId: "admins-client", ClientSecret: &secret,
+		AllowedDomains: []string{"example.test"}, DefaultRole: api.SSORoleMember}, w.as(api.UserRoleAdmin)); r.JSON200 == nil {
+		t.Fatalf("put as admin: %s", r.Body)
+	}
+	sp.person("sub-owner", string(owner.Email), true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.err != "owner_not_allowed" {
+		t.Fatalf("the owner's subject through the admin's client: %s", l.at)
+	}
+	// Others sign in through it as usual (the alias works).
+	sp.person("sub-member", "member@example.test", true)
+	if l := newBrowser(t, env).signIn(w.Slug); l.code == "" {
+		t.Fatalf("a member through the admin's client: %s", l.at)
+	}
+}
+
+// A sign-in is admitted under the configuration in force when it is admitted: domains narrowed
+// while the provider was answering apply to it.
+func TestSSOAdmitsUnderTheConfigurationInForce(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t)
+	w := newWorkspace(t, env)
+	sp := newSSOProvider(t)
+	configureSSO(t, env, w, sp, api.SSORoleAdmin, true, "example.test", "contractor.test")
+	sp.person("sub-x", "x@contractor.test", true)
+	sp.setOnToken(func() { configureSSO(t, env, w, sp, api.SSORoleViewer, true, "example.test") })
+	if l := newBrowser(t, env).signIn(w.Slug); l.err != "domain_not_allowed" {
+		t.Fatalf("a domain removed during the sign-in: %s", l.at)
+	}
+	// And the default role is the new one.
+	configureSSO(t, env, w, sp, api.SSORoleAdmin, true)
+	sp.person("sub-y", "y@example.test", true)
+	sp.setOnToken(func() { configureSSO(t, env, w, sp, api.SSORoleViewer, true) })
+	l := newBrowser(t, env).signIn(w.Slug)
+	if m := me(t, env, exchange(t, env, l.code).AccessToken); m.JSON200 == nil || m.JSON200.Role != api.UserRoleViewer {
+		t.Fatalf("the default role changed during the sign-in: %s", l.at)
 	}
 }

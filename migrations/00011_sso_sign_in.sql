@@ -19,9 +19,10 @@ CREATE TABLE sso_identities (
     user_id       uuid        NOT NULL,
     -- The email the provider asserted last; the user's own email is not changed by it.
     email         text        NOT NULL CHECK (length(email) BETWEEN 3 AND 254),
-    -- Linked or used while an active owner's configuration was in force: only such an
-    -- identity may sign in an owner under a configuration an admin saved.
-    owner_safe    boolean     NOT NULL DEFAULT false,
+    -- The client of the issuer under which the identity was linked or used while an active
+    -- owner's configuration was in force: only through that client may it sign in an owner
+    -- under a configuration an admin saved.
+    vouched_client text       CHECK (octet_length(vouched_client) <= 512),
     created_at    timestamptz NOT NULL DEFAULT now(),
     last_login_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, issuer, subject),

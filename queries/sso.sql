@@ -31,7 +31,7 @@ SELECT pg_advisory_xact_lock(7217, hashtext(sqlc.arg(tenant_id)::uuid::text));
 -- name: LockSSOConfigForSignIn :one
 -- The configuration a sign-in is admitted under, held until it commits, and whether an active
 -- owner saved it last.
-SELECT c.issuer, c.client_id, EXISTS (
+SELECT c.issuer, c.client_id, c.allowed_domains, c.default_role, EXISTS (
     SELECT 1 FROM users u WHERE u.tenant_id = c.tenant_id AND u.id = c.saved_by AND u.role = 'owner' AND u.status = 'active'
 ) AS saved_by_owner
 FROM sso_configs c FOR SHARE OF c;
@@ -55,7 +55,7 @@ SELECT * FROM sso_states WHERE id = sqlc.arg(id) FOR UPDATE;
 UPDATE sso_states SET used_at = now() WHERE id = sqlc.arg(id);
 
 -- name: GetSSOIdentityUser :one
-SELECT sqlc.embed(users), i.owner_safe FROM sso_identities i
+SELECT sqlc.embed(users), i.vouched_client FROM sso_identities i
 JOIN users ON users.tenant_id = i.tenant_id AND users.id = i.user_id
 WHERE i.issuer = sqlc.arg(issuer) AND i.subject = sqlc.arg(subject)
 FOR NO KEY UPDATE OF users;
@@ -64,11 +64,11 @@ FOR NO KEY UPDATE OF users;
 SELECT * FROM users WHERE lower(email) = lower(sqlc.arg(email)) FOR NO KEY UPDATE;
 
 -- name: CreateSSOIdentity :exec
-INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email, owner_safe)
-VALUES (sqlc.arg(tenant_id), sqlc.arg(issuer), sqlc.arg(subject), sqlc.arg(user_id), sqlc.arg(email), sqlc.arg(owner_safe));
+INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email, vouched_client)
+VALUES (sqlc.arg(tenant_id), sqlc.arg(issuer), sqlc.arg(subject), sqlc.arg(user_id), sqlc.arg(email), sqlc.narg(vouched_client));
 
 -- name: TouchSSOIdentity :exec
-UPDATE sso_identities SET email = sqlc.arg(email), owner_safe = owner_safe OR sqlc.arg(owner_safe), last_login_at = now()
+UPDATE sso_identities SET email = sqlc.arg(email), vouched_client = COALESCE(sqlc.narg(vouched_client), vouched_client), last_login_at = now()
 WHERE issuer = sqlc.arg(issuer) AND subject = sqlc.arg(subject);
 
 -- name: CreateSSOCode :exec
@@ -100,4 +100,14 @@ RETURNING s.id, s.user_id;
 -- Ends a user's password sessions (an owner demoted while passwords are owners' only).
 UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked'
 WHERE user_id = sqlc.arg(user_id) AND method = 'password' AND revoked_at IS NULL
+RETURNING id;
+
+-- name: EndUserSSOSessions :many
+-- Ends a user's SSO sessions and unused SSO codes (a promotion to owner: each was admitted
+-- without the owner check).
+WITH codes AS (
+    UPDATE sso_codes SET expires_at = LEAST(expires_at, now()) WHERE sso_codes.user_id = sqlc.arg(user_id) AND used_at IS NULL
+)
+UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked'
+WHERE sessions.user_id = sqlc.arg(user_id) AND method = 'sso' AND revoked_at IS NULL
 RETURNING id;

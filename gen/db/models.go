@@ -175,14 +175,14 @@ type SsoConfig struct {
 }
 
 type SsoIdentity struct {
-	TenantID    uuid.UUID
-	Issuer      string
-	Subject     string
-	UserID      uuid.UUID
-	Email       string
-	OwnerSafe   bool
-	CreatedAt   time.Time
-	LastLoginAt time.Time
+	TenantID      uuid.UUID
+	Issuer        string
+	Subject       string
+	UserID        uuid.UUID
+	Email         string
+	VouchedClient *string
+	CreatedAt     time.Time
+	LastLoginAt   time.Time
 }
 
 type SsoState struct {

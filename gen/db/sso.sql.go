@@ -37,17 +37,17 @@ func (q *Queries) CreateSSOCode(ctx context.Context, arg CreateSSOCodeParams) er
 }
 
 const createSSOIdentity = `-- name: CreateSSOIdentity :exec
-INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email, owner_safe)
+INSERT INTO sso_identities (tenant_id, issuer, subject, user_id, email, vouched_client)
 VALUES ($1, $2, $3, $4, $5, $6)
 `
 
 type CreateSSOIdentityParams struct {
-	TenantID  uuid.UUID
-	Issuer    string
-	Subject   string
-	UserID    uuid.UUID
-	Email     string
-	OwnerSafe bool
+	TenantID      uuid.UUID
+	Issuer        string
+	Subject       string
+	UserID        uuid.UUID
+	Email         string
+	VouchedClient *string
 }
 
 func (q *Queries) CreateSSOIdentity(ctx context.Context, arg CreateSSOIdentityParams) error {
@@ -57,7 +57,7 @@ func (q *Queries) CreateSSOIdentity(ctx context.Context, arg CreateSSOIdentityPa
 		arg.Subject,
 		arg.UserID,
 		arg.Email,
-		arg.OwnerSafe,
+		arg.VouchedClient,
 	)
 	return err
 }
@@ -115,6 +115,37 @@ func (q *Queries) DeleteSSOConfig(ctx context.Context) (int64, error) {
 	return result.RowsAffected(), nil
 }
 
+const endUserSSOSessions = `-- name: EndUserSSOSessions :many
+WITH codes AS (
+    UPDATE sso_codes SET expires_at = LEAST(expires_at, now()) WHERE sso_codes.user_id = $1 AND used_at IS NULL
+)
+UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked'
+WHERE sessions.user_id = $1 AND method = 'sso' AND revoked_at IS NULL
+RETURNING id
+`
+
+// Ends a user's SSO sessions and unused SSO codes (a promotion to owner: each was admitted
+// without the owner check).
+func (q *Queries) EndUserSSOSessions(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, endUserSSOSessions, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getSSOCodeForUpdate = `-- name: GetSSOCodeForUpdate :one
 SELECT tenant_id, id, secret_hash, user_id, created_at, expires_at, used_at, session_id FROM sso_codes WHERE id = $1 FOR UPDATE
 `
@@ -158,7 +189,7 @@ func (q *Queries) GetSSOConfig(ctx context.Context) (SsoConfig, error) {
 }
 
 const getSSOIdentityUser = `-- name: GetSSOIdentityUser :one
-SELECT users.tenant_id, users.id, users.email, users.name, users.role, users.status, users.password_hash, users.created_at, users.updated_at, i.owner_safe FROM sso_identities i
+SELECT users.tenant_id, users.id, users.email, users.name, users.role, users.status, users.password_hash, users.created_at, users.updated_at, i.vouched_client FROM sso_identities i
 JOIN users ON users.tenant_id = i.tenant_id AND users.id = i.user_id
 WHERE i.issuer = $1 AND i.subject = $2
 FOR NO KEY UPDATE OF users
@@ -170,8 +201,8 @@ type GetSSOIdentityUserParams struct {
 }
 
 type GetSSOIdentityUserRow struct {
-	User      User
-	OwnerSafe bool
+	User          User
+	VouchedClient *string
 }
 
 func (q *Queries) GetSSOIdentityUser(ctx context.Context, arg GetSSOIdentityUserParams) (GetSSOIdentityUserRow, error) {
@@ -187,7 +218,7 @@ func (q *Queries) GetSSOIdentityUser(ctx context.Context, arg GetSSOIdentityUser
 		&i.User.PasswordHash,
 		&i.User.CreatedAt,
 		&i.User.UpdatedAt,
-		&i.OwnerSafe,
+		&i.VouchedClient,
 	)
 	return i, err
 }
@@ -249,16 +280,18 @@ func (q *Queries) LockPasswordRule(ctx context.Context, tenantID uuid.UUID) erro
 }
 
 const lockSSOConfigForSignIn = `-- name: LockSSOConfigForSignIn :one
-SELECT c.issuer, c.client_id, EXISTS (
+SELECT c.issuer, c.client_id, c.allowed_domains, c.default_role, EXISTS (
     SELECT 1 FROM users u WHERE u.tenant_id = c.tenant_id AND u.id = c.saved_by AND u.role = 'owner' AND u.status = 'active'
 ) AS saved_by_owner
 FROM sso_configs c FOR SHARE OF c
 `
 
 type LockSSOConfigForSignInRow struct {
-	Issuer       string
-	ClientID     string
-	SavedByOwner bool
+	Issuer         string
+	ClientID       string
+	AllowedDomains []string
+	DefaultRole    string
+	SavedByOwner   bool
 }
 
 // The configuration a sign-in is admitted under, held until it commits, and whether an active
@@ -266,7 +299,13 @@ type LockSSOConfigForSignInRow struct {
 func (q *Queries) LockSSOConfigForSignIn(ctx context.Context) (LockSSOConfigForSignInRow, error) {
 	row := q.db.QueryRow(ctx, lockSSOConfigForSignIn)
 	var i LockSSOConfigForSignInRow
-	err := row.Scan(&i.Issuer, &i.ClientID, &i.SavedByOwner)
+	err := row.Scan(
+		&i.Issuer,
+		&i.ClientID,
+		&i.AllowedDomains,
+		&i.DefaultRole,
+		&i.SavedByOwner,
+	)
 	return i, err
 }
 
@@ -432,21 +471,21 @@ func (q *Queries) SharePasswordRule(ctx context.Context, tenantID uuid.UUID) err
 }
 
 const touchSSOIdentity = `-- name: TouchSSOIdentity :exec
-UPDATE sso_identities SET email = $1, owner_safe = owner_safe OR $2, last_login_at = now()
+UPDATE sso_identities SET email = $1, vouched_client = COALESCE($2, vouched_client), last_login_at = now()
 WHERE issuer = $3 AND subject = $4
 `
 
 type TouchSSOIdentityParams struct {
-	Email     string
-	OwnerSafe bool
-	Issuer    string
-	Subject   string
+	Email         string
+	VouchedClient *string
+	Issuer        string
+	Subject       string
 }
 
 func (q *Queries) TouchSSOIdentity(ctx context.Context, arg TouchSSOIdentityParams) error {
 	_, err := q.db.Exec(ctx, touchSSOIdentity,
 		arg.Email,
-		arg.OwnerSafe,
+		arg.VouchedClient,
 		arg.Issuer,
 		arg.Subject,
 	)

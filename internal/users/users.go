@@ -112,6 +112,19 @@ func Apply(ctx context.Context, tx *tenancy.Tx, p auth.Principal, id uuid.UUID, 
 				Payload: map[string]any{"id": k}})
 		}
 	}
+	if c.Role != nil && u.Role != string(auth.Owner) && *c.Role == auth.Owner {
+		// An SSO session or code was admitted without the owner check (an admin's provider may
+		// have made it), and a refresh takes the new role: the new owner signs in again, by
+		// password or through SSO's owner check.
+		sessions, err := q.EndUserSSOSessions(ctx, id)
+		if err != nil {
+			return db.User{}, nil, err
+		}
+		for _, s := range sessions {
+			tx.Emit(tenancy.Event{Type: audit.EventSessionRevoked, ResourceType: audit.ResourceSession, ResourceID: s,
+				Payload: audit.RevokedSession(s, id, "revoked")})
+		}
+	}
 	if c.Role != nil && u.Role == string(auth.Owner) && *c.Role != auth.Owner {
 		// A former owner keeps no password session where passwords are owners' only.
 		allowed, err := session.PasswordRule(ctx, q, u.TenantID)
