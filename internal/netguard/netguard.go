@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"syscall"
+	"time"
 )
 
 // ErrNotPublic is a connection to an address that is not on the public internet.
@@ -81,4 +83,33 @@ func Control(_, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("%w: %s", ErrNotPublic, host)
 	}
 	return nil
+}
+
+// Options shape Client.
+type Options struct {
+	// AllowPrivate lets the client reach any address (tests, on-premise deployments).
+	AllowPrivate bool
+	// Timeout bounds each request, from dial to the end of the body (10 s when zero).
+	Timeout time.Duration
+}
+
+// Client is an HTTP client for calls a tenant chose the target of: bounded in time, following
+// no redirect, and unless AllowPrivate, connecting only to public addresses, checked on the
+// address actually dialled, with no proxy (a proxy would connect for it, past the check).
+func Client(o Options) *http.Client {
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: timeout}
+	proxy := http.ProxyFromEnvironment
+	if !o.AllowPrivate {
+		dialer.Control, proxy = Control, nil
+	}
+	transport := &http.Transport{
+		Proxy: proxy, DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4,
+		TLSHandshakeTimeout: timeout, ResponseHeaderTimeout: timeout, MaxResponseHeaderBytes: 64 << 10,
+	}
+	return &http.Client{Timeout: timeout, Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

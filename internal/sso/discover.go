@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -51,22 +50,7 @@ func (p Policy) CheckIssuerURL(issuer string) error {
 // non-public addresses, whatever the name resolves to when it is dialled (so a tenant cannot
 // point the server at its own network).
 func (p Policy) Client() *http.Client {
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	dialer := &net.Dialer{Timeout: timeout}
-	proxy := http.ProxyFromEnvironment
-	if !p.AllowInsecure {
-		// No proxy either: a proxy would make the connection for us, past the address check.
-		dialer.Control, proxy = netguard.Control, nil
-	}
-	transport := &http.Transport{
-		Proxy: proxy, DialContext: dialer.DialContext,
-		TLSHandshakeTimeout: timeout, ResponseHeaderTimeout: timeout, MaxResponseHeaderBytes: 64 << 10,
-	}
-	return &http.Client{Timeout: timeout, Transport: transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return netguard.Client(netguard.Options{AllowPrivate: p.AllowInsecure, Timeout: p.Timeout})
 }
 
 // Discover fetches issuer's discovery document with the policy's client and checks it: it must

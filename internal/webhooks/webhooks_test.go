@@ -1,0 +1,99 @@
+package webhooks
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/tasker/tasker/internal/netguard"
+)
+
+func TestSignaturesVerifyWithTheStandardWebhooksLibraryDuringARotation(t *testing.T) {
+	old, next, stranger := NewSecret(), NewSecret(), NewSecret()
+	if !strings.HasPrefix(old, "whsec_") || old == next {
+		t.Fatalf("secrets %q %q", old, next)
+	}
+	body := []byte(`{"type":"task.created","data":{"id":"t1"}}`)
+	h, err := Headers([]string{next, old}, "msg_1", time.Now(), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.Fields(h.Get("webhook-signature"))); n != 2 {
+		t.Fatalf("%d signatures during a rotation, want 2: %q", n, h.Get("webhook-signature"))
+	}
+	for name, secret := range map[string]string{"the old secret": old, "the new secret": next} {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wh.Verify(body, h); err != nil {
+			t.Errorf("a receiver holding %s refused the delivery: %v", name, err)
+		}
+	}
+	wh, _ := standardwebhooks.NewWebhook(stranger)
+	if err := wh.Verify(body, h); err == nil {
+		t.Error("a receiver holding another secret accepted the delivery")
+	}
+	theirs, _ := standardwebhooks.NewWebhook(old)
+	if err := theirs.Verify([]byte(`{"type":"task.deleted"}`), h); err == nil {
+		t.Error("a changed body was accepted")
+	}
+	if _, err := Headers(nil, "msg_2", time.Now(), body); err == nil {
+		t.Error("signing without a secret worked")
+	}
+}
+
+func TestGuardRefusesPrivateTargetsUnlessAllowed(t *testing.T) {
+	strict := Guard{Timeout: 2 * time.Second}
+	for _, raw := range []string{
+		"ftp://example.com/", "https://user:pw@example.com/hook", "https://example.com/hook#x", "/relative", "https://",
+		"http://127.0.0.1/hook", "http://[::1]/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data",
+		"http://localhost:8080/hook", "http://LOCALHOST./hook", "http://100.100.100.200/", "http://[::ffff:127.0.0.1]/",
+	} {
+		if err := strict.CheckURL(raw); !errors.Is(err, ErrURL) {
+			t.Errorf("%q: %v, want refused", raw, err)
+		}
+	}
+	if err := strict.CheckURL("https://hooks.example.com/tasker?x=1"); err != nil {
+		t.Errorf("a public https URL: %v", err)
+	}
+
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, "http://example.com/", http.StatusFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+	port := receiver.URL[strings.LastIndex(receiver.URL, ":")+1:]
+	// Dialled, whatever the URL check said: a name that resolves to loopback (as DNS rebinding
+	// would make it) is refused too.
+	for _, target := range []string{receiver.URL, "http://localhost:" + port, "http://[::1]:" + port, "http://10.0.0.1:" + port, "http://169.254.169.254:" + port} {
+		_, err := strict.Client().Get(target)
+		var ue *url.Error
+		if !errors.As(err, &ue) || !errors.Is(err, netguard.ErrNotPublic) {
+			t.Errorf("%s: %v, want refused at dial", target, err)
+		}
+	}
+	open := Guard{AllowPrivate: true, Timeout: 2 * time.Second}
+	if err := open.CheckURL(receiver.URL); err != nil {
+		t.Errorf("allowed private URL: %v", err)
+	}
+	resp, err := open.Client().Get(receiver.URL + "/hook")
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("allowed private receiver: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = open.Client().Get(receiver.URL + "/moved")
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("a redirect was followed: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
