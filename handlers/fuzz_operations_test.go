@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/handlers/apitest"
 	"github.com/tasker/tasker/internal/contract"
 )
@@ -45,7 +46,9 @@ import (
 // parameter, then variants with NUL, invalid UTF-8, lone surrogates, long strings, wrong types,
 // odd numbers and dates, and trailing garbage.
 func FuzzOperations(f *testing.F) {
-	env := apitest.New(f)
+	// Fuzzed creates of webhook endpoints must not use up the tenant's endpoints before the
+	// throwaway ones are made.
+	env := apitest.NewWithOptions(f, apitest.Options{Webhooks: handlers.WebhooksConfig{MaxEndpoints: 1 << 30}})
 	ops := fuzzOperations(f)
 	fx := newFuzzFixture(f, env, ops)
 	seeds := fuzzSeeds(ops, fx.cursors)
@@ -77,17 +80,18 @@ type fuzzOp struct {
 // fuzzThrowaway gives, for every operation that deletes or could lock someone out, the
 // throwaway each path parameter takes; it is made afresh for the one request.
 var fuzzThrowaway = map[string]map[string]string{
-	"deactivateUser":   {"id": "{tmp_user}"},
-	"deleteSSOConfig":  {},
-	"updateUser":       {"id": "{tmp_user}"},
-	"deleteTeam":       {"id": "{tmp_team}"},
-	"deleteTeamMember": {"id": "{team}", "user_id": "{tmp_member}"},
-	"updateProject":    {"id": "{tmp_project}"},
-	"deleteProject":    {"id": "{tmp_project}"},
-	"deleteTask":       {"id": "{tmp_task}"},
-	"deleteFile":       {"id": "{tmp_file}"},
-	"deleteAPIKey":     {"id": "{tmp_key}"},
-	"revokeSession":    {"id": "{tmp_session}"},
+	"deactivateUser":        {"id": "{tmp_user}"},
+	"deleteSSOConfig":       {},
+	"updateUser":            {"id": "{tmp_user}"},
+	"deleteTeam":            {"id": "{tmp_team}"},
+	"deleteTeamMember":      {"id": "{team}", "user_id": "{tmp_member}"},
+	"updateProject":         {"id": "{tmp_project}"},
+	"deleteProject":         {"id": "{tmp_project}"},
+	"deleteTask":            {"id": "{tmp_task}"},
+	"deleteFile":            {"id": "{tmp_file}"},
+	"deleteAPIKey":          {"id": "{tmp_key}"},
+	"revokeSession":         {"id": "{tmp_session}"},
+	"deleteWebhookEndpoint": {"id": "{tmp_webhook}"},
 }
 
 // fuzzShared is the fixture a path parameter takes in every other operation, keyed by the
@@ -99,6 +103,7 @@ var fuzzShared = map[string]string{
 	"projects id":   "{project}",
 	"tasks id":      "{task}",
 	"files id":      "{file}",
+	"webhooks id":   "{webhook}",
 	// The SSO start takes the tenant's slug.
 	"auth tenant_slug": "{slug}",
 }
@@ -209,13 +214,20 @@ func newFuzzFixture(f *testing.F, env *apitest.Env, ops []fuzzOp) *fuzzFixture {
 	env.Login(f, w.Slug, w.Email, w.Password) // a second session
 	file := mustUpload(f, env, w.tokens[api.UserRoleOwner], &task.Id, "first.png", pngBytes(64))
 	mustUpload(f, env, w.tokens[api.UserRoleOwner], &task.Id, "second.txt", []byte("second\n"))
+	var hook *api.CreateWebhookEndpointResponse
+	for _, path := range []string{"/second", "/fuzz"} {
+		hook, err = env.Client.CreateWebhookEndpointWithResponse(bg, api.WebhookEndpointCreate{Url: "https://hooks.example.test" + path, EventTypes: []api.WebhookEventType{"*"}}, owner)
+		if err != nil || hook.JSON201 == nil {
+			f.Fatalf("create webhook endpoint: %v", err)
+		}
+	}
 	fx.vals = map[string]string{
 		"owner": w.users[api.UserRoleOwner].Id.String(), "admin": w.users[api.UserRoleAdmin].Id.String(),
 		"member": w.users[api.UserRoleMember].Id.String(), "viewer": w.users[api.UserRoleViewer].Id.String(),
 		"team": w.team.Id.String(), "team2": team2.JSON201.Id.String(),
 		"project": w.project.Id.String(), "project2": project2.JSON201.Id.String(),
 		"task": task.Id.String(), "task2": task2.Id.String(), "task_key": task.Key, "file": file.Id.String(),
-		"slug": w.Slug, "email": w.Email, "password": w.Password,
+		"slug": w.Slug, "email": w.Email, "password": w.Password, "webhook": hook.JSON201.Id.String(),
 	}
 
 	// A real cursor of every list (of every sort of the task list), for the seeds.
@@ -508,6 +520,10 @@ func (e *fuzzExec) make(name string) bool {
 		task, _ := e.value("tmp_task")
 		id := uuid.MustParse(task)
 		e.vals["tmp_file"] = mustUpload(t, fx.env, fx.w.tokens[api.UserRoleOwner], &id, "throwaway.txt", []byte("throwaway\n")).Id.String()
+	case "tmp_webhook":
+		var out api.WebhookEndpointCreated
+		fx.arrange(t, "a webhook endpoint", http.MethodPost, "/v1/webhooks", map[string]any{"url": "https://hooks.example.test/throwaway", "event_types": []string{"*"}}, http.StatusCreated, &out)
+		e.vals["tmp_webhook"] = out.Id.String()
 	case "tmp_key":
 		var out api.APIKeyCreated
 		fx.arrange(t, "an API key", http.MethodPost, "/v1/api-keys", map[string]string{"name": "throwaway", "role": "viewer"}, http.StatusCreated, &out)

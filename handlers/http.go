@@ -59,6 +59,8 @@ type Config struct {
 	Billing BillingConfig
 	// SSO configures per-tenant OpenID Connect; without a Box its endpoints answer 503.
 	SSO SSOConfig
+	// Webhooks configures outbound webhooks; without a Box creating endpoints answers 503.
+	Webhooks WebhooksConfig
 }
 
 // NewHTTPHandler builds the full stack: request id, recovery, logging and metrics around a mux
@@ -75,6 +77,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	srv := &Server{db: cfg.DB, logger: cfg.Logger, password: cfg.Password, issuer: cfg.Issuer, sessions: sessions,
 		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant), billing: cfg.Billing, sso: cfg.SSO.withDefaults()}
 	srv.ssoProviders = sso.NewProviders(srv.sso.Policy, 0)
+	srv.webhooks = cfg.Webhooks.withDefaults()
 	srv.ssoStarts = ratelimit.New(float64(srv.sso.StartsPerMinute), srv.sso.StartsPerMinute)
 	if cfg.Billing.Catalog == nil {
 		return nil, errors.New("handlers: Billing.Catalog is required")

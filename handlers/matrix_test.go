@@ -36,6 +36,11 @@ func TestCrossTenantMatrix(t *testing.T) {
 	sessionA := sessA.JSON200.Items[0].Id
 
 	fileA := mustUpload(t, env, a.tokens[api.UserRoleOwner], &taskA.Id, "a-secret.png", pngBytes(100))
+	hookA, herr := env.Client.CreateWebhookEndpointWithResponse(bg, api.WebhookEndpointCreate{Url: "https://a.example.test/hook", EventTypes: []api.WebhookEventType{"*"}}, asA)
+	if herr != nil || hookA.JSON201 == nil {
+		t.Fatalf("A's webhook endpoint: %v", herr)
+	}
+	hookID := hookA.JSON201.Id
 	fileB := mustUpload(t, env, b.tokens[api.UserRoleOwner], nil, "b.png", pngBytes(100))
 	urlB, err := env.Client.GetFileURLWithResponse(bg, fileB.Id, asB)
 	if err != nil || urlB.JSON200 == nil {
@@ -101,9 +106,17 @@ func TestCrossTenantMatrix(t *testing.T) {
 			own := createTask(t, env, b, api.TaskCreate{Title: "B's"})
 			return env.Client.UpdateTaskWithResponse(bg, own.Id.String(), nil, api.TaskUpdate{AssigneeId: nullableValue(userA)}, asB)
 		},
-		"deleteTask":    func() (statusOf, error) { return env.Client.DeleteTaskWithResponse(bg, taskA.Id.String(), nil, asB) },
-		"deleteAPIKey":  func() (statusOf, error) { return env.Client.DeleteAPIKeyWithResponse(bg, keyA.JSON201.Id, asB) },
-		"revokeSession": func() (statusOf, error) { return env.Client.RevokeSessionWithResponse(bg, sessionA, asB) },
+		"deleteTask":         func() (statusOf, error) { return env.Client.DeleteTaskWithResponse(bg, taskA.Id.String(), nil, asB) },
+		"deleteAPIKey":       func() (statusOf, error) { return env.Client.DeleteAPIKeyWithResponse(bg, keyA.JSON201.Id, asB) },
+		"revokeSession":      func() (statusOf, error) { return env.Client.RevokeSessionWithResponse(bg, sessionA, asB) },
+		"getWebhookEndpoint": func() (statusOf, error) { return env.Client.GetWebhookEndpointWithResponse(bg, hookID, asB) },
+		"updateWebhookEndpoint": func() (statusOf, error) {
+			return env.Client.UpdateWebhookEndpointWithResponse(bg, hookID, api.WebhookEndpointUpdate{Url: ptr("https://b.example.test/stolen")}, asB)
+		},
+		"deleteWebhookEndpoint": func() (statusOf, error) { return env.Client.DeleteWebhookEndpointWithResponse(bg, hookID, asB) },
+		"rotateWebhookSecret": func() (statusOf, error) {
+			return env.Client.RotateWebhookSecretWithResponse(bg, hookID, api.WebhookSecretRotate{}, asB)
+		},
 	}
 
 	// Every operation with a path id must be in the matrix, but for WebSocket upgrades, which
@@ -156,6 +169,9 @@ func TestCrossTenantMatrix(t *testing.T) {
 	if fs, _ := env.Client.ListTaskFilesWithResponse(bg, taskA.Id.String(), nil, asA); fs.JSON200 == nil || len(fs.JSON200.Items) != 1 {
 		t.Errorf("A's task files after B's attempts: %s", fs.Body)
 	}
+	if h, _ := env.Client.GetWebhookEndpointWithResponse(bg, hookID, asA); h.JSON200 == nil || h.JSON200.Url != "https://a.example.test/hook" || h.JSON200.PreviousSecretValidUntil != nil {
+		t.Errorf("A's webhook endpoint after B's attempts: %s", h.Body)
+	}
 	if tk, _ := env.Client.GetTaskWithResponse(bg, taskA.Id.String(), asA); tk.JSON200 == nil || tk.JSON200.Title != "A's secret task" || tk.JSON200.Version != 1 {
 		t.Errorf("A's task after B's attempts: %s", tk.Body)
 	}
@@ -170,7 +186,7 @@ func TestCrossTenantMatrix(t *testing.T) {
 	}
 
 	// B's lists hold nothing of A.
-	aIDs := map[uuid.UUID]bool{taskA.Id: true, a.team.Id: true, a.project.Id: true, keyA.JSON201.Id: true, sessionA: true}
+	aIDs := map[uuid.UUID]bool{taskA.Id: true, a.team.Id: true, a.project.Id: true, keyA.JSON201.Id: true, sessionA: true, hookID: true}
 	for _, u := range a.users {
 		aIDs[u.Id] = true
 	}
@@ -192,6 +208,10 @@ func TestCrossTenantMatrix(t *testing.T) {
 	}
 	keys, _ := env.Client.ListAPIKeysWithResponse(bg, nil, asB)
 	for _, x := range keys.JSON200.Items {
+		seen = append(seen, x.Id)
+	}
+	hooks, _ := env.Client.ListWebhookEndpointsWithResponse(bg, nil, asB)
+	for _, x := range hooks.JSON200.Items {
 		seen = append(seen, x.Id)
 	}
 	sessions, _ := env.Client.ListSessionsWithResponse(bg, nil, asB)

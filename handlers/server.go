@@ -32,6 +32,7 @@ type Server struct {
 	// ssoProviders caches the tenants' discovered providers; ssoStarts limits sign-in starts per IP.
 	ssoProviders *sso.Providers
 	ssoStarts    *ratelimit.Limiter
+	webhooks     WebhooksConfig
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

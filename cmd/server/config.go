@@ -27,6 +27,7 @@ import (
 	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/sso"
 	"github.com/tasker/tasker/internal/tokens"
+	"github.com/tasker/tasker/internal/webhooks"
 )
 
 // config is the whole configuration, read once from the environment by loadConfig. A variable is
@@ -114,6 +115,10 @@ type config struct {
 	SSORedirectURIs      redirectURIs  `env:"SSO_REDIRECT_URIS" desc:"comma-separated exact URLs of your frontends' SSO pages (https://app.example.com/sso); a sign-in returns there with ?code= or ?error=, the first also gets errors whose frontend is unknown; empty turns SSO sign-in off"`
 	SSOStateTTL          time.Duration `env:"SSO_STATE_TTL" envDefault:"10m" desc:"how long an SSO sign-in may take at the provider"`
 	SSOCodeTTL           time.Duration `env:"SSO_CODE_TTL" envDefault:"60s" desc:"lifetime of the one-time code an SSO sign-in hands the frontend"`
+	WebhookEncryptionKey string        `env:"WEBHOOK_ENCRYPTION_KEY" mask:"secret" desc:"base64 of 32 random bytes (openssl rand -base64 32) that seal the webhook endpoints' signing secrets (AES-256-GCM); empty turns creating endpoints off (503). Keep it: endpoints sealed under a lost key need a new secret"`
+	WebhookAllowPrivate  bool          `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false" desc:"let webhook endpoints be on loopback, private, link-local or other non-public addresses (development, tests, receivers inside your network)"`
+	WebhookOverlap       time.Duration `env:"WEBHOOK_ROTATION_OVERLAP" envDefault:"24h" desc:"how long a rotated webhook secret keeps signing deliveries beside the new one"`
+	WebhookMaxEndpoints  int64         `env:"WEBHOOK_MAX_ENDPOINTS" envDefault:"20" max:"1000" desc:"webhook endpoints per tenant (409 beyond)"`
 	BillingReturnURL     string        `env:"BILLING_RETURN_URL" envDefault:"http://localhost:8080/" desc:"page of your app Stripe sends the browser back to after checkout (with ?checkout=success or ?checkout=canceled) and the portal"`
 }
 
@@ -141,6 +146,21 @@ func (c config) sso() (handlers.SSOConfig, error) {
 	}
 	sc.Box, err = secretbox.New(key)
 	return sc, err
+}
+
+// webhooks is the outbound webhooks' configuration.
+func (c config) webhooks() (handlers.WebhooksConfig, error) {
+	wc := handlers.WebhooksConfig{Guard: webhooks.Guard{AllowPrivate: c.WebhookAllowPrivate}, Overlap: c.WebhookOverlap,
+		MaxEndpoints: int(c.WebhookMaxEndpoints)}
+	if c.WebhookEncryptionKey == "" {
+		return wc, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(c.WebhookEncryptionKey)
+	if err != nil || len(key) != secretbox.KeySize {
+		return wc, fmt.Errorf("WEBHOOK_ENCRYPTION_KEY: want the base64 of %d bytes (openssl rand -base64 32)", secretbox.KeySize)
+	}
+	wc.Box, err = secretbox.New(key)
+	return wc, err
 }
 
 // billing is the billing configuration: the catalog, Stripe's client and the webhook's settings.

@@ -152,8 +152,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
+	webhooksCfg, err := cfg.webhooks()
+	if err != nil {
+		return err
+	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
-		Files: filesCfg, Billing: billingCfg, SSO: ssoCfg,
+		Files: filesCfg, Billing: billingCfg, SSO: ssoCfg, Webhooks: webhooksCfg,
 		DB: store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
 		Password: cfg.argon2(), MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Issuer:             issuer,

@@ -303,3 +303,19 @@ type User struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
+
+type WebhookEndpoint struct {
+	TenantID                uuid.UUID
+	ID                      uuid.UUID
+	Url                     string
+	Description             string
+	EventTypes              []string
+	Enabled                 bool
+	DisabledReason          *string
+	SecretSealed            []byte
+	PreviousSecretSealed    []byte
+	PreviousSecretExpiresAt *time.Time
+	CreatedBy               uuid.UUID
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}

@@ -110,6 +110,10 @@ type Options struct {
 	// allowed (the tests' providers run on loopback over http), and SSOFrontend and
 	// SSOOtherFrontend as the redirect URIs. A nil Box or nil RedirectURIs in it take those.
 	SSO *handlers.SSOConfig
+	// Webhooks adjusts outbound webhooks; a nil Box takes a fresh key, and private addresses
+	// are allowed (the tests' receivers are on loopback) unless WebhooksStrict.
+	Webhooks       handlers.WebhooksConfig
+	WebhooksStrict bool
 	// AccessTokenTTL is the lifetime of the access tokens the server issues (15 minutes when
 	// zero), for tests of expiry and renewal.
 	AccessTokenTTL time.Duration
@@ -210,7 +214,15 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 		_, _ = rand.Read(key)
 		sc.Box, _ = secretbox.New(key)
 	}
+	wc := opts.Webhooks
+	wc.Guard.AllowPrivate = wc.Guard.AllowPrivate || !opts.WebhooksStrict
+	if wc.Box == nil {
+		key := make([]byte, secretbox.KeySize)
+		_, _ = rand.Read(key)
+		wc.Box, _ = secretbox.New(key)
+	}
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
+		Webhooks:           wc,
 		Files:              fc,
 		Billing:            bc,
 		SSO:                sc,

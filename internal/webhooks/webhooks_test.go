@@ -97,3 +97,32 @@ func TestGuardRefusesPrivateTargetsUnlessAllowed(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+func TestEventTypesAndTheirMatching(t *testing.T) {
+	got, err := CheckEventTypes([]string{"task.created", "task.*", "task.created", "billing.*"})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"task.exploded", "nothing.*", "session.revoked", "api_key.revoked", "", "task"} {
+		if _, err := CheckEventTypes([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	cases := []struct {
+		patterns []string
+		event    string
+		want     bool
+	}{
+		{[]string{"*"}, "file.deleted", true},
+		{[]string{"task.*"}, "task.updated", true},
+		{[]string{"task.*"}, "team.updated", false},
+		{[]string{"billing.*"}, "billing.subscription.updated", true},
+		{[]string{"team.created"}, "team.created", true},
+		{[]string{"team.created"}, "team.member_put", false},
+	}
+	for _, c := range cases {
+		if got := Matches(c.patterns, c.event); got != c.want {
+			t.Errorf("Matches(%v, %s) = %t", c.patterns, c.event, got)
+		}
+	}
+}
