@@ -73,6 +73,9 @@ func (s *Server) CreateWebhookEndpoint(ctx context.Context, req api.CreateWebhoo
 	secret := webhooks.NewSecret()
 	id := newID()
 	row, err := writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) (db.WebhookEndpoint, error) {
+		if err := tx.Q.LockWebhookEndpoints(ctx, p.Tenant); err != nil {
+			return db.WebhookEndpoint{}, err
+		}
 		n, err := tx.Q.CountWebhookEndpoints(ctx)
 		if err != nil {
 			return db.WebhookEndpoint{}, err

@@ -1,3 +1,8 @@
+-- name: LockWebhookEndpoints :exec
+-- Orders the tenant's endpoint creations, so the count that follows (a statement of its own,
+-- with a snapshot taken after the wait) sees every endpoint committed before.
+SELECT pg_advisory_xact_lock(7218, hashtext(sqlc.arg(tenant_id)::uuid::text));
+
 -- name: CountWebhookEndpoints :one
 SELECT count(*) FROM webhook_endpoints;
 

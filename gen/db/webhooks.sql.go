@@ -156,6 +156,17 @@ func (q *Queries) ListWebhookEndpoints(ctx context.Context, arg ListWebhookEndpo
 	return items, nil
 }
 
+const lockWebhookEndpoints = `-- name: LockWebhookEndpoints :exec
+SELECT pg_advisory_xact_lock(7218, hashtext($1::uuid::text))
+`
+
+// Orders the tenant's endpoint creations, so the count that follows (a statement of its own,
+// with a snapshot taken after the wait) sees every endpoint committed before.
+func (q *Queries) LockWebhookEndpoints(ctx context.Context, tenantID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, lockWebhookEndpoints, tenantID)
+	return err
+}
+
 const rotateWebhookSecret = `-- name: RotateWebhookSecret :one
 UPDATE webhook_endpoints SET
     previous_secret_sealed = secret_sealed, previous_secret_expires_at = $1,
