@@ -22,15 +22,16 @@ import (
 // key to the same URL with the same body; another body is 422, and a key whose first request is
 // still running is 409. Failed requests release the key, so a corrected retry can use it.
 //
-// Secrets are never stored: a created API key is shown once and so cannot be replayed (the
-// header is ignored there); a replayed user creation comes without its invite token; and the
-// request fingerprint leaves passwords out, so the table offers no fast hash of one.
+// Secrets are never stored: a created API key or webhook endpoint, and a rotated webhook
+// secret, are shown once and so cannot be replayed (the header is ignored there, see
+// shownOnce); a replayed user creation comes without its invite token; and the request
+// fingerprint leaves passwords out, so the table offers no fast hash of one.
 func (s *Server) idempotency(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		p, authed := auth.FromContext(r.Context())
 		// Uploads stream their body, so there is nothing to fingerprint: the key is ignored there.
-		if r.Method != http.MethodPost || key == "" || !authed || reqinfo.From(r.Context()).Route() == "POST /v1/api-keys" ||
+		if r.Method != http.MethodPost || key == "" || !authed || shownOnce[reqinfo.From(r.Context()).Route()] ||
 			contract.BodyStreamed(r.Context()) {
 			next.ServeHTTP(w, r)
 			return
@@ -161,6 +162,13 @@ func replayHeaders(h http.Header) []byte {
 	}
 	out, _ := json.Marshal(keep)
 	return out
+}
+
+// shownOnce are the routes whose answer carries a secret shown once: nothing of them is kept.
+var shownOnce = map[string]bool{
+	"POST /v1/api-keys":                    true,
+	"POST /v1/webhooks":                    true,
+	"POST /v1/webhooks/{id}/rotate-secret": true,
 }
 
 // withoutSecrets drops secrets shown once from a response kept for replay.

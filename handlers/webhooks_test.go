@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -78,6 +79,31 @@ func TestWebhookEndpointSecretIsShownOnceAndStoredSealed(t *testing.T) {
 		t.Errorf("after a rotation without overlap: %s", g.Body)
 	}
 
+	// Nothing that shows a secret is kept for an Idempotency-Key replay: a retry makes a new
+	// endpoint with a new secret, and the idempotency table holds no secret.
+	withKey := func(_ context.Context, r *http.Request) error { r.Header.Set("Idempotency-Key", "same-key"); return nil }
+	var secrets []string
+	for range 2 {
+		r, _ := env.Client.CreateWebhookEndpointWithResponse(bg, hookCreate("https://hooks.example.test/retry"), w.as(api.UserRoleAdmin), withKey)
+		if r.JSON201 == nil || r.HTTPResponse.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("create with a key: %s", r.Body)
+		}
+		secrets = append(secrets, r.JSON201.Secret)
+		rot, _ := env.Client.RotateWebhookSecretWithResponse(bg, r.JSON201.Id, api.WebhookSecretRotate{}, w.as(api.UserRoleAdmin), withKey)
+		if rot.JSON200 == nil {
+			t.Fatalf("rotate with a key: %s", rot.Body)
+		}
+		secrets = append(secrets, rot.JSON200.Secret)
+	}
+	if secrets[0] == secrets[2] || secrets[1] == secrets[3] {
+		t.Error("a retry with the same Idempotency-Key showed a secret again")
+	}
+	var kept int
+	_ = testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT count(*) FROM idempotency_keys WHERE position('whsec_' in convert_from(response, 'UTF8')) > 0`).Scan(&kept)
+	if kept != 0 {
+		t.Errorf("%d idempotency records hold a signing secret", kept)
+	}
+
 	if d, _ := env.Client.DeleteWebhookEndpointWithResponse(bg, made.Id, w.as(api.UserRoleAdmin)); d.StatusCode() != http.StatusNoContent {
 		t.Fatalf("delete: %d", d.StatusCode())
 	}
@@ -119,13 +145,15 @@ func TestWebhookEndpointsRefuseBadURLsTypesRolesAndTooMany(t *testing.T) {
 	if r, _ := env.Client.CreateWebhookEndpointWithResponse(bg, hookCreate("https://hooks.example.test/1"), apitest.Bearer(key.JSON201.Key)); r.JSON201 == nil {
 		t.Fatalf("create with an admin key: %s", r.Body)
 	}
-	// Creates racing for the last place: one gets it.
-	codes := make(chan int, 40)
+	// Creates racing for the last place, released at once: one gets it.
+	codes := make(chan int, 30)
 	var wg sync.WaitGroup
-	for i := range 40 {
+	start := make(chan struct{})
+	for i := range 30 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			r, err := env.Client.CreateWebhookEndpointWithResponse(bg, hookCreate("https://hooks.example.test/race/"+strconv.Itoa(i)), admin)
 			if err != nil {
 				codes <- 0
@@ -134,6 +162,7 @@ func TestWebhookEndpointsRefuseBadURLsTypesRolesAndTooMany(t *testing.T) {
 			codes <- r.StatusCode()
 		}()
 	}
+	close(start)
 	wg.Wait()
 	close(codes)
 	created := 0

@@ -2277,7 +2277,8 @@ type ClientInterface interface {
 
 	// CreateWebhookEndpointWithBody Register a webhook endpoint
 	//
-	// The signing secret (`whsec_...`) is in this response only. The URL must be http or
+	// The signing secret (`whsec_...`) is in this response only, so an Idempotency-Key is
+	// ignored here (a retry makes another endpoint). The URL must be http or
 	// https, without credentials; unless the server allows private addresses
 	// (WEBHOOK_ALLOW_PRIVATE), it must be on a public address, checked again on every
 	// connection. At most WEBHOOK_MAX_ENDPOINTS endpoints per tenant (409 beyond).
@@ -2289,7 +2290,8 @@ type ClientInterface interface {
 
 	// CreateWebhookEndpoint Register a webhook endpoint
 	//
-	// The signing secret (`whsec_...`) is in this response only. The URL must be http or
+	// The signing secret (`whsec_...`) is in this response only, so an Idempotency-Key is
+	// ignored here (a retry makes another endpoint). The URL must be http or
 	// https, without credentials; unless the server allows private addresses
 	// (WEBHOOK_ALLOW_PRIVATE), it must be on a public address, checked again on every
 	// connection. At most WEBHOOK_MAX_ENDPOINTS endpoints per tenant (409 beyond).
@@ -2329,7 +2331,8 @@ type ClientInterface interface {
 
 	// RotateWebhookSecretWithBody Give a webhook endpoint a new signing secret
 	//
-	// The new secret is in this response only. Until `previous_valid_until` (now plus
+	// The new secret is in this response only (an Idempotency-Key is ignored). Until
+	// `previous_valid_until` (now plus
 	// `overlap_seconds`, or WEBHOOK_ROTATION_OVERLAP) each delivery carries two signatures,
 	// one with each secret, so receivers can switch at their pace. A rotation during another
 	// one's overlap ends the older secret at once.
@@ -2341,7 +2344,8 @@ type ClientInterface interface {
 
 	// RotateWebhookSecret Give a webhook endpoint a new signing secret
 	//
-	// The new secret is in this response only. Until `previous_valid_until` (now plus
+	// The new secret is in this response only (an Idempotency-Key is ignored). Until
+	// `previous_valid_until` (now plus
 	// `overlap_seconds`, or WEBHOOK_ROTATION_OVERLAP) each delivery carries two signatures,
 	// one with each secret, so receivers can switch at their pace. A rotation during another
 	// one's overlap ends the older secret at once.
@@ -3734,7 +3738,8 @@ func (c *Client) ListWebhookEndpoints(ctx context.Context, params *ListWebhookEn
 
 // CreateWebhookEndpointWithBody Register a webhook endpoint
 //
-// The signing secret (`whsec_...`) is in this response only. The URL must be http or
+// The signing secret (`whsec_...`) is in this response only, so an Idempotency-Key is
+// ignored here (a retry makes another endpoint). The URL must be http or
 // https, without credentials; unless the server allows private addresses
 // (WEBHOOK_ALLOW_PRIVATE), it must be on a public address, checked again on every
 // connection. At most WEBHOOK_MAX_ENDPOINTS endpoints per tenant (409 beyond).
@@ -3756,7 +3761,8 @@ func (c *Client) CreateWebhookEndpointWithBody(ctx context.Context, contentType 
 
 // CreateWebhookEndpoint Register a webhook endpoint
 //
-// The signing secret (`whsec_...`) is in this response only. The URL must be http or
+// The signing secret (`whsec_...`) is in this response only, so an Idempotency-Key is
+// ignored here (a retry makes another endpoint). The URL must be http or
 // https, without credentials; unless the server allows private addresses
 // (WEBHOOK_ALLOW_PRIVATE), it must be on a public address, checked again on every
 // connection. At most WEBHOOK_MAX_ENDPOINTS endpoints per tenant (409 beyond).
@@ -3846,7 +3852,8 @@ func (c *Client) UpdateWebhookEndpoint(ctx context.Context, id ID, body UpdateWe
 
 // RotateWebhookSecretWithBody Give a webhook endpoint a new signing secret
 //
-// The new secret is in this response only. Until `previous_valid_until` (now plus
+// The new secret is in this response only (an Idempotency-Key is ignored). Until
+// `previous_valid_until` (now plus
 // `overlap_seconds`, or WEBHOOK_ROTATION_OVERLAP) each delivery carries two signatures,
 // one with each secret, so receivers can switch at their pace. A rotation during another
 // one's overlap ends the older secret at once.
@@ -3868,7 +3875,8 @@ func (c *Client) RotateWebhookSecretWithBody(ctx context.Context, id ID, content
 
 // RotateWebhookSecret Give a webhook endpoint a new signing secret
 //
-// The new secret is in this response only. Until `previous_valid_until` (now plus
+// The new secret is in this response only (an Idempotency-Key is ignored). Until
+// `previous_valid_until` (now plus
 // `overlap_seconds`, or WEBHOOK_ROTATION_OVERLAP) each delivery carries two signatures,
 // one with each secret, so receivers can switch at their pace. A rotation during another
 // one's overlap ends the older secret at once.
@@ -7683,7 +7691,8 @@ type ClientWithResponsesInterface interface {
 
 	// CreateWebhookEndpointWithBodyWithResponse Register a webhook endpoint
 	//
-	// The signing secret (`whsec_...`) is in this response only. The URL must be http or
+	// The signing secret (`whsec_...`) is in this response only, so an Idempotency-Key is
+	// ignored here (a retry makes another endpoint). The URL must be http or
 	// https, without credentials; unless the server allows private addresses
 	// (WEBHOOK_ALLOW_PRIVATE), it must be on a public address, checked again on every
 	// connection. At most WEBHOOK_MAX_ENDPOINTS endpoints per tenant (409 beyond).
@@ -7695,7 +7704,8 @@ type ClientWithResponsesInterface interface {
 
 	// CreateWebhookEndpointWithResponse Register a webhook endpoint
 	//
-	// The signing secret (`whsec_...`) is in this response only. The URL must be http or
+	// The signing secret (`whsec_...`) is in this response only, so an Idempotency-Key is
+	// ignored here (a retry makes another endpoint). The URL must be http or
 	// https, without credentials; unless the server allows private addresses
 	// (WEBHOOK_ALLOW_PRIVATE), it must be on a public address, checked again on every
 	// connection. At most WEBHOOK_MAX_ENDPOINTS endpoints per tenant (409 beyond).
@@ -7739,7 +7749,8 @@ type ClientWithResponsesInterface interface {
 
 	// RotateWebhookSecretWithBodyWithResponse Give a webhook endpoint a new signing secret
 	//
-	// The new secret is in this response only. Until `previous_valid_until` (now plus
+	// The new secret is in this response only (an Idempotency-Key is ignored). Until
+	// `previous_valid_until` (now plus
 	// `overlap_seconds`, or WEBHOOK_ROTATION_OVERLAP) each delivery carries two signatures,
 	// one with each secret, so receivers can switch at their pace. A rotation during another
 	// one's overlap ends the older secret at once.
@@ -7751,7 +7762,8 @@ type ClientWithResponsesInterface interface {
 
 	// RotateWebhookSecretWithResponse Give a webhook endpoint a new signing secret
 	//
-	// The new secret is in this response only. Until `previous_valid_until` (now plus
+	// The new secret is in this response only (an Idempotency-Key is ignored). Until
+	// `previous_valid_until` (now plus
 	// `overlap_seconds`, or WEBHOOK_ROTATION_OVERLAP) each delivery carries two signatures,
 	// one with each secret, so receivers can switch at their pace. A rotation during another
 	// one's overlap ends the older secret at once.
@@ -11768,7 +11780,8 @@ func (c *ClientWithResponses) ListWebhookEndpointsWithResponse(ctx context.Conte
 
 // CreateWebhookEndpointWithBodyWithResponse Register a webhook endpoint
 //
-// The signing secret (`whsec_...`) is in this response only. The URL must be http or
+// The signing secret (`whsec_...`) is in this response only, so an Idempotency-Key is
+// ignored here (a retry makes another endpoint). The URL must be http or
 // https, without credentials; unless the server allows private addresses
 // (WEBHOOK_ALLOW_PRIVATE), it must be on a public address, checked again on every
 // connection. At most WEBHOOK_MAX_ENDPOINTS endpoints per tenant (409 beyond).
@@ -11786,7 +11799,8 @@ func (c *ClientWithResponses) CreateWebhookEndpointWithBodyWithResponse(ctx cont
 
 // CreateWebhookEndpointWithResponse Register a webhook endpoint
 //
-// The signing secret (`whsec_...`) is in this response only. The URL must be http or
+// The signing secret (`whsec_...`) is in this response only, so an Idempotency-Key is
+// ignored here (a retry makes another endpoint). The URL must be http or
 // https, without credentials; unless the server allows private addresses
 // (WEBHOOK_ALLOW_PRIVATE), it must be on a public address, checked again on every
 // connection. At most WEBHOOK_MAX_ENDPOINTS endpoints per tenant (409 beyond).
@@ -11860,7 +11874,8 @@ func (c *ClientWithResponses) UpdateWebhookEndpointWithResponse(ctx context.Cont
 
 // RotateWebhookSecretWithBodyWithResponse Give a webhook endpoint a new signing secret
 //
-// The new secret is in this response only. Until `previous_valid_until` (now plus
+// The new secret is in this response only (an Idempotency-Key is ignored). Until
+// `previous_valid_until` (now plus
 // `overlap_seconds`, or WEBHOOK_ROTATION_OVERLAP) each delivery carries two signatures,
 // one with each secret, so receivers can switch at their pace. A rotation during another
 // one's overlap ends the older secret at once.
@@ -11878,7 +11893,8 @@ func (c *ClientWithResponses) RotateWebhookSecretWithBodyWithResponse(ctx contex
 
 // RotateWebhookSecretWithResponse Give a webhook endpoint a new signing secret
 //
-// The new secret is in this response only. Until `previous_valid_until` (now plus
+// The new secret is in this response only (an Idempotency-Key is ignored). Until
+// `previous_valid_until` (now plus
 // `overlap_seconds`, or WEBHOOK_ROTATION_OVERLAP) each delivery carries two signatures,
 // one with each secret, so receivers can switch at their pace. A rotation during another
 // one's overlap ends the older secret at once.

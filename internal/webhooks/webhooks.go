@@ -69,8 +69,10 @@ type Guard struct {
 var ErrURL = errors.New("webhooks: the URL is not allowed")
 
 // CheckURL refuses what can be refused before any connection: a scheme other than http(s), no
-// host, credentials in the URL, a fragment, and (unless AllowPrivate) a literal address that
-// is not public or the name localhost. Names are checked again, for real, when dialled.
+// host, credentials in the URL, a fragment, port 0, and (unless AllowPrivate) a literal
+// address that is not public, and a host that is neither a canonical IP address nor a plain
+// DNS name (2130706433, 0x7f.1, 127.1 and Unicode look-alikes all mean 127.0.0.1 to some
+// client), or a localhost name. Whatever a name resolves to is checked when it is dialled.
 func (g Guard) CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -80,20 +82,52 @@ func (g Guard) CheckURL(raw string) error {
 		return fmt.Errorf("%w: the scheme must be http or https", ErrURL)
 	case u.User != nil:
 		return fmt.Errorf("%w: credentials in the URL are refused; the signature authenticates deliveries", ErrURL)
-	case u.Fragment != "":
+	case strings.Contains(raw, "#"):
 		return fmt.Errorf("%w: a fragment is never sent", ErrURL)
+	case u.Port() == "0" || (u.Port() == "" && strings.HasSuffix(u.Host, ":")):
+		return fmt.Errorf("%w: the port is not one to deliver to", ErrURL)
 	}
 	if g.AllowPrivate {
 		return nil
 	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return fmt.Errorf("%w: the address is not public", ErrURL)
+	if addr, err := netip.ParseAddr(u.Hostname()); err == nil {
+		if !netguard.Public(addr) {
+			return fmt.Errorf("%w: the address is not public", ErrURL)
+		}
+		return nil
 	}
-	if addr, err := netip.ParseAddr(host); err == nil && !netguard.Public(addr) {
+	name := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if !dnsName(name) {
+		return fmt.Errorf("%w: the host is neither an IP address nor a DNS name (use the punycode form of a Unicode name)", ErrURL)
+	}
+	if name == "localhost.localdomain" || strings.HasSuffix("."+name, ".localhost") {
 		return fmt.Errorf("%w: the address is not public", ErrURL)
 	}
 	return nil
+}
+
+// dnsName reports whether name is a plain DNS name of two or more ASCII labels whose last one
+// is a top-level domain (letters, or an xn-- punycode label): no numeric forms of an address.
+func dnsName(name string) bool {
+	labels := strings.Split(name, ".")
+	if len(name) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	tld := labels[len(labels)-1]
+	if strings.HasPrefix(tld, "xn--") {
+		return true
+	}
+	return strings.Trim(tld, "abcdefghijklmnopqrstuvwxyz") == ""
 }
 
 // Client is the HTTP client of deliveries: no redirects, bounded in time, and public addresses

@@ -55,13 +55,19 @@ func TestGuardRefusesPrivateTargetsUnlessAllowed(t *testing.T) {
 		"ftp://example.com/", "https://user:pw@example.com/hook", "https://example.com/hook#x", "/relative", "https://",
 		"http://127.0.0.1/hook", "http://[::1]/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data",
 		"http://localhost:8080/hook", "http://LOCALHOST./hook", "http://100.100.100.200/", "http://[::ffff:127.0.0.1]/",
+		"http://2130706433/", "http://0x7f.1/", "http://0x7f000001/", "http://017700000001/", "http://0177.0.0.1/", "http://127.1/",
+		"http://0/", "http://127.0.0.1../", "http://localhost../", "http://\u2460\u2461\u2466.0.0.1/", "http://127\u30020\u30020\u30021/",
+		"http://\u217cocalhost/", "http://localhost.localdomain/", "http://example.com:0/", "http://example.com#", "http://example.com:/",
+		"http://[fe80::1%25eth0]/", "http://hooks/", "http://hooks.example.123/",
 	} {
 		if err := strict.CheckURL(raw); !errors.Is(err, ErrURL) {
 			t.Errorf("%q: %v, want refused", raw, err)
 		}
 	}
-	if err := strict.CheckURL("https://hooks.example.com/tasker?x=1"); err != nil {
-		t.Errorf("a public https URL: %v", err)
+	for _, good := range []string{"https://hooks.example.com/tasker?x=1", "https://8.8.8.8/hook", "https://[2606:4700::1111]:8443/", "https://xn--bcher-kva.example/", "https://hooks.example.com./x"} {
+		if err := strict.CheckURL(good); err != nil {
+			t.Errorf("%s: %v", good, err)
+		}
 	}
 
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
