@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/handlers/apitest"
@@ -81,7 +83,10 @@ func TestWebhookEndpointSecretIsShownOnceAndStoredSealed(t *testing.T) {
 
 	// Nothing that shows a secret is kept for an Idempotency-Key replay: a retry makes a new
 	// endpoint with a new secret, and the idempotency table holds no secret.
-	withKey := func(_ context.Context, r *http.Request) error { r.Header.Set("Idempotency-Key", "same-key"); return nil }
+	withKey := func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Idempotency-Key", "same-key")
+		return nil
+	}
 	var secrets []string
 	for range 2 {
 		r, _ := env.Client.CreateWebhookEndpointWithResponse(bg, hookCreate("https://hooks.example.test/retry"), w.as(api.UserRoleAdmin), withKey)
@@ -177,6 +182,10 @@ func TestWebhookEndpointsRefuseBadURLsTypesRolesAndTooMany(t *testing.T) {
 	}
 	if l, _ := env.Client.ListWebhookEndpointsWithResponse(bg, nil, admin); created != 1 || l.JSON200 == nil || len(l.JSON200.Items) != 2 {
 		t.Errorf("%d racing creates got the last place; the tenant has %s", created, l.Body)
+	}
+	// An empty update changes nothing and says so.
+	if r, _ := env.Client.UpdateWebhookEndpointWithResponse(bg, uuid.New(), api.WebhookEndpointUpdate{}, admin); r.StatusCode() != http.StatusBadRequest {
+		t.Errorf("an empty update: %d", r.StatusCode())
 	}
 	// Updates are checked like creates.
 	l, _ := env.Client.ListWebhookEndpointsWithResponse(bg, nil, admin)
