@@ -44,8 +44,18 @@ fi
 cache="$("$go" env GOCACHE)/fuzz/github.com/tasker/tasker/handlers/FuzzOperations"
 echo "generated corpus kept in $cache: $(ls "$cache" 2>/dev/null | wc -l) inputs"
 
+new_inputs=$(comm -13 <(echo "$before") <(listing))
+# Go 1.26's fuzz coordinator can fail a run at the -fuzztime deadline with a bare "context
+# deadline exceeded" while a worker is mid-exec (go.dev/issue/75804, fixed in Go 1.27): no input
+# is written, nothing is wrong with the target. Only that exact ending is forgiven; any written
+# input, panic or other failure still fails the run.
+if [ "$rc" != 0 ] && [ -z "$new_inputs" ] && ! grep -aqE 'panic:|--- FAIL: FuzzOperations/|Error Trace|_test\.go:[0-9]+:' "$log" &&
+  grep -aA1 '^--- FAIL: FuzzOperations ' "$log" | tail -n 1 | grep -aqx '    context deadline exceeded'; then
+  echo "the run ended with Go's fuzz-coordinator deadline race (go.dev/issue/75804): no failing input was found; counted as passed"
+  rc=0
+fi
 if [ "$rc" != 0 ]; then
-  for f in $(comm -13 <(echo "$before") <(listing)); do
+  for f in $new_inputs; do
     echo "--- failing input $crashers/$f (re-run: go test -run 'FuzzOperations/$f' ./handlers/)"
     cat "$crashers/$f"
   done
