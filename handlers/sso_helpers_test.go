@@ -48,6 +48,11 @@ func newSSOProvider(t *testing.T) *ssoProvider {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// mockoidc fills in its key's kid on first use, unsynchronised: concurrent first token
+	// requests race on it. Fill it in now, before anything is served.
+	if _, err := m.Keypair.KeyID(); err != nil {
+		t.Fatal(err)
+	}
 	sp := &ssoProvider{MockOIDC: m}
 	if err := m.AddMiddleware(sp.bend); err != nil {
 		t.Fatal(err)

@@ -209,6 +209,9 @@ func TestSSOFailuresEndOnTheFrontendWithTheirCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := otherKey.KeyID(); err != nil { // filled in before any concurrent use
+		t.Fatal(err)
+	}
 	tamper := func(f func(jwt.MapClaims)) func() {
 		return func() { sp.setTamper(func(c jwt.MapClaims) *mockoidc.Keypair { f(c); return nil }) }
 	}
