@@ -16,40 +16,28 @@ import (
 // ErrNotPublic is a connection to an address that is not on the public internet.
 var ErrNotPublic = errors.New("the address is not public")
 
-// notPublic are the special-purpose ranges (IANA's registries) that Go's IsPrivate, IsLoopback
-// and the like do not cover, each of which reaches something other than the public internet.
+// notPublic are the special-purpose ranges (IANA's registries) that Go's IsPrivate, IsLoopback,
+// IsLinkLocalUnicast, IsMulticast and the like (in Public) do not cover, each of which reaches
+// something other than the public internet.
 var notPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),          // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),      // carrier-grade NAT (and some clouds' metadata)
-	netip.MustParsePrefix("192.0.0.0/24"),       // IETF protocol assignments
-	netip.MustParsePrefix("192.0.2.0/24"),       // documentation
-	netip.MustParsePrefix("198.18.0.0/15"),      // benchmarking
-	netip.MustParsePrefix("198.51.100.0/24"),    // documentation
-	netip.MustParsePrefix("203.0.113.0/24"),     // documentation
-	netip.MustParsePrefix("240.0.0.0/4"),        // reserved, and broadcast
-	netip.MustParsePrefix("64:ff9b::/96"),       // NAT64: an IPv4 address behind it
-	netip.MustParsePrefix("64:ff9b:1::/48"),     // local-use NAT64
-	netip.MustParsePrefix("100::/64"),           // discard
-	netip.MustParsePrefix("2001::/23"),          // IETF protocol assignments (Teredo and others)
-	netip.MustParsePrefix("2001:db8::/32"),      // documentation
-	netip.MustParsePrefix("2002::/16"),          // 6to4: an IPv4 address inside
-	netip.MustParsePrefix("fc00::/7"),           // unique local
-	netip.MustParsePrefix("fec0::/10"),          // site-local (deprecated)
-	netip.MustParsePrefix("ff00::/8"),           // multicast
-	netip.MustParsePrefix("::/96"),              // IPv4-compatible (deprecated), and unspecified
-	netip.MustParsePrefix("::ffff:0:0/96"),      // IPv4-mapped, checked as IPv4 below
-	netip.MustParsePrefix("2001:20::/28"),       // ORCHIDv2
-	netip.MustParsePrefix("5f00::/16"),          // SRv6 SIDs
-	netip.MustParsePrefix("3fff::/20"),          // documentation
-	netip.MustParsePrefix("169.254.0.0/16"),     // link-local (cloud metadata at .169.254)
-	netip.MustParsePrefix("fe80::/10"),          // link-local
-	netip.MustParsePrefix("127.0.0.0/8"),        // loopback
-	netip.MustParsePrefix("::1/128"),            // loopback
-	netip.MustParsePrefix("10.0.0.0/8"),         // private
-	netip.MustParsePrefix("172.16.0.0/12"),      // private
-	netip.MustParsePrefix("192.168.0.0/16"),     // private
-	netip.MustParsePrefix("224.0.0.0/4"),        // multicast
-	netip.MustParsePrefix("255.255.255.255/32"), // broadcast
+	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT (and some clouds' metadata)
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"), // documentation
+	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and broadcast (255.255.255.255)
+	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64: an IPv4 address behind it
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
+	netip.MustParsePrefix("100::/64"),        // discard
+	netip.MustParsePrefix("2001::/23"),       // IETF protocol assignments (Teredo, ORCHID and others)
+	netip.MustParsePrefix("2001:db8::/32"),   // documentation
+	netip.MustParsePrefix("2002::/16"),       // 6to4: an IPv4 address inside
+	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible (deprecated), and unspecified
+	netip.MustParsePrefix("5f00::/16"),       // SRv6 SIDs
+	netip.MustParsePrefix("3fff::/20"),       // documentation
 }
 
 // Public reports whether addr is a public unicast address.

@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Kind is a class of failure that clients can act on. Each kind has one status code.
@@ -135,6 +138,14 @@ type Limit struct {
 // LimitReached returns the 402 for a create past a plan limit.
 func LimitReached(l Limit, format string, args ...any) *Error {
 	return &Error{Kind: LimitExceeded, Detail: fmt.Sprintf(format, args...), Limit: &l}
+}
+
+// TooMany is the 429 of a rate limit, naming what was too many ("login attempts") and telling
+// the client, in the detail and in Retry-After, to retry after wait (whole seconds, rounded up).
+func TooMany(what string, wait time.Duration) *Error {
+	secs := int(math.Ceil(wait.Seconds()))
+	return &Error{Kind: RateLimited, Detail: fmt.Sprintf("Too many %s; retry in %d seconds.", what, secs),
+		Header: http.Header{"Retry-After": {strconv.Itoa(secs)}}}
 }
 
 // TimedOut is the problem for work that ran out of time (the request's deadline, a statement

@@ -6,9 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -304,12 +301,7 @@ func (s *Service) limit(l *ratelimit.Limiter, key string) error {
 }
 
 // tooManyAttempts is the 429 problem telling the client to retry after wait.
-func tooManyAttempts(wait time.Duration) error {
-	secs := int(math.Ceil(wait.Seconds()))
-	pe := problem.New(problem.RateLimited, "Too many login attempts; retry in %d seconds.", secs)
-	pe.Header = http.Header{"Retry-After": {strconv.Itoa(secs)}}
-	return pe
-}
+func tooManyAttempts(wait time.Duration) error { return problem.TooMany("login attempts", wait) }
 
 func errBadRefresh() error {
 	return auth.Unauthenticated("invalid_grant", "The refresh token is invalid, expired or revoked.")
