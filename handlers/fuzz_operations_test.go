@@ -104,6 +104,8 @@ var fuzzShared = map[string]string{
 	"tasks id":      "{task}",
 	"files id":      "{file}",
 	"webhooks id":   "{webhook}",
+	// A delivery of that endpoint (a test ping that nothing sends in the fuzz server).
+	"webhooks delivery_id": "{delivery}",
 	// The SSO start takes the tenant's slug.
 	"auth tenant_slug": "{slug}",
 }
@@ -221,8 +223,15 @@ func newFuzzFixture(f *testing.F, env *apitest.Env, ops []fuzzOp) *fuzzFixture {
 			f.Fatalf("create webhook endpoint: %v", err)
 		}
 	}
+	var ping *api.TestWebhookEndpointResponse
+	for range 2 { // two deliveries, so that their list has a second page
+		if ping, err = env.Client.TestWebhookEndpointWithResponse(bg, hook.JSON201.Id, owner); err != nil || ping.JSON202 == nil {
+			f.Fatalf("ping the webhook endpoint: %v", err)
+		}
+	}
 	fx.vals = map[string]string{
-		"owner": w.users[api.UserRoleOwner].Id.String(), "admin": w.users[api.UserRoleAdmin].Id.String(),
+		"delivery": ping.JSON202.Id.String(),
+		"owner":    w.users[api.UserRoleOwner].Id.String(), "admin": w.users[api.UserRoleAdmin].Id.String(),
 		"member": w.users[api.UserRoleMember].Id.String(), "viewer": w.users[api.UserRoleViewer].Id.String(),
 		"team": w.team.Id.String(), "team2": team2.JSON201.Id.String(),
 		"project": w.project.Id.String(), "project2": project2.JSON201.Id.String(),

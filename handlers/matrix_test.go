@@ -12,9 +12,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/oauth2-proxy/mockoidc"
 
+	"encoding/json"
+	"fmt"
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers/apitest"
 	"github.com/tasker/tasker/internal/contract"
+	"github.com/tasker/tasker/internal/webhooks"
+	"time"
 )
 
 // statusOf is any generated-client response.
@@ -41,6 +45,14 @@ func TestCrossTenantMatrix(t *testing.T) {
 		t.Fatalf("A's webhook endpoint: %v", herr)
 	}
 	hookID := hookA.JSON201.Id
+	pingA, perr := env.Client.TestWebhookEndpointWithResponse(bg, hookID, asA)
+	if perr != nil || pingA.JSON202 == nil {
+		t.Fatalf("A's ping: %v", perr)
+	}
+	hookB, herr := env.Client.CreateWebhookEndpointWithResponse(bg, api.WebhookEndpointCreate{Url: "https://b.example.test/hook", EventTypes: []api.WebhookEventType{"*"}}, asB)
+	if herr != nil || hookB.JSON201 == nil {
+		t.Fatalf("B's webhook endpoint: %v", herr)
+	}
 	fileB := mustUpload(t, env, b.tokens[api.UserRoleOwner], nil, "b.png", pngBytes(100))
 	urlB, err := env.Client.GetFileURLWithResponse(bg, fileB.Id, asB)
 	if err != nil || urlB.JSON200 == nil {
@@ -116,6 +128,14 @@ func TestCrossTenantMatrix(t *testing.T) {
 		"deleteWebhookEndpoint": func() (statusOf, error) { return env.Client.DeleteWebhookEndpointWithResponse(bg, hookID, asB) },
 		"rotateWebhookSecret": func() (statusOf, error) {
 			return env.Client.RotateWebhookSecretWithResponse(bg, hookID, api.WebhookSecretRotate{}, asB)
+		},
+		"listWebhookDeliveries": func() (statusOf, error) { return env.Client.ListWebhookDeliveriesWithResponse(bg, hookID, nil, asB) },
+		"testWebhookEndpoint":   func() (statusOf, error) { return env.Client.TestWebhookEndpointWithResponse(bg, hookID, asB) },
+		"redeliverWebhook": func() (statusOf, error) {
+			return env.Client.RedeliverWebhookWithResponse(bg, hookID, pingA.JSON202.Id, asB)
+		},
+		"redeliverWebhook (A's delivery through B's endpoint)": func() (statusOf, error) {
+			return env.Client.RedeliverWebhookWithResponse(bg, hookB.JSON201.Id, pingA.JSON202.Id, asB)
 		},
 	}
 
@@ -312,5 +332,43 @@ func TestCrossTenantSSO(t *testing.T) {
 	}
 	if got := userCount(t, env, b); got != usersB {
 		t.Errorf("B has %d users, want %d", got, usersB)
+	}
+}
+
+// TestCrossTenantWebhooks subscribes an endpoint of each of two tenants to every event: each
+// receiver gets its own tenant's events only, signed with its own secret. Not parallel: it runs
+// deliveries (see apitest.Options.Deliveries).
+func TestCrossTenantWebhooks(t *testing.T) {
+	env := apitest.NewWithOptions(t, fastDeliveries(webhooks.Retry{Attempts: 2, Base: 200 * time.Millisecond}))
+	a, b := newWorkspace(t, env), newWorkspace(t, env)
+	rcvA, rcvB := newReceiver(t, nil), newReceiver(t, nil)
+	hookA, hookB := createHook(t, env, a, hookCreate(rcvA.URL, "*")), createHook(t, env, b, hookCreate(rcvB.URL, "*"))
+
+	mine := map[*receiver]map[string]bool{rcvA: {}, rcvB: {}}
+	for i := range 3 {
+		for _, x := range []struct {
+			w   workspace
+			rcv *receiver
+		}{{a, rcvA}, {b, rcvB}} {
+			task := createTask(t, env, x.w, api.TaskCreate{Title: fmt.Sprintf("task %d", i)})
+			mine[x.rcv][task.Id.String()] = true
+		}
+	}
+	for rcv, hook := range map[*receiver]api.WebhookEndpointCreated{rcvA: hookA, rcvB: hookB} {
+		rcv.wait(t, 3)
+		time.Sleep(300 * time.Millisecond)
+		got := rcv.requests()
+		if len(got) != 3 {
+			t.Errorf("a receiver got %d deliveries, want its tenant's 3", len(got))
+		}
+		for _, r := range got {
+			var task api.Task
+			if err := json.Unmarshal(r.message(t).Data, &task); err != nil || !mine[rcv][task.Id.String()] {
+				t.Errorf("a receiver got another tenant's event: %s", r.body)
+			}
+			if err := verify(hook.Secret, r); err != nil {
+				t.Errorf("not signed with the receiver's own secret: %v", err)
+			}
+		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/auth"
@@ -25,6 +23,8 @@ type WebhooksConfig struct {
 	Overlap time.Duration
 	// MaxEndpoints is how many endpoints a tenant may have (20 when zero).
 	MaxEndpoints int
+	// Retry is the delivery schedule; its Attempts is what a redelivery or ping gets.
+	Retry webhooks.Retry
 }
 
 func (c WebhooksConfig) withDefaults() WebhooksConfig {
@@ -33,6 +33,9 @@ func (c WebhooksConfig) withDefaults() WebhooksConfig {
 	}
 	if c.MaxEndpoints <= 0 {
 		c.MaxEndpoints = 20
+	}
+	if c.Retry.Attempts <= 0 {
+		c.Retry.Attempts = webhooks.DefaultAttempts
 	}
 	return c
 }
@@ -85,7 +88,7 @@ func (s *Server) CreateWebhookEndpoint(ctx context.Context, req api.CreateWebhoo
 		}
 		row, err := tx.Q.CreateWebhookEndpoint(ctx, db.CreateWebhookEndpointParams{
 			TenantID: p.Tenant, ID: id, Url: b.Url, Description: deref(b.Description), EventTypes: types,
-			Enabled: b.Enabled == nil || *b.Enabled, SecretSealed: s.webhooks.Box.Seal([]byte(secret), webhookOwner(p.Tenant, id)),
+			Enabled: b.Enabled == nil || *b.Enabled, SecretSealed: s.webhooks.Box.Seal([]byte(secret), webhooks.SecretOwner(p.Tenant, id)),
 			CreatedBy: p.User,
 		})
 		if err != nil {
@@ -185,7 +188,7 @@ func (s *Server) RotateWebhookSecret(ctx context.Context, req api.RotateWebhookS
 	until := time.Now().Add(overlap)
 	err := s.write(ctx, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) error {
 		if _, err := tx.Q.RotateWebhookSecret(ctx, db.RotateWebhookSecretParams{
-			ID: req.Id, SecretSealed: s.webhooks.Box.Seal([]byte(secret), webhookOwner(p.Tenant, req.Id)), PreviousUntil: &until,
+			ID: req.Id, SecretSealed: s.webhooks.Box.Seal([]byte(secret), webhooks.SecretOwner(p.Tenant, req.Id)), PreviousUntil: &until,
 		}); err != nil {
 			return notFound(err, "webhook endpoint")
 		}
@@ -220,15 +223,12 @@ func (s *Server) checkWebhook(url *string, types *[]api.WebhookEventType) ([]str
 	return out, nil
 }
 
-// webhookOwner binds a sealed secret to its tenant and endpoint: copied to another row, it
-// does not open.
-func webhookOwner(tenant, id uuid.UUID) []byte { return append(tenant[:], id[:]...) }
-
 // webhookToAPI is the named converter of an endpoint: the secrets never leave.
 func webhookToAPI(e db.WebhookEndpoint) api.WebhookEndpoint {
 	out := api.WebhookEndpoint{
 		Id: e.ID, Url: e.Url, Description: e.Description, Enabled: e.Enabled, DisabledReason: e.DisabledReason,
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, EventTypes: make([]api.WebhookEventType, len(e.EventTypes)),
+		FailingSince: e.FailingSince,
 	}
 	for i, t := range e.EventTypes {
 		out.EventTypes[i] = api.WebhookEventType(t)

@@ -26,6 +26,7 @@ import (
 	"github.com/tasker/tasker/internal/secretbox"
 	"github.com/tasker/tasker/internal/session"
 	"github.com/tasker/tasker/internal/sso"
+	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
 	"github.com/tasker/tasker/internal/webhooks"
 )
@@ -119,6 +120,14 @@ type config struct {
 	WebhookAllowPrivate  bool          `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false" desc:"let webhook endpoints be on loopback, private, link-local or other non-public addresses (development, tests, receivers inside your network)"`
 	WebhookOverlap       time.Duration `env:"WEBHOOK_ROTATION_OVERLAP" envDefault:"24h" desc:"how long a rotated webhook secret keeps signing deliveries beside the new one"`
 	WebhookMaxEndpoints  int64         `env:"WEBHOOK_MAX_ENDPOINTS" envDefault:"20" max:"1000" desc:"webhook endpoints per tenant (409 beyond)"`
+	WebhookTimeout       time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s" desc:"time one delivery attempt may take, from connecting to the receiver's answer"`
+	WebhookAttempts      int64         `env:"WEBHOOK_ATTEMPTS" envDefault:"16" max:"100" desc:"attempts of one delivery before it fails (16 with the default delays span about 30 hours)"`
+	WebhookRetryBase     time.Duration `env:"WEBHOOK_RETRY_BASE" envDefault:"30s" desc:"delay after a delivery's first failed attempt; each next one doubles, less up to a quarter of jitter"`
+	WebhookRetryMax      time.Duration `env:"WEBHOOK_RETRY_MAX" envDefault:"6h" desc:"longest delay between two attempts of a delivery"`
+	WebhookConcurrency   int64         `env:"WEBHOOK_ENDPOINT_CONCURRENCY" envDefault:"4" max:"1000" desc:"attempts to one endpoint in flight at once, across every server"`
+	WebhookWorkers       int64         `env:"WEBHOOK_WORKERS" envDefault:"20" max:"10000" desc:"deliveries this server sends at once"`
+	WebhookDisableAfter  time.Duration `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h" desc:"an endpoint whose attempts have all failed for this long is disabled, with an audit entry"`
+	WebhookSweep         time.Duration `env:"WEBHOOK_SWEEP_INTERVAL" envDefault:"10s" desc:"how often the dispatcher looks for events that no wake-up announced (after a crash or a lost connection)"`
 	BillingReturnURL     string        `env:"BILLING_RETURN_URL" envDefault:"http://localhost:8080/" desc:"page of your app Stripe sends the browser back to after checkout (with ?checkout=success or ?checkout=canceled) and the portal"`
 }
 
@@ -150,8 +159,9 @@ func (c config) sso() (handlers.SSOConfig, error) {
 
 // webhooks is the outbound webhooks' configuration.
 func (c config) webhooks() (handlers.WebhooksConfig, error) {
-	wc := handlers.WebhooksConfig{Guard: webhooks.Guard{AllowPrivate: c.WebhookAllowPrivate}, Overlap: c.WebhookOverlap,
-		MaxEndpoints: int(c.WebhookMaxEndpoints)}
+	wc := handlers.WebhooksConfig{Guard: webhooks.Guard{AllowPrivate: c.WebhookAllowPrivate, Timeout: c.WebhookTimeout},
+		Overlap: c.WebhookOverlap, MaxEndpoints: int(c.WebhookMaxEndpoints),
+		Retry: webhooks.Retry{Attempts: int(c.WebhookAttempts), Base: c.WebhookRetryBase, Max: c.WebhookRetryMax}}
 	if c.WebhookEncryptionKey == "" {
 		return wc, nil
 	}
@@ -161,6 +171,12 @@ func (c config) webhooks() (handlers.WebhooksConfig, error) {
 	}
 	wc.Box, err = secretbox.New(key)
 	return wc, err
+}
+
+// deliveries is how outbound webhooks are delivered, given their handlers' configuration.
+func (c config) deliveries(wc handlers.WebhooksConfig, store *tenancy.DB, logger *slog.Logger) webhooks.Config {
+	return webhooks.Config{DB: store, Box: wc.Box, Guard: wc.Guard, Retry: wc.Retry, Concurrency: int(c.WebhookConcurrency),
+		DisableAfter: c.WebhookDisableAfter, Workers: int(c.WebhookWorkers), Sweep: c.WebhookSweep, Logger: logger}
 }
 
 // billing is the billing configuration: the catalog, Stripe's client and the webhook's settings.

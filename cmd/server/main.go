@@ -28,6 +28,7 @@ import (
 	"github.com/tasker/tasker/internal/realtime"
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/tokens"
+	"github.com/tasker/tasker/internal/webhooks"
 	"github.com/tasker/tasker/internal/workers"
 )
 
@@ -156,6 +157,15 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
+	// Outbound webhooks run when endpoints can exist (their secrets need the key).
+	var deliveries *webhooks.Service
+	if webhooksCfg.Box != nil {
+		store = store.WakeOnCommit(realtime.Channel)
+		if deliveries, err = webhooks.New(pool, realtime.Channel, cfg.deliveries(webhooksCfg, store, logger)); err != nil {
+			return err
+		}
+		store = store.WithJobs(deliveries.Jobs())
+	}
 	handler, err := handlers.NewHTTPHandler(ctx, handlers.Config{
 		Files: filesCfg, Billing: billingCfg, SSO: ssoCfg, Webhooks: webhooksCfg,
 		DB: store, Logger: logger, Registry: reg, Revocations: revocations, Realtime: rtHandler,
@@ -205,6 +215,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 			rt.Shutdown(sctx)
 			return nil
 		}}, workers.Worker{Name: "realtime-relay", Run: rt.Run})
+	}
+	if deliveries != nil {
+		group = append(group, workers.Worker{Name: "webhook-deliveries", Run: deliveries.Run})
 	}
 	sweeper := &files.Sweeper{Store: filesCfg.Store, DB: store, Grace: cfg.FileSweepGrace, Logger: logger}
 	group = append(group, workers.Worker{Name: "file-sweep", Run: func(ctx context.Context) error {

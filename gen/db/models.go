@@ -304,6 +304,31 @@ type User struct {
 	UpdatedAt    time.Time
 }
 
+type WebhookAttempt struct {
+	TenantID   uuid.UUID
+	DeliveryID uuid.UUID
+	N          int32
+	StartedAt  time.Time
+	DurationMs int32
+	StatusCode *int32
+	Error      *string
+}
+
+type WebhookDelivery struct {
+	TenantID        uuid.UUID
+	ID              uuid.UUID
+	EndpointID      uuid.UUID
+	EventID         *int64
+	EventType       string
+	Payload         []byte
+	Status          string
+	Attempts        int32
+	AttemptsAllowed int32
+	NextAttemptAt   *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
 type WebhookEndpoint struct {
 	TenantID                uuid.UUID
 	ID                      uuid.UUID
@@ -318,4 +343,18 @@ type WebhookEndpoint struct {
 	CreatedBy               uuid.UUID
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
+	AfterEventID            int64
+	FailingSince            *time.Time
+}
+
+type WebhookLease struct {
+	TenantID   uuid.UUID
+	EndpointID uuid.UUID
+	ID         uuid.UUID
+	ExpiresAt  time.Time
+}
+
+type WebhookStream struct {
+	TenantID    uuid.UUID
+	LastEventID int64
 }

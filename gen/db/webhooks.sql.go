@@ -12,6 +12,27 @@ import (
 	"github.com/google/uuid"
 )
 
+const cancelEndpointDeliveries = `-- name: CancelEndpointDeliveries :exec
+UPDATE webhook_deliveries SET status = 'canceled', next_attempt_at = NULL, updated_at = now()
+WHERE endpoint_id = $1 AND status = 'pending'
+`
+
+// A disabled endpoint's pending deliveries end; nothing more is sent to it.
+func (q *Queries) CancelEndpointDeliveries(ctx context.Context, endpointID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, cancelEndpointDeliveries, endpointID)
+	return err
+}
+
+const cancelWebhookDelivery = `-- name: CancelWebhookDelivery :exec
+UPDATE webhook_deliveries SET status = 'canceled', next_attempt_at = NULL, updated_at = now()
+WHERE id = $1 AND status = 'pending'
+`
+
+func (q *Queries) CancelWebhookDelivery(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, cancelWebhookDelivery, id)
+	return err
+}
+
 const countWebhookEndpoints = `-- name: CountWebhookEndpoints :one
 SELECT count(*) FROM webhook_endpoints
 `
@@ -24,10 +45,18 @@ func (q *Queries) CountWebhookEndpoints(ctx context.Context) (int64, error) {
 }
 
 const createWebhookEndpoint = `-- name: CreateWebhookEndpoint :one
-INSERT INTO webhook_endpoints (tenant_id, id, url, description, event_types, enabled, secret_sealed, created_by)
-VALUES ($1, $2, $3, $4, $5::text[],
-        $6, $7, $8)
-RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at
+WITH head AS (
+    SELECT coalesce((SELECT last_id FROM event_streams), 0) AS last_id
+), cursor AS (
+    INSERT INTO webhook_streams (tenant_id, last_event_id)
+    SELECT $1, last_id FROM head
+    ON CONFLICT (tenant_id) DO NOTHING
+)
+INSERT INTO webhook_endpoints (tenant_id, id, url, description, event_types, enabled, secret_sealed, created_by, after_event_id)
+SELECT $1, $2, $3, $4, $5::text[],
+       $6, $7, $8, head.last_id
+FROM head
+RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since
 `
 
 type CreateWebhookEndpointParams struct {
@@ -41,6 +70,8 @@ type CreateWebhookEndpointParams struct {
 	CreatedBy    uuid.UUID
 }
 
+// The endpoint receives the events committed after it; the tenant's webhook cursor starts at
+// the stream's end when this is its first endpoint, so no history is read for nothing.
 func (q *Queries) CreateWebhookEndpoint(ctx context.Context, arg CreateWebhookEndpointParams) (WebhookEndpoint, error) {
 	row := q.db.QueryRow(ctx, createWebhookEndpoint,
 		arg.TenantID,
@@ -67,6 +98,49 @@ func (q *Queries) CreateWebhookEndpoint(ctx context.Context, arg CreateWebhookEn
 		&i.CreatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AfterEventID,
+		&i.FailingSince,
+	)
+	return i, err
+}
+
+const createWebhookPing = `-- name: CreateWebhookPing :one
+INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_type, payload, attempts_allowed)
+VALUES ($1, $2, $3, 'webhook.test',
+        jsonb_build_object('type', 'webhook.test', 'timestamp', now(),
+                           'data', jsonb_build_object('endpoint_id', $3::uuid)),
+        $4)
+RETURNING tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at
+`
+
+type CreateWebhookPingParams struct {
+	TenantID        uuid.UUID
+	ID              uuid.UUID
+	EndpointID      uuid.UUID
+	AttemptsAllowed int32
+}
+
+func (q *Queries) CreateWebhookPing(ctx context.Context, arg CreateWebhookPingParams) (WebhookDelivery, error) {
+	row := q.db.QueryRow(ctx, createWebhookPing,
+		arg.TenantID,
+		arg.ID,
+		arg.EndpointID,
+		arg.AttemptsAllowed,
+	)
+	var i WebhookDelivery
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.EndpointID,
+		&i.EventID,
+		&i.EventType,
+		&i.Payload,
+		&i.Status,
+		&i.Attempts,
+		&i.AttemptsAllowed,
+		&i.NextAttemptAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
 	)
 	return i, err
 }
@@ -83,8 +157,130 @@ func (q *Queries) DeleteWebhookEndpoint(ctx context.Context, id uuid.UUID) (int6
 	return result.RowsAffected(), nil
 }
 
+const disableFailingWebhookEndpoint = `-- name: DisableFailingWebhookEndpoint :one
+UPDATE webhook_endpoints SET enabled = false, disabled_reason = $1::text, updated_at = now()
+WHERE id = $2 AND enabled AND failing_since < $3::timestamptz
+RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since
+`
+
+type DisableFailingWebhookEndpointParams struct {
+	Reason string
+	ID     uuid.UUID
+	Since  time.Time
+}
+
+// Turns off an endpoint whose failure streak began before since, once; no row when it is not
+// (any more) failing that long or is already off.
+func (q *Queries) DisableFailingWebhookEndpoint(ctx context.Context, arg DisableFailingWebhookEndpointParams) (WebhookEndpoint, error) {
+	row := q.db.QueryRow(ctx, disableFailingWebhookEndpoint, arg.Reason, arg.ID, arg.Since)
+	var i WebhookEndpoint
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Url,
+		&i.Description,
+		&i.EventTypes,
+		&i.Enabled,
+		&i.DisabledReason,
+		&i.SecretSealed,
+		&i.PreviousSecretSealed,
+		&i.PreviousSecretExpiresAt,
+		&i.CreatedBy,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.AfterEventID,
+		&i.FailingSince,
+	)
+	return i, err
+}
+
+const dropWebhookLease = `-- name: DropWebhookLease :exec
+DELETE FROM webhook_leases
+WHERE endpoint_id = $1 AND (id = $2 OR expires_at < now())
+`
+
+type DropWebhookLeaseParams struct {
+	EndpointID uuid.UUID
+	ID         uuid.UUID
+}
+
+func (q *Queries) DropWebhookLease(ctx context.Context, arg DropWebhookLeaseParams) error {
+	_, err := q.db.Exec(ctx, dropWebhookLease, arg.EndpointID, arg.ID)
+	return err
+}
+
+const getDeliveryToSend = `-- name: GetDeliveryToSend :one
+SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload,
+       ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at
+FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
+WHERE d.id = $1
+`
+
+type GetDeliveryToSendRow struct {
+	ID                      uuid.UUID
+	EndpointID              uuid.UUID
+	Status                  string
+	Attempts                int32
+	AttemptsAllowed         int32
+	Payload                 []byte
+	Url                     string
+	Enabled                 bool
+	SecretSealed            []byte
+	PreviousSecretSealed    []byte
+	PreviousSecretExpiresAt *time.Time
+}
+
+// What an attempt needs: the delivery and its endpoint's address, state and secrets.
+func (q *Queries) GetDeliveryToSend(ctx context.Context, id uuid.UUID) (GetDeliveryToSendRow, error) {
+	row := q.db.QueryRow(ctx, getDeliveryToSend, id)
+	var i GetDeliveryToSendRow
+	err := row.Scan(
+		&i.ID,
+		&i.EndpointID,
+		&i.Status,
+		&i.Attempts,
+		&i.AttemptsAllowed,
+		&i.Payload,
+		&i.Url,
+		&i.Enabled,
+		&i.SecretSealed,
+		&i.PreviousSecretSealed,
+		&i.PreviousSecretExpiresAt,
+	)
+	return i, err
+}
+
+const getWebhookDelivery = `-- name: GetWebhookDelivery :one
+SELECT tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2
+`
+
+type GetWebhookDeliveryParams struct {
+	ID         uuid.UUID
+	EndpointID uuid.UUID
+}
+
+func (q *Queries) GetWebhookDelivery(ctx context.Context, arg GetWebhookDeliveryParams) (WebhookDelivery, error) {
+	row := q.db.QueryRow(ctx, getWebhookDelivery, arg.ID, arg.EndpointID)
+	var i WebhookDelivery
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.EndpointID,
+		&i.EventID,
+		&i.EventType,
+		&i.Payload,
+		&i.Status,
+		&i.Attempts,
+		&i.AttemptsAllowed,
+		&i.NextAttemptAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const getWebhookEndpoint = `-- name: GetWebhookEndpoint :one
-SELECT tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at FROM webhook_endpoints WHERE id = $1
+SELECT tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since FROM webhook_endpoints WHERE id = $1
 `
 
 func (q *Queries) GetWebhookEndpoint(ctx context.Context, id uuid.UUID) (WebhookEndpoint, error) {
@@ -104,12 +300,104 @@ func (q *Queries) GetWebhookEndpoint(ctx context.Context, id uuid.UUID) (Webhook
 		&i.CreatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AfterEventID,
+		&i.FailingSince,
 	)
 	return i, err
 }
 
+const listWebhookAttempts = `-- name: ListWebhookAttempts :many
+SELECT tenant_id, delivery_id, n, started_at, duration_ms, status_code, error FROM webhook_attempts WHERE delivery_id = ANY ($1::uuid[])
+ORDER BY delivery_id, n
+`
+
+func (q *Queries) ListWebhookAttempts(ctx context.Context, deliveryIds []uuid.UUID) ([]WebhookAttempt, error) {
+	rows, err := q.db.Query(ctx, listWebhookAttempts, deliveryIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookAttempt{}
+	for rows.Next() {
+		var i WebhookAttempt
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.DeliveryID,
+			&i.N,
+			&i.StartedAt,
+			&i.DurationMs,
+			&i.StatusCode,
+			&i.Error,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listWebhookDeliveries = `-- name: ListWebhookDeliveries :many
+SELECT tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at FROM webhook_deliveries
+WHERE endpoint_id = $1
+  AND ($2::text IS NULL OR status = $2::text)
+  AND ($3::timestamptz IS NULL
+       OR (created_at, id) < ($3::timestamptz, $4::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $5
+`
+
+type ListWebhookDeliveriesParams struct {
+	EndpointID      uuid.UUID
+	Status          *string
+	BeforeCreatedAt *time.Time
+	BeforeID        *uuid.UUID
+	Lim             int32
+}
+
+func (q *Queries) ListWebhookDeliveries(ctx context.Context, arg ListWebhookDeliveriesParams) ([]WebhookDelivery, error) {
+	rows, err := q.db.Query(ctx, listWebhookDeliveries,
+		arg.EndpointID,
+		arg.Status,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookDelivery{}
+	for rows.Next() {
+		var i WebhookDelivery
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.EndpointID,
+			&i.EventID,
+			&i.EventType,
+			&i.Payload,
+			&i.Status,
+			&i.Attempts,
+			&i.AttemptsAllowed,
+			&i.NextAttemptAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listWebhookEndpoints = `-- name: ListWebhookEndpoints :many
-SELECT tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at FROM webhook_endpoints
+SELECT tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since FROM webhook_endpoints
 WHERE $1::timestamptz IS NULL
    OR (created_at, id) < ($1::timestamptz, $2::uuid)
 ORDER BY created_at DESC, id DESC
@@ -145,6 +433,8 @@ func (q *Queries) ListWebhookEndpoints(ctx context.Context, arg ListWebhookEndpo
 			&i.CreatedBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.AfterEventID,
+			&i.FailingSince,
 		); err != nil {
 			return nil, err
 		}
@@ -154,6 +444,17 @@ func (q *Queries) ListWebhookEndpoints(ctx context.Context, arg ListWebhookEndpo
 		return nil, err
 	}
 	return items, nil
+}
+
+const lockWebhookEndpointLeases = `-- name: LockWebhookEndpointLeases :exec
+SELECT pg_advisory_xact_lock(7219, hashtext($1::uuid::text))
+`
+
+// Orders the lease takers of one endpoint, so the count that follows (its own statement) is
+// exact.
+func (q *Queries) LockWebhookEndpointLeases(ctx context.Context, endpointID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, lockWebhookEndpointLeases, endpointID)
+	return err
 }
 
 const lockWebhookEndpoints = `-- name: LockWebhookEndpoints :exec
@@ -167,12 +468,183 @@ func (q *Queries) LockWebhookEndpoints(ctx context.Context, tenantID uuid.UUID) 
 	return err
 }
 
+const lockWebhookStream = `-- name: LockWebhookStream :one
+SELECT last_event_id FROM webhook_streams FOR UPDATE
+`
+
+// Taken before reading the events after the cursor, in a statement of its own: the read that
+// follows then sees every event committed before the lock was granted, and two dispatchers of
+// one tenant take turns.
+func (q *Queries) LockWebhookStream(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, lockWebhookStream)
+	var last_event_id int64
+	err := row.Scan(&last_event_id)
+	return last_event_id, err
+}
+
+const queueWebhookDeliveries = `-- name: QueueWebhookDeliveries :one
+WITH ev AS (
+    SELECT e.id, e.type, e.created_at, e.payload FROM events e
+    WHERE e.id > $1::bigint
+    ORDER BY e.id
+    LIMIT $2
+), ins AS (
+    INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, event_type, payload, attempts_allowed)
+    SELECT $3::uuid, gen_random_uuid(), ep.id, ev.id, ev.type,
+           jsonb_build_object('type', ev.type, 'timestamp', ev.created_at, 'data', ev.payload),
+           $4::integer
+    FROM ev JOIN webhook_endpoints ep
+      ON ep.enabled AND ev.id > ep.after_event_id AND ev.type = ANY ($5::text[])
+     AND EXISTS (SELECT FROM unnest(ep.event_types) p
+                 WHERE p = '*' OR p = ev.type OR (p LIKE '%.*' AND starts_with(ev.type, left(p, -1))))
+    ORDER BY ev.id, ep.id
+    ON CONFLICT (tenant_id, endpoint_id, event_id) DO NOTHING
+    RETURNING id
+), moved AS (
+    UPDATE webhook_streams SET last_event_id = (SELECT max(id) FROM ev)
+    WHERE EXISTS (SELECT FROM ev)
+)
+SELECT coalesce((SELECT array_agg(id) FROM ins), '{}')::uuid[] AS delivery_ids,
+       (SELECT count(*) FROM ev) AS events_read
+`
+
+type QueueWebhookDeliveriesParams struct {
+	After           int64
+	Lim             int32
+	TenantID        uuid.UUID
+	AttemptsAllowed int32
+	Types           []string
+}
+
+type QueueWebhookDeliveriesRow struct {
+	DeliveryIds []uuid.UUID
+	EventsRead  int64
+}
+
+// Turns the next events after the cursor into deliveries for every enabled endpoint that
+// subscribes to them and is older than the event, and moves the cursor past the events read.
+// Returns the new deliveries' ids and how many events were read.
+func (q *Queries) QueueWebhookDeliveries(ctx context.Context, arg QueueWebhookDeliveriesParams) (QueueWebhookDeliveriesRow, error) {
+	row := q.db.QueryRow(ctx, queueWebhookDeliveries,
+		arg.After,
+		arg.Lim,
+		arg.TenantID,
+		arg.AttemptsAllowed,
+		arg.Types,
+	)
+	var i QueueWebhookDeliveriesRow
+	err := row.Scan(&i.DeliveryIds, &i.EventsRead)
+	return i, err
+}
+
+const recordWebhookAttempt = `-- name: RecordWebhookAttempt :one
+WITH d AS (
+    UPDATE webhook_deliveries SET
+        attempts = attempts + 1,
+        status = CASE WHEN $1::boolean THEN 'succeeded'
+                      WHEN attempts + 1 >= attempts_allowed THEN 'failed' ELSE 'pending' END,
+        next_attempt_at = CASE WHEN $1::boolean OR attempts + 1 >= attempts_allowed THEN NULL
+                               ELSE $2::timestamptz END,
+        updated_at = now()
+    WHERE webhook_deliveries.id = $3 AND webhook_deliveries.status = 'pending'
+    RETURNING webhook_deliveries.id, webhook_deliveries.endpoint_id, webhook_deliveries.attempts, webhook_deliveries.status
+), a AS (
+    INSERT INTO webhook_attempts (tenant_id, delivery_id, n, started_at, duration_ms, status_code, error)
+    SELECT $4, d.id, d.attempts, $5, $6,
+           $7, $8
+    FROM d
+), ep AS (
+    UPDATE webhook_endpoints SET
+        failing_since = CASE WHEN $1::boolean THEN NULL ELSE coalesce(failing_since, $5) END
+    WHERE webhook_endpoints.id = (SELECT d.endpoint_id FROM d)
+    RETURNING webhook_endpoints.failing_since, webhook_endpoints.enabled
+)
+SELECT d.status, d.attempts, ep.failing_since, ep.enabled FROM d, ep
+`
+
+type RecordWebhookAttemptParams struct {
+	Ok            bool
+	NextAttemptAt time.Time
+	ID            uuid.UUID
+	TenantID      uuid.UUID
+	StartedAt     time.Time
+	DurationMs    int32
+	StatusCode    *int32
+	Error         *string
+}
+
+type RecordWebhookAttemptRow struct {
+	Status       string
+	Attempts     int32
+	FailingSince *time.Time
+	Enabled      bool
+}
+
+// Stores an attempt and its outcome: succeeded, pending again until next_attempt_at, or failed
+// for good once the round's attempts are spent. The endpoint's failure streak starts at its
+// first failure and ends with a success.
+func (q *Queries) RecordWebhookAttempt(ctx context.Context, arg RecordWebhookAttemptParams) (RecordWebhookAttemptRow, error) {
+	row := q.db.QueryRow(ctx, recordWebhookAttempt,
+		arg.Ok,
+		arg.NextAttemptAt,
+		arg.ID,
+		arg.TenantID,
+		arg.StartedAt,
+		arg.DurationMs,
+		arg.StatusCode,
+		arg.Error,
+	)
+	var i RecordWebhookAttemptRow
+	err := row.Scan(
+		&i.Status,
+		&i.Attempts,
+		&i.FailingSince,
+		&i.Enabled,
+	)
+	return i, err
+}
+
+const redeliverWebhook = `-- name: RedeliverWebhook :one
+UPDATE webhook_deliveries SET
+    status = 'pending', attempts_allowed = attempts + $1::integer,
+    next_attempt_at = now(), updated_at = now()
+WHERE id = $2 AND endpoint_id = $3 AND status <> 'pending'
+RETURNING tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at
+`
+
+type RedeliverWebhookParams struct {
+	Attempts   int32
+	ID         uuid.UUID
+	EndpointID uuid.UUID
+}
+
+// A finished delivery starts a new round of attempts; one still pending is left alone (no row).
+func (q *Queries) RedeliverWebhook(ctx context.Context, arg RedeliverWebhookParams) (WebhookDelivery, error) {
+	row := q.db.QueryRow(ctx, redeliverWebhook, arg.Attempts, arg.ID, arg.EndpointID)
+	var i WebhookDelivery
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.EndpointID,
+		&i.EventID,
+		&i.EventType,
+		&i.Payload,
+		&i.Status,
+		&i.Attempts,
+		&i.AttemptsAllowed,
+		&i.NextAttemptAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const rotateWebhookSecret = `-- name: RotateWebhookSecret :one
 UPDATE webhook_endpoints SET
     previous_secret_sealed = secret_sealed, previous_secret_expires_at = $1,
     secret_sealed = $2, updated_at = now()
 WHERE id = $3
-RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at
+RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since
 `
 
 type RotateWebhookSecretParams struct {
@@ -199,8 +671,38 @@ func (q *Queries) RotateWebhookSecret(ctx context.Context, arg RotateWebhookSecr
 		&i.CreatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AfterEventID,
+		&i.FailingSince,
 	)
 	return i, err
+}
+
+const takeWebhookLease = `-- name: TakeWebhookLease :one
+INSERT INTO webhook_leases (tenant_id, endpoint_id, id, expires_at)
+SELECT $1, $2, gen_random_uuid(), now() + make_interval(secs => $3::double precision)
+WHERE (SELECT count(*) FROM webhook_leases
+       WHERE endpoint_id = $2 AND expires_at > now()) < $4::integer
+RETURNING id
+`
+
+type TakeWebhookLeaseParams struct {
+	TenantID    uuid.UUID
+	EndpointID  uuid.UUID
+	HoldSeconds float64
+	MaxInFlight int32
+}
+
+// A lease when fewer than max_in_flight unexpired ones exist; no row otherwise.
+func (q *Queries) TakeWebhookLease(ctx context.Context, arg TakeWebhookLeaseParams) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, takeWebhookLease,
+		arg.TenantID,
+		arg.EndpointID,
+		arg.HoldSeconds,
+		arg.MaxInFlight,
+	)
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
 }
 
 const updateWebhookEndpoint = `-- name: UpdateWebhookEndpoint :one
@@ -210,9 +712,12 @@ UPDATE webhook_endpoints SET
     event_types = COALESCE($3::text[], event_types),
     enabled = COALESCE($4, enabled),
     disabled_reason = CASE WHEN $4::boolean THEN NULL ELSE disabled_reason END,
+    failing_since = CASE WHEN $4::boolean AND NOT enabled THEN NULL ELSE failing_since END,
+    after_event_id = CASE WHEN $4::boolean AND NOT enabled
+                          THEN coalesce((SELECT last_id FROM event_streams), 0) ELSE after_event_id END,
     updated_at = now()
 WHERE id = $5
-RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at
+RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since
 `
 
 type UpdateWebhookEndpointParams struct {
@@ -223,7 +728,8 @@ type UpdateWebhookEndpointParams struct {
 	ID          uuid.UUID
 }
 
-// A partial update; enabling an endpoint clears the reason the server disabled it.
+// A partial update. Enabling a disabled endpoint clears the reason the server disabled it and
+// its failure streak, and starts it at the stream's end: it gets nothing of the time it was off.
 func (q *Queries) UpdateWebhookEndpoint(ctx context.Context, arg UpdateWebhookEndpointParams) (WebhookEndpoint, error) {
 	row := q.db.QueryRow(ctx, updateWebhookEndpoint,
 		arg.Url,
@@ -247,6 +753,32 @@ func (q *Queries) UpdateWebhookEndpoint(ctx context.Context, arg UpdateWebhookEn
 		&i.CreatedBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AfterEventID,
+		&i.FailingSince,
 	)
 	return i, err
+}
+
+const webhookBacklog = `-- name: WebhookBacklog :many
+SELECT tenant_id::uuid FROM webhook_backlog($1::integer)
+`
+
+func (q *Queries) WebhookBacklog(ctx context.Context, maxRows int32) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, webhookBacklog, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var tenant_id uuid.UUID
+		if err := rows.Scan(&tenant_id); err != nil {
+			return nil, err
+		}
+		items = append(items, tenant_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/tasker/tasker/internal/tenancy"
 	"github.com/tasker/tasker/internal/testdb"
 	"github.com/tasker/tasker/internal/tokens"
+	"github.com/tasker/tasker/internal/webhooks"
 )
 
 // FastPassword keeps argon2id cheap in tests; production parameters are in config.
@@ -114,6 +115,11 @@ type Options struct {
 	// are allowed (the tests' receivers are on loopback) unless WebhooksStrict.
 	Webhooks       handlers.WebhooksConfig
 	WebhooksStrict bool
+	// Deliveries, when set, runs outbound deliveries (River and the dispatcher) with these
+	// settings; DB, Box, Guard and Retry come from the server's when zero. Without it jobs are
+	// queued but nothing sends them. The dispatcher serves every tenant of the database, so a
+	// test that runs deliveries must not run in parallel with another such test.
+	Deliveries *webhooks.Config
 	// AccessTokenTTL is the lifetime of the access tokens the server issues (15 minutes when
 	// zero), for tests of expiry and renewal.
 	AccessTokenTTL time.Duration
@@ -220,6 +226,44 @@ func NewWithOptions(t testing.TB, opts Options) *Env {
 		key := make([]byte, secretbox.KeySize)
 		_, _ = rand.Read(key)
 		wc.Box, _ = secretbox.New(key)
+	}
+	if opts.Deliveries != nil && opts.Deliveries.Retry.Attempts > 0 {
+		wc.Retry = opts.Deliveries.Retry
+	}
+	store = store.WakeOnCommit(realtime.Channel)
+	dc := webhooks.Config{}
+	if opts.Deliveries != nil {
+		dc = *opts.Deliveries
+	}
+	if dc.DB == nil {
+		dc.DB = store
+	}
+	if dc.Box == nil {
+		dc.Box = wc.Box
+	}
+	if dc.Guard == (webhooks.Guard{}) {
+		dc.Guard = wc.Guard
+	}
+	if dc.Retry == (webhooks.Retry{}) {
+		dc.Retry = wc.Retry
+	}
+	if dc.Logger == nil {
+		dc.Logger = logger
+	}
+	if dc.Queue == "" {
+		// Every test server shares the package's database, but not its key or settings.
+		dc.Queue = "test_" + uuid.NewString()[:8]
+	}
+	deliveries, err := webhooks.New(pool, realtime.Channel, dc)
+	if err != nil {
+		t.Fatalf("webhooks: %v", err)
+	}
+	store = store.WithJobs(deliveries.Jobs())
+	if opts.Deliveries != nil {
+		dctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = deliveries.Run(dctx) }()
+		t.Cleanup(func() { cancel(); <-done })
 	}
 	h, err := handlers.NewHTTPHandler(ctx, handlers.Config{
 		Webhooks:           wc,

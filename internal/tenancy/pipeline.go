@@ -106,7 +106,7 @@ func (p *pipelinedTx) rollback(ctx context.Context) {
 }
 
 // pipelined runs fn in one write transaction scoped to s, opened with its first statement.
-func (d *DB) pipelined(ctx context.Context, s Scope, fn func(q *db.Queries) error) error {
+func (d *DB) pipelined(ctx context.Context, s Scope, fn func(raw *pipelinedTx, q *db.Queries) error) error {
 	if s.Tenant == uuid.Nil {
 		return errors.New("tenancy: transaction without a tenant")
 	}
@@ -122,7 +122,7 @@ func (d *DB) pipelined(ctx context.Context, s Scope, fn func(q *db.Queries) erro
 	}
 	tx := &pipelinedTx{conn: conn, tenant: s.Tenant.String(), user: user}
 	defer tx.rollback(ctx)
-	if err := fn(db.New(tx)); err != nil {
+	if err := fn(tx, db.New(tx)); err != nil {
 		return Translate(err)
 	}
 	if err := tx.commit(ctx); err != nil {

@@ -21,6 +21,15 @@ var globalTables = map[string]bool{
 	// Stripe's events, which may name no tenant: the application role holds no privilege on it
 	// at all (checked below) and reaches it only through SECURITY DEFINER functions.
 	"stripe_events": false,
+	// River's job queue (its own migrations): job arguments are ids only (webhooks.DeliverArgs),
+	// whose rows the worker then reads under their tenant.
+	"river_client":       false,
+	"river_client_queue": false,
+	"river_job":          false,
+	"river_leader":       false,
+	"river_migration":    false,
+	"river_notification": false,
+	"river_queue":        false,
 }
 
 type table struct {
@@ -42,6 +51,10 @@ var rolePolicies = map[string][]string{
 	// billing_owners: a Stripe customer or subscription id to its tenant.
 	"billing_subscriptions": {"billing_lookup r true to tasker_owner"},
 	"stripe_subscriptions":  {"billing_lookup r true to tasker_owner"},
+	// webhook_backlog: which tenants have events to turn into deliveries.
+	"event_streams":     {"webhook_backlog r true to tasker_owner"},
+	"webhook_streams":   {"webhook_backlog r true to tasker_owner"},
+	"webhook_endpoints": {"webhook_backlog r true to tasker_owner"},
 }
 
 // TestSchemaEnforcesTenancy walks pg_catalog so that a new table cannot slip past the tenancy

@@ -31,6 +31,8 @@ type DB struct {
 	pool *pgxpool.Pool
 	// channel is the NOTIFY channel a committing write wakes (WakeOnCommit).
 	channel string
+	// jobs inserts the jobs writes queue (WithJobs).
+	jobs Jobs
 }
 
 // New returns a DB over pool.

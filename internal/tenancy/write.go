@@ -8,15 +8,16 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/riverqueue/river"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/reqinfo"
 )
 
-// Tx is a write transaction for one tenant: its queries, plus the two side effects of a change,
-// the audit entry (Record) and the event for subscribers (Emit). Whatever was queued is written
-// in one statement just before COMMIT, so a change, its audit entry and its event commit or
-// roll back together, and nothing else may write them (see write_test.go).
+// Tx is a write transaction for one tenant: its queries, plus the side effects of a change, the
+// audit entry (Record), the event for subscribers (Emit) and background jobs (Enqueue). Whatever
+// was queued is written just before COMMIT, so a change, its audit entry, its event and its jobs
+// commit or roll back together, and nothing else may write them (see write_test.go).
 type Tx struct {
 	// Q runs the transaction's queries.
 	Q       *db.Queries
@@ -27,6 +28,9 @@ type Tx struct {
 	events  []Event
 	// channel is the NOTIFY channel woken on commit; empty when realtime is off.
 	channel string
+	jobs    []river.InsertManyParams
+	queue   Jobs
+	raw     *pipelinedTx
 }
 
 // Entry is one audit log entry: what was done to which resource. The actor is the transaction's
@@ -80,8 +84,15 @@ func (t *Tx) Changed(event string, e Entry, project uuid.UUID, payload any) {
 // acts only inside the transaction (accepting an invitation, a refresh token's owner).
 func (t *Tx) ActAs(user uuid.UUID) { t.actor = user }
 
-// flush writes the queued entries and events.
+// flush writes the queued entries, events and jobs.
 func (t *Tx) flush() error {
+	if err := t.flushChanges(); err != nil {
+		return err
+	}
+	return t.flushJobs()
+}
+
+func (t *Tx) flushChanges() error {
 	if len(t.entries) == 0 && len(t.events) == 0 {
 		return nil
 	}
@@ -141,8 +152,8 @@ func WriteV[T any](ctx context.Context, d *DB, s Scope, fn func(tx *Tx) (T, erro
 		err error
 	)
 	for range writeAttempts {
-		err = d.pipelined(ctx, s, func(q *db.Queries) error {
-			tx := &Tx{Q: q, ctx: ctx, scope: s, actor: s.User, channel: d.channel}
+		err = d.pipelined(ctx, s, func(raw *pipelinedTx, q *db.Queries) error {
+			tx := &Tx{Q: q, ctx: ctx, scope: s, actor: s.User, channel: d.channel, queue: d.jobs, raw: raw}
 			var err error
 			if out, err = fn(tx); err != nil {
 				return err

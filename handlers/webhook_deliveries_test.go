@@ -1,0 +1,473 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/testdb"
+	"github.com/tasker/tasker/internal/webhooks"
+)
+
+// received is one request a test receiver got.
+type received struct {
+	header http.Header
+	body   []byte
+	at     time.Time
+}
+
+// message is the body of a delivery (Standard Webhooks' recommended shape).
+type message struct {
+	Type      string          `json:"type"`
+	Timestamp time.Time       `json:"timestamp"`
+	Data      json.RawMessage `json:"data"`
+}
+
+func (r received) message(t *testing.T) message {
+	t.Helper()
+	var m message
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("delivery body %q: %v", r.body, err)
+	}
+	return m
+}
+
+// receiver is a webhook receiver on loopback that records what it gets and answers with
+// status(n) for its n-th request (200 when status is nil).
+type receiver struct {
+	URL    string
+	mu     sync.Mutex
+	got    []received
+	status func(n int) int
+	signal chan struct{}
+}
+
+func newReceiver(t *testing.T, status func(n int) int) *receiver {
+	t.Helper()
+	r := &receiver{status: status, signal: make(chan struct{}, 1)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got = append(r.got, received{header: req.Header.Clone(), body: body, at: time.Now()})
+		n := len(r.got)
+		r.mu.Unlock()
+		select {
+		case r.signal <- struct{}{}:
+		default:
+		}
+		code := http.StatusOK
+		if r.status != nil {
+			code = r.status(n)
+		}
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, strings.Repeat("answer ", 2000)) // longer than what is read
+	}))
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL + "/hooks"
+	return r
+}
+
+// wait returns the requests once there are at least n, failing after 15 s.
+func (r *receiver) wait(t *testing.T, n int) []received {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		if got := r.requests(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-r.signal:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("the receiver got %d requests in 15 s, want %d", len(r.requests()), n)
+		}
+	}
+}
+
+func (r *receiver) requests() []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.got...)
+}
+
+// fastDeliveries runs deliveries with short delays, so retries happen within a test.
+// Tests that run deliveries do not run in parallel: each server's dispatcher serves every
+// tenant of the package's database (see apitest.Options.Deliveries).
+func fastDeliveries(retry webhooks.Retry) apitest.Options {
+	return apitest.Options{Deliveries: &webhooks.Config{Retry: retry, Sweep: 200 * time.Millisecond}}
+}
+
+func createHook(t *testing.T, env *apitest.Env, w workspace, body api.WebhookEndpointCreate) api.WebhookEndpointCreated {
+	t.Helper()
+	r, err := env.Client.CreateWebhookEndpointWithResponse(bg, body, w.as(api.UserRoleAdmin))
+	if err != nil || r.JSON201 == nil {
+		t.Fatalf("create endpoint: %v %s", err, r.Body)
+	}
+	return *r.JSON201
+}
+
+func deliveriesOf(t *testing.T, env *apitest.Env, w workspace, endpoint api.ID) []api.WebhookDelivery {
+	t.Helper()
+	r, err := env.Client.ListWebhookDeliveriesWithResponse(bg, endpoint, nil, w.as(api.UserRoleAdmin))
+	if err != nil || r.JSON200 == nil {
+		t.Fatalf("list deliveries: %v %s", err, r.Body)
+	}
+	return r.JSON200.Items
+}
+
+// verify checks a request with the Standard Webhooks library's own verifier.
+func verify(secret string, r received) error {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return err
+	}
+	return wh.Verify(r.body, r.header)
+}
+
+func TestWebhookDeliveryVerifiesWithTheStandardLibraryAndRotationSignsTwice(t *testing.T) {
+	env := apitest.NewWithOptions(t, fastDeliveries(webhooks.Retry{Attempts: 3, Base: 200 * time.Millisecond}))
+	w := newWorkspace(t, env)
+	rcv := newReceiver(t, nil)
+	hook := createHook(t, env, w, hookCreate(rcv.URL, "task.*"))
+
+	// Not subscribed: a project event must not arrive; the task event must, once.
+	if r, _ := env.Client.CreateProjectWithResponse(bg, nil, api.ProjectCreate{TeamId: w.team.Id, Name: "Other", Key: "OTH"}, w.as(api.UserRoleOwner)); r.JSON201 == nil {
+		t.Fatalf("create project: %s", r.Body)
+	}
+	task := createTask(t, env, w, api.TaskCreate{Title: "Ship webhooks"})
+	got := rcv.wait(t, 1)
+	m := got[0].message(t)
+	var data api.Task
+	if err := json.Unmarshal(m.Data, &data); err != nil || m.Type != "task.created" || data.Id != task.Id || data.Title != "Ship webhooks" {
+		t.Fatalf("delivered %s (%v)", got[0].body, err)
+	}
+	if err := verify(hook.Secret, got[0]); err != nil {
+		t.Fatalf("the Standard Webhooks verifier refused the delivery: %v (headers %v)", err, got[0].header)
+	}
+	if err := verify("whsec_"+strings.Repeat("A", 43)+"=", got[0]); err == nil {
+		t.Fatal("a wrong secret verified the delivery")
+	}
+	tampered := got[0]
+	tampered.body = []byte(strings.Replace(string(tampered.body), "Ship webhooks", "Ship w3bhooks", 1))
+	if err := verify(hook.Secret, tampered); err == nil {
+		t.Fatal("a changed body verified")
+	}
+	if ct := got[0].header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+
+	ds := deliveriesOf(t, env, w, hook.Id)
+	if len(ds) != 1 || got[0].header.Get("webhook-id") != "msg_"+ds[0].Id.String() || ds[0].EventType != "task.created" ||
+		ds[0].EventId == nil {
+		t.Fatalf("deliveries %+v, webhook-id %q", ds, got[0].header.Get("webhook-id"))
+	}
+	// The record is written just after the answer: wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for ds[0].Status != api.WebhookDeliveryStatusSucceeded && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		ds = deliveriesOf(t, env, w, hook.Id)
+	}
+	if ds[0].Status != api.WebhookDeliveryStatusSucceeded || len(ds[0].Attempts) != 1 || ds[0].Attempts[0].StatusCode == nil ||
+		*ds[0].Attempts[0].StatusCode != 200 || ds[0].Attempts[0].Error != nil || ds[0].NextAttemptAt != nil {
+		t.Fatalf("delivery after success: %+v", ds[0])
+	}
+
+	// During a rotation's overlap each delivery carries two signatures, and either secret alone
+	// verifies it.
+	rot, _ := env.Client.RotateWebhookSecretWithResponse(bg, hook.Id, api.WebhookSecretRotate{OverlapSeconds: ptr(600)}, w.as(api.UserRoleAdmin))
+	if rot.JSON200 == nil {
+		t.Fatalf("rotate: %s", rot.Body)
+	}
+	createTask(t, env, w, api.TaskCreate{Title: "After the rotation"})
+	got = rcv.wait(t, 2)
+	if sigs := strings.Fields(got[1].header.Get("webhook-signature")); len(sigs) != 2 {
+		t.Fatalf("signatures during the overlap: %q", got[1].header.Get("webhook-signature"))
+	}
+	for name, secret := range map[string]string{"old": hook.Secret, "new": rot.JSON200.Secret} {
+		if err := verify(secret, got[1]); err != nil {
+			t.Errorf("the %s secret does not verify a delivery during the overlap: %v", name, err)
+		}
+	}
+	// Without an overlap only the new secret signs.
+	rot2, _ := env.Client.RotateWebhookSecretWithResponse(bg, hook.Id, api.WebhookSecretRotate{OverlapSeconds: ptr(0)}, w.as(api.UserRoleAdmin))
+	if rot2.JSON200 == nil {
+		t.Fatalf("rotate: %s", rot2.Body)
+	}
+	createTask(t, env, w, api.TaskCreate{Title: "After the overlap"})
+	got = rcv.wait(t, 3)
+	if err := verify(rot2.JSON200.Secret, got[2]); err != nil || verify(rot.JSON200.Secret, got[2]) == nil {
+		t.Errorf("after an overlap of 0: new secret %v, the replaced one verified too: %v", err, verify(rot.JSON200.Secret, got[2]) == nil)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(rcv.requests()); n != 3 {
+		t.Errorf("the receiver got %d requests, want 3 (the project event is not subscribed)", n)
+	}
+}
+
+func TestWebhookRetriesWithGrowingDelaysThenSucceedsOnce(t *testing.T) {
+	env := apitest.NewWithOptions(t, fastDeliveries(webhooks.Retry{Attempts: 8, Base: 300 * time.Millisecond, Max: 10 * time.Second}))
+	w := newWorkspace(t, env)
+	const failures = 3
+	rcv := newReceiver(t, func(n int) int {
+		if n <= failures {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusNoContent
+	})
+	hook := createHook(t, env, w, hookCreate(rcv.URL, "task.created"))
+	createTask(t, env, w, api.TaskCreate{Title: "Flaky receiver"})
+
+	rcv.wait(t, 1)
+	// While attempts go on, a redelivery is refused: the delivery is pending.
+	ds := deliveriesOf(t, env, w, hook.Id)
+	if len(ds) != 1 {
+		t.Fatalf("deliveries: %+v", ds)
+	}
+	re, _ := env.Client.RedeliverWebhookWithResponse(bg, hook.Id, ds[0].Id, w.as(api.UserRoleAdmin))
+	wantStatus(t, "redeliver while pending", re.StatusCode(), re.Body, http.StatusConflict)
+
+	got := rcv.wait(t, failures+1)
+	time.Sleep(1500 * time.Millisecond) // longer than the next delay would be
+	if n := len(rcv.requests()); n != failures+1 {
+		t.Fatalf("the receiver got %d requests, want %d: retries stop at the first success", n, failures+1)
+	}
+	id := got[0].header.Get("webhook-id")
+	var prev time.Duration
+	for i := 1; i < len(got); i++ {
+		if got[i].header.Get("webhook-id") != id {
+			t.Errorf("attempt %d has webhook-id %q, want %q (the same message)", i+1, got[i].header.Get("webhook-id"), id)
+		}
+		gap := got[i].at.Sub(got[i-1].at)
+		if gap <= prev {
+			t.Errorf("delay before attempt %d is %v, not longer than the one before (%v)", i+1, gap, prev)
+		}
+		prev = gap
+	}
+	ds = deliveriesOf(t, env, w, hook.Id)
+	if len(ds) != 1 || ds[0].Status != api.WebhookDeliveryStatusSucceeded || len(ds[0].Attempts) != failures+1 {
+		t.Fatalf("delivery: %+v", ds)
+	}
+	for i, a := range ds[0].Attempts {
+		want := http.StatusServiceUnavailable
+		if i == failures {
+			want = http.StatusNoContent
+		}
+		if a.Attempt != i+1 || a.StatusCode == nil || *a.StatusCode != want || (i < failures) != (a.Error != nil) {
+			t.Errorf("attempt %d: %+v", i+1, a)
+		}
+	}
+	if g, _ := env.Client.GetWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin)); g.JSON200 == nil || g.JSON200.FailingSince != nil {
+		t.Errorf("after a success the failure streak is over: %s", g.Body)
+	}
+}
+
+func TestWebhookTestPingAndRedelivery(t *testing.T) {
+	env := apitest.NewWithOptions(t, fastDeliveries(webhooks.Retry{Attempts: 2, Base: 200 * time.Millisecond}))
+	w := newWorkspace(t, env)
+	rcv := newReceiver(t, nil)
+	hook := createHook(t, env, w, hookCreate(rcv.URL, "project.*"))
+
+	ping, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if ping.JSON202 == nil || ping.JSON202.EventType != "webhook.test" || ping.JSON202.Status != api.WebhookDeliveryStatusPending {
+		t.Fatalf("ping: %d %s", ping.StatusCode(), ping.Body)
+	}
+	got := rcv.wait(t, 1)
+	m := got[0].message(t)
+	if m.Type != "webhook.test" || !strings.Contains(string(m.Data), hook.Id.String()) || verify(hook.Secret, got[0]) != nil {
+		t.Fatalf("ping delivered %s", got[0].body)
+	}
+	waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
+
+	re, _ := env.Client.RedeliverWebhookWithResponse(bg, hook.Id, ping.JSON202.Id, w.as(api.UserRoleAdmin))
+	if re.JSON202 == nil || re.JSON202.Status != api.WebhookDeliveryStatusPending {
+		t.Fatalf("redeliver: %d %s", re.StatusCode(), re.Body)
+	}
+	got = rcv.wait(t, 2)
+	if got[1].header.Get("webhook-id") != got[0].header.Get("webhook-id") || string(got[1].body) != string(got[0].body) ||
+		verify(hook.Secret, got[1]) != nil {
+		t.Errorf("redelivery sent %s / %v, want the same message, signed", got[1].body, got[1].header)
+	}
+	d := waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
+	if len(d.Attempts) != 2 {
+		t.Errorf("attempts after a redelivery: %s", attemptsText(d.Attempts))
+	}
+
+	// Unknown deliveries, another endpoint's, and roles below admin are refused.
+	other := createHook(t, env, w, hookCreate(rcv.URL+"/other", "task.*"))
+	r404, _ := env.Client.RedeliverWebhookWithResponse(bg, other.Id, ping.JSON202.Id, w.as(api.UserRoleAdmin))
+	wantStatus(t, "redeliver through another endpoint", r404.StatusCode(), r404.Body, http.StatusNotFound)
+	rMember, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleMember))
+	wantStatus(t, "a member's ping", rMember.StatusCode(), rMember.Body, http.StatusForbidden)
+	lViewer, _ := env.Client.ListWebhookDeliveriesWithResponse(bg, hook.Id, nil, w.as(api.UserRoleViewer))
+	wantStatus(t, "a viewer's list", lViewer.StatusCode(), lViewer.Body, http.StatusForbidden)
+
+	// Pagination walks every delivery once, newest first.
+	for range 3 {
+		if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+			t.Fatalf("ping: %s", p.Body)
+		}
+	}
+	seen := map[api.ID]bool{}
+	var cursor *string
+	for pages := 0; ; pages++ {
+		l, _ := env.Client.ListWebhookDeliveriesWithResponse(bg, hook.Id, &api.ListWebhookDeliveriesParams{Limit: ptr(2), Cursor: cursor}, w.as(api.UserRoleAdmin))
+		if l.JSON200 == nil || pages > 5 {
+			t.Fatalf("page: %s", l.Body)
+		}
+		for _, it := range l.JSON200.Items {
+			if seen[it.Id] {
+				t.Fatalf("delivery %s on two pages", it.Id)
+			}
+			seen[it.Id] = true
+		}
+		next, err := l.JSON200.NextCursor.Get()
+		if err != nil {
+			break
+		}
+		cursor = &next
+	}
+	if len(seen) != 4 {
+		t.Errorf("pages held %d deliveries, want 4", len(seen))
+	}
+}
+
+// attemptsText shows attempts for a failure message.
+func attemptsText(as []api.WebhookAttempt) string {
+	var b strings.Builder
+	for _, a := range as {
+		b.WriteString(fmt.Sprintf("#%d %s code=%v err=%q; ", a.Attempt, a.StartedAt.Format("15:04:05.000"), deref(a.StatusCode), deref(a.Error)))
+	}
+	return b.String()
+}
+
+func waitStatus(t *testing.T, env *apitest.Env, w workspace, endpoint, delivery api.ID, want api.WebhookDeliveryStatus) api.WebhookDelivery {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, d := range deliveriesOf(t, env, w, endpoint) {
+			if d.Id == delivery && d.Status == want {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			var states []string
+			for _, d := range deliveriesOf(t, env, w, endpoint) {
+				states = append(states, fmt.Sprintf("%s %s next=%v: %s", d.Id, d.Status, d.NextAttemptAt, attemptsText(d.Attempts)))
+			}
+			t.Fatalf("delivery %s never became %s: %s", delivery, want, strings.Join(states, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestDisabledWebhookEndpointGetsNothing(t *testing.T) {
+	env := apitest.NewWithOptions(t, fastDeliveries(webhooks.Retry{Attempts: 2, Base: 200 * time.Millisecond}))
+	w := newWorkspace(t, env)
+	on, off := newReceiver(t, nil), newReceiver(t, nil)
+	createHook(t, env, w, hookCreate(on.URL, "*"))
+	disabled := createHook(t, env, w, api.WebhookEndpointCreate{Url: off.URL, EventTypes: []api.WebhookEventType{"*"}, Enabled: ptr(false)})
+
+	ping, _ := env.Client.TestWebhookEndpointWithResponse(bg, disabled.Id, w.as(api.UserRoleAdmin))
+	wantStatus(t, "ping a disabled endpoint", ping.StatusCode(), ping.Body, http.StatusConflict)
+	createTask(t, env, w, api.TaskCreate{Title: "While off"})
+	on.wait(t, 1)
+	time.Sleep(600 * time.Millisecond) // three sweeps
+	if n := len(off.requests()); n != 0 {
+		t.Fatalf("the disabled endpoint got %d requests", n)
+	}
+	if ds := deliveriesOf(t, env, w, disabled.Id); len(ds) != 0 {
+		t.Fatalf("deliveries queued for a disabled endpoint: %+v", ds)
+	}
+
+	// Enabled again, it gets what happens from then on, not what it missed.
+	if u, _ := env.Client.UpdateWebhookEndpointWithResponse(bg, disabled.Id, api.WebhookEndpointUpdate{Enabled: ptr(true)}, w.as(api.UserRoleAdmin)); u.JSON200 == nil {
+		t.Fatalf("enable: %s", u.Body)
+	}
+	createTask(t, env, w, api.TaskCreate{Title: "After enabling"})
+	got := off.wait(t, 1)
+	var data api.Task
+	if err := json.Unmarshal(got[0].message(t).Data, &data); err != nil || data.Title != "After enabling" {
+		t.Fatalf("first delivery after enabling: %s", got[0].body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(off.requests()); n != 1 {
+		t.Errorf("the re-enabled endpoint got %d requests, want 1", n)
+	}
+}
+
+func TestFailingWebhookEndpointIsDisabledWithAnAuditEntry(t *testing.T) {
+	opts := fastDeliveries(webhooks.Retry{Attempts: 50, Base: 100 * time.Millisecond, Max: 200 * time.Millisecond})
+	opts.Deliveries.DisableAfter = 700 * time.Millisecond
+	env := apitest.NewWithOptions(t, opts)
+	w := newWorkspace(t, env)
+	rcv := newReceiver(t, func(int) int { return http.StatusInternalServerError })
+	hook := createHook(t, env, w, hookCreate(rcv.URL, "*"))
+	ping, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if ping.JSON202 == nil {
+		t.Fatalf("ping: %s", ping.Body)
+	}
+	d := waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusCanceled)
+	g, _ := env.Client.GetWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if g.JSON200 == nil || g.JSON200.Enabled || g.JSON200.DisabledReason == nil || g.JSON200.FailingSince == nil {
+		t.Fatalf("endpoint after failing: %s", g.Body)
+	}
+	if len(d.Attempts) < 3 || time.Since(d.Attempts[0].StartedAt) < 700*time.Millisecond {
+		t.Errorf("disabled after %d attempts", len(d.Attempts))
+	}
+	audit, _ := env.Client.ListAuditEventsWithResponse(bg, &api.ListAuditEventsParams{ResourceType: ptr("webhook_endpoint")}, w.as(api.UserRoleOwner))
+	found := false
+	for _, e := range audit.JSON200.Items {
+		found = found || (e.Action == "webhook_endpoint.disable" && e.ResourceId != nil && *e.ResourceId == hook.Id)
+	}
+	if !found {
+		t.Errorf("no webhook_endpoint.disable audit entry: %s", audit.Body)
+	}
+	n := len(rcv.requests())
+	time.Sleep(500 * time.Millisecond)
+	if len(rcv.requests()) != n {
+		t.Errorf("a disabled endpoint still got requests")
+	}
+}
+
+// TestDeliveriesRefuseLoopbackWhenNotAllowed points endpoints at loopback, private and metadata
+// addresses behind the save-time check (as DNS rebinding would: the name was public when saved):
+// the dial-time guard refuses the literal addresses and a name that resolves to one, so the
+// receiver gets nothing. (Every other test allows private addresses, and delivers to loopback.)
+func TestDeliveriesRefuseLoopbackWhenNotAllowed(t *testing.T) {
+	opts := fastDeliveries(webhooks.Retry{Attempts: 1, Base: 100 * time.Millisecond})
+	opts.WebhooksStrict = true
+	env := apitest.NewWithOptions(t, opts)
+	w := newWorkspace(t, env)
+	rcv := newReceiver(t, nil)
+	port := rcv.URL[strings.LastIndex(rcv.URL, ":"):]
+	admin := testdb.Get(t).AdminPool(t)
+	for _, url := range []string{"http://127.0.0.1" + port, "http://localhost" + port, "http://[::1]" + port,
+		"http://10.20.30.40/hooks", "http://169.254.169.254/latest/meta-data"} {
+		hook := createHook(t, env, w, hookCreate("https://hooks.example.test/rebinding", "*"))
+		if _, err := admin.Exec(bg, `UPDATE webhook_endpoints SET url = $1 WHERE id = $2`, url, hook.Id); err != nil {
+			t.Fatal(err)
+		}
+		ping, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+		if ping.JSON202 == nil {
+			t.Fatalf("ping: %s", ping.Body)
+		}
+		d := waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusFailed)
+		if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != nil || d.Attempts[0].Error == nil ||
+			!strings.Contains(*d.Attempts[0].Error, "not public") {
+			t.Errorf("%s: attempts %s", url, attemptsText(d.Attempts))
+		}
+	}
+	if n := len(rcv.requests()); n != 0 {
+		t.Errorf("the loopback receiver got %d requests", n)
+	}
+}

@@ -1,0 +1,288 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/problem"
+	"github.com/tasker/tasker/internal/secretbox"
+	"github.com/tasker/tasker/internal/tenancy"
+)
+
+// Queue is the River queue deliveries run in.
+const Queue = "webhooks"
+
+// DeliverArgs is the River job that sends one delivery until it succeeds, gives up or its
+// endpoint goes away. Only ids: river_job is not under row-level security.
+type DeliverArgs struct {
+	Tenant   uuid.UUID `json:"tenant"`
+	Delivery uuid.UUID `json:"delivery"`
+}
+
+// Kind names the job in River.
+func (DeliverArgs) Kind() string { return "webhook_delivery" }
+
+// InsertOpts: River's attempts count only errors of the worker itself (the database away);
+// retries of a receiver are snoozes, counted in the delivery. The queue is the service's.
+func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 25} }
+
+// SecretOwner binds a sealed signing secret to its tenant and endpoint, so a sealed value
+// copied to another row does not open.
+func SecretOwner(tenant, endpoint uuid.UUID) []byte { return append(tenant[:], endpoint[:]...) }
+
+// Retry is the schedule of a delivery's attempts.
+type Retry struct {
+	// Attempts is how many attempts one round makes (a redelivery starts another round).
+	Attempts int
+	// Base is the delay after the first failure; each next one doubles, up to Max.
+	Base, Max time.Duration
+}
+
+// Delay is how long to wait after the attempt-th failed attempt: Base·2^(attempt-1), capped at
+// Max, less a random quarter at most (jitter), so retries of many deliveries spread out and
+// each delay still exceeds the one before until the cap.
+func (r Retry) Delay(attempt int) time.Duration {
+	d := r.Base
+	for i := 1; i < attempt && d < r.Max; i++ {
+		d *= 2
+	}
+	d = min(d, r.Max)
+	return d - time.Duration(rand.Int64N(int64(d)/4+1))
+}
+
+// deliverer is the River worker of DeliverArgs.
+type deliverer struct {
+	river.WorkerDefaults[DeliverArgs]
+	cfg    Config
+	client *http.Client
+}
+
+// maxResponse is how much of a receiver's answer is read: enough to reuse the connection for a
+// short one, never a large body.
+const maxResponse = 4 << 10
+
+// Timeout bounds a whole run of the job: the attempt plus its bookkeeping.
+func (w *deliverer) Timeout(*river.Job[DeliverArgs]) time.Duration {
+	return w.cfg.Guard.timeout() + 30*time.Second
+}
+
+func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	scope := tenancy.Scope{Tenant: job.Args.Tenant}
+	d, err := tenancy.ReadV(ctx, w.cfg.DB, scope, func(q *db.Queries) (db.GetDeliveryToSendRow, error) {
+		return q.GetDeliveryToSend(ctx, job.Args.Delivery)
+	})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || problem.Is(err, problem.NotFound):
+		return nil // the endpoint (and with it the delivery) was deleted
+	case err != nil:
+		return fmt.Errorf("load delivery: %w", err)
+	case d.Status != "pending":
+		return nil
+	case !d.Enabled:
+		return w.cfg.DB.Write(ctx, scope, func(tx *tenancy.Tx) error {
+			return tx.Q.CancelWebhookDelivery(ctx, d.ID)
+		})
+	}
+
+	lease, err := w.takeLease(ctx, scope, d.EndpointID)
+	if err != nil {
+		return err
+	}
+	if lease == uuid.Nil {
+		// The endpoint has its fill of attempts in flight: come back soon, without counting.
+		return river.JobSnooze(time.Second + rand.N(time.Second))
+	}
+	defer func() {
+		_ = w.cfg.DB.Write(context.WithoutCancel(ctx), scope, func(tx *tenancy.Tx) error {
+			return tx.Q.DropWebhookLease(context.WithoutCancel(ctx), db.DropWebhookLeaseParams{EndpointID: d.EndpointID, ID: lease})
+		})
+	}()
+
+	started := time.Now()
+	code, sendErr := w.send(ctx, job.Args.Tenant, d, started)
+	took := time.Since(started)
+	if ctx.Err() != nil {
+		// Stopped mid-attempt: not the receiver's failure. The next start sends it again.
+		return river.JobSnooze(0)
+	}
+	ok := sendErr == nil && code >= 200 && code < 300
+	next := time.Now().Add(w.cfg.Retry.Delay(int(d.Attempts) + 1))
+	outcome, err := w.record(ctx, scope, d, started, took, code, sendErr, ok, next)
+	if err != nil {
+		return err
+	}
+	w.cfg.Logger.DebugContext(ctx, "webhook attempt", "delivery", d.ID, "endpoint", d.EndpointID,
+		"status_code", code, "ok", ok, "attempt", outcome.Attempts, "status", outcome.Status)
+	if outcome.Status == "pending" {
+		return river.JobSnooze(max(time.Until(next), 0))
+	}
+	return nil
+}
+
+// takeLease returns a lease on one of the endpoint's in-flight slots, or uuid.Nil when all are
+// taken.
+func (w *deliverer) takeLease(ctx context.Context, scope tenancy.Scope, endpoint uuid.UUID) (uuid.UUID, error) {
+	return tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (uuid.UUID, error) {
+		if err := tx.Q.LockWebhookEndpointLeases(ctx, endpoint); err != nil {
+			return uuid.Nil, err
+		}
+		id, err := tx.Q.TakeWebhookLease(ctx, db.TakeWebhookLeaseParams{
+			TenantID: scope.Tenant, EndpointID: endpoint, MaxInFlight: int32(w.cfg.Concurrency),
+			HoldSeconds: (w.cfg.Guard.timeout() + time.Minute).Seconds(),
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return uuid.Nil, nil
+		}
+		return id, err
+	})
+}
+
+// send makes one attempt: the stored body, signed with every live secret, posted through the
+// guarded client. It returns the HTTP status, or an error when no answer came.
+func (w *deliverer) send(ctx context.Context, tenant uuid.UUID, d db.GetDeliveryToSendRow, at time.Time) (int, error) {
+	secrets, err := w.secrets(tenant, d, at)
+	if err != nil {
+		return 0, err
+	}
+	headers, err := Headers(secrets, "msg_"+d.ID.String(), at, d.Payload)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Guard.timeout())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Url, strings.NewReader(string(d.Payload)))
+	if err != nil {
+		return 0, fmt.Errorf("request: %w", err)
+	}
+	req.Header = headers
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Tasker-Webhooks/1")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func (w *deliverer) secrets(tenant uuid.UUID, d db.GetDeliveryToSendRow, at time.Time) ([]string, error) {
+	owner := SecretOwner(tenant, d.EndpointID)
+	current, err := w.cfg.Box.Open(d.SecretSealed, owner)
+	if err != nil {
+		return nil, fmt.Errorf("open the signing secret: %w", err)
+	}
+	secrets := []string{string(current)}
+	if d.PreviousSecretSealed != nil && d.PreviousSecretExpiresAt != nil && at.Before(*d.PreviousSecretExpiresAt) {
+		if prev, err := w.cfg.Box.Open(d.PreviousSecretSealed, owner); err == nil {
+			secrets = append(secrets, string(prev))
+		}
+	}
+	return secrets, nil
+}
+
+// record stores the attempt and its outcome, and disables an endpoint that has failed for longer
+// than DisableAfter, with an audit entry that says why.
+func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDeliveryToSendRow, started time.Time,
+	took time.Duration, code int, sendErr error, ok bool, next time.Time) (db.RecordWebhookAttemptRow, error) {
+	ctx = context.WithoutCancel(ctx) // the attempt happened; its record must not be lost to a stop
+	p := db.RecordWebhookAttemptParams{
+		Ok: ok, NextAttemptAt: next, ID: d.ID, TenantID: scope.Tenant, StartedAt: started,
+		DurationMs: int32(min(took.Milliseconds(), 1<<31-1)),
+	}
+	if code != 0 {
+		c := int32(code)
+		p.StatusCode = &c
+	}
+	if msg := attemptError(code, sendErr); msg != "" {
+		p.Error = &msg
+	}
+	return tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (db.RecordWebhookAttemptRow, error) {
+		out, err := tx.Q.RecordWebhookAttempt(ctx, p)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Canceled or deleted meanwhile: nothing to record against.
+			return db.RecordWebhookAttemptRow{Status: "canceled"}, nil
+		}
+		if err != nil || ok || !out.Enabled || out.FailingSince == nil || w.cfg.DisableAfter <= 0 ||
+			time.Since(*out.FailingSince) < w.cfg.DisableAfter {
+			return out, err
+		}
+		reason := fmt.Sprintf("every attempt failed since %s", out.FailingSince.UTC().Format(time.RFC3339))
+		ep, err := tx.Q.DisableFailingWebhookEndpoint(ctx, db.DisableFailingWebhookEndpointParams{
+			Reason: reason, ID: d.EndpointID, Since: time.Now().Add(-w.cfg.DisableAfter),
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if err := tx.Q.CancelEndpointDeliveries(ctx, ep.ID); err != nil {
+			return out, err
+		}
+		tx.Record(tenancy.Entry{Action: "webhook_endpoint.disable", ResourceType: "webhook_endpoint", ResourceID: ep.ID,
+			Data: map[string]any{"reason": reason, "failing_since": out.FailingSince, "url": ep.Url}})
+		out.Enabled, out.Status = false, "canceled"
+		return out, nil
+	})
+}
+
+// attemptError says why an attempt failed, in words safe to show the tenant's admins: no
+// response bodies, which could hold anything.
+func attemptError(code int, err error) string {
+	switch {
+	case err != nil:
+		msg := err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = "timed out"
+		}
+		if len(msg) > 500 {
+			msg = msg[:500]
+		}
+		return msg
+	case code < 200 || code >= 300:
+		return fmt.Sprintf("the receiver answered %d", code)
+	}
+	return ""
+}
+
+// Config is how deliveries are made.
+type Config struct {
+	// DB runs the deliveries' transactions; the dispatcher's must queue jobs (WithJobs).
+	DB  *tenancy.DB
+	Box *secretbox.Box
+	// Guard decides where deliveries may go and bounds each attempt.
+	Guard Guard
+	Retry Retry
+	// Concurrency is how many attempts to one endpoint may be in flight across all servers.
+	Concurrency int
+	// DisableAfter disables an endpoint whose attempts have all failed for this long (0: never).
+	DisableAfter time.Duration
+	// Workers is how many deliveries this server sends at once.
+	Workers int
+	// Sweep is how often the dispatcher looks for events no wake-up announced.
+	Sweep time.Duration
+	// Queue is the River queue of deliveries (Queue when empty); servers sharing a database
+	// must share it, and the encryption key.
+	Queue  string
+	Logger *slog.Logger
+}
+
+func (g Guard) timeout() time.Duration {
+	if g.Timeout <= 0 {
+		return 10 * time.Second
+	}
+	return g.Timeout
+}

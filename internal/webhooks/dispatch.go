@@ -1,0 +1,157 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/tenancy"
+)
+
+// dispatchBatch is how many events one dispatch transaction reads.
+const dispatchBatch = 500
+
+// dispatcher turns committed events into deliveries. A committing write NOTIFYs its tenant on
+// the realtime channel; the dispatcher listens and works on that tenant at once. A sweep at
+// start and every Sweep finds tenants whose events no wake-up announced (a crash, a dropped
+// connection), through the SECURITY DEFINER function webhook_backlog, which returns ids only.
+type dispatcher struct {
+	cfg     Config
+	listen  *pgx.ConnConfig
+	channel string
+
+	mu      sync.Mutex
+	pending map[uuid.UUID]bool
+	signal  chan struct{}
+}
+
+func (d *dispatcher) run(ctx context.Context) error {
+	go d.listenLoop(ctx)
+	sweep := time.NewTicker(d.cfg.Sweep)
+	defer sweep.Stop()
+	d.sweep(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sweep.C:
+			d.sweep(ctx)
+		case <-d.signal:
+		}
+		d.mu.Lock()
+		batch := d.pending
+		d.pending = map[uuid.UUID]bool{}
+		d.mu.Unlock()
+		for tenant := range batch {
+			if err := d.dispatch(ctx, tenant); err != nil && ctx.Err() == nil {
+				// The next sweep tries again.
+				d.cfg.Logger.ErrorContext(ctx, "webhooks: dispatch", "tenant", tenant, "error", err)
+			}
+		}
+	}
+}
+
+func (d *dispatcher) wake(tenant uuid.UUID) {
+	d.mu.Lock()
+	d.pending[tenant] = true
+	d.mu.Unlock()
+	select {
+	case d.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) sweep(ctx context.Context) {
+	err := d.cfg.DB.System(ctx, func(q *db.Queries) error {
+		tenants, err := q.WebhookBacklog(ctx, 1000)
+		for _, t := range tenants {
+			d.wake(t)
+		}
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		d.cfg.Logger.ErrorContext(ctx, "webhooks: backlog sweep", "error", err)
+	}
+}
+
+// dispatch queues the deliveries of every event of tenant past its cursor.
+func (d *dispatcher) dispatch(ctx context.Context, tenant uuid.UUID) error {
+	for {
+		read, err := tenancy.WriteV(ctx, d.cfg.DB, tenancy.Scope{Tenant: tenant}, func(tx *tenancy.Tx) (int64, error) {
+			after, err := tx.Q.LockWebhookStream(ctx)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return 0, nil // the tenant never had an endpoint
+			}
+			if err != nil {
+				return 0, err
+			}
+			out, err := tx.Q.QueueWebhookDeliveries(ctx, db.QueueWebhookDeliveriesParams{
+				After: after, Lim: dispatchBatch, TenantID: tenant, AttemptsAllowed: int32(d.cfg.Retry.Attempts),
+				Types: EventTypes,
+			})
+			if err != nil {
+				return 0, err
+			}
+			for _, id := range out.DeliveryIds {
+				tx.Enqueue(DeliverArgs{Tenant: tenant, Delivery: id}, nil)
+			}
+			return out.EventsRead, nil
+		})
+		if err != nil {
+			return err
+		}
+		if read < dispatchBatch {
+			return nil
+		}
+	}
+}
+
+// listenLoop keeps a LISTEN connection on the wake-up channel, reconnecting with backoff; the
+// sweep covers whatever is committed while it is down.
+func (d *dispatcher) listenLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := d.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		d.cfg.Logger.WarnContext(ctx, "webhooks: listen connection lost; reconnecting", "error", err, "backoff", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (d *dispatcher) listenOnce(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, d.listen)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// Whatever committed before the LISTEN took effect.
+	d.sweep(ctx)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		// "tenant:first:last:auth" (tenancy's InsertChanges); only the tenant matters here.
+		head, _, _ := strings.Cut(n.Payload, ":")
+		if tenant, err := uuid.Parse(head); err == nil {
+			d.wake(tenant)
+		}
+	}
+}

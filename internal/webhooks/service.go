@@ -1,0 +1,126 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/tasker/tasker/internal/tenancy"
+)
+
+// Service runs outbound deliveries: River's client with the delivery worker, and the dispatcher
+// that turns committed events into deliveries.
+type Service struct {
+	river      *river.Client[pgx.Tx]
+	dispatcher *dispatcher
+	queue      string
+}
+
+// Defaults of Config's zero fields.
+const (
+	DefaultAttempts    = 16
+	DefaultRetryBase   = 30 * time.Second
+	DefaultRetryMax    = 6 * time.Hour
+	DefaultConcurrency = 4
+	DefaultWorkers     = 20
+	DefaultSweep       = 10 * time.Second
+)
+
+// New builds the service on pool (the application role's). cfg.DB must be a DB over the same
+// pool; channel is the NOTIFY channel committing writes wake (realtime.Channel). Jobs returns
+// what writes queue their jobs with; Run starts the work.
+func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
+	if cfg.Retry.Attempts <= 0 {
+		cfg.Retry.Attempts = DefaultAttempts
+	}
+	if cfg.Retry.Base <= 0 {
+		cfg.Retry.Base = DefaultRetryBase
+	}
+	if cfg.Retry.Max < cfg.Retry.Base {
+		cfg.Retry.Max = max(DefaultRetryMax, cfg.Retry.Base)
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Sweep <= 0 {
+		cfg.Sweep = DefaultSweep
+	}
+	if cfg.Queue == "" {
+		cfg.Queue = Queue
+	}
+	w := &deliverer{cfg: cfg, client: cfg.Guard.Client()}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, w); err != nil {
+		return nil, err
+	}
+	// Short polls keep retries, which River schedules, close to their time.
+	poll := min(time.Second, max(cfg.Retry.Base/4, 50*time.Millisecond))
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:  map[string]river.QueueConfig{cfg.Queue: {MaxWorkers: cfg.Workers}},
+		Workers: workers,
+		Logger:  cfg.Logger,
+		// The application role owns no index, so River's reindexer could only fail (TOOLCHAIN).
+		ReindexerIndexNames: []string{},
+		// A job whose server died mid-attempt runs again on another (at least once).
+		RescueStuckJobsAfter: cfg.Guard.timeout() + 2*time.Minute,
+		FetchPollInterval:    poll,
+		FetchCooldown:        min(poll, 100*time.Millisecond),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: river client: %w", err)
+	}
+	s := &Service{river: client, queue: cfg.Queue}
+	dcfg := cfg
+	dcfg.DB = cfg.DB.WithJobs(s.Jobs())
+	s.dispatcher = &dispatcher{cfg: dcfg, listen: pool.Config().ConnConfig.Copy(), channel: channel,
+		pending: map[uuid.UUID]bool{}, signal: make(chan struct{}, 1)}
+	return s, nil
+}
+
+// Jobs is the job queue that writes use (tenancy.DB.WithJobs): River's client, putting jobs
+// that name no queue into this service's.
+func (s *Service) Jobs() tenancy.Jobs { return queued{s.river, s.queue} }
+
+type queued struct {
+	*river.Client[pgx.Tx]
+	queue string
+}
+
+func (q queued) InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	for i, p := range params {
+		opts := river.InsertOpts{}
+		if p.InsertOpts != nil {
+			opts = *p.InsertOpts
+		}
+		if opts.Queue == "" {
+			opts.Queue = q.queue
+		}
+		params[i].InsertOpts = &opts
+	}
+	return q.Client.InsertManyTx(ctx, tx, params)
+}
+
+// Run works until ctx ends: River fetches and sends deliveries, the dispatcher queues them.
+// Attempts in flight when it stops are cancelled and run again on the next start.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("webhooks: start river: %w", err)
+	}
+	err := s.dispatcher.run(ctx)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if serr := s.river.StopAndCancel(stopCtx); serr != nil && err == nil {
+		err = fmt.Errorf("webhooks: stop river: %w", serr)
+	}
+	return err
+}
