@@ -23,7 +23,13 @@ import (
 	"github.com/tasker/tasker/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "serve" {
+		main()
+		return
+	}
+	testdb.Main(m)
+}
 
 func TestConfigDefaultsAndErrors(t *testing.T) {
 	t.Parallel()
