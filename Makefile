@@ -45,6 +45,25 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
 
+.PHONY: lint-api
+lint-api: node_modules/.package-lock.json ## lint openapi/openapi.yaml with Spectral and the rules in .spectral.yaml
+	node_modules/.bin/spectral lint --fail-severity=warn --ruleset .spectral.yaml openapi/openapi.yaml
+
+.PHONY: clients
+clients: node_modules/.package-lock.json ## regenerate the TypeScript client's types (clients/typescript/schema.ts) and type-check it
+	node_modules/.bin/openapi-typescript openapi/openapi.yaml --default-non-nullable false -o clients/typescript/schema.ts
+	node_modules/.bin/tsc -p tsconfig.json --noEmit
+
+.PHONY: example-ts
+example-ts: node_modules/.package-lock.json ## compile the TypeScript client and example, and run the example against a fresh server
+	node_modules/.bin/tsc -p tsconfig.json
+	GO="$(GO)" scripts/with-server.sh node --experimental-websocket --no-warnings build/ts/examples/typescript/quickstart.js
+
+.PHONY: examples-go
+examples-go: ## run the Go example of docs/integrating.md against a fresh server
+	$(GO) build -o bin/quickstart ./examples/go/quickstart
+	GO="$(GO)" scripts/with-server.sh bin/quickstart
+
 .PHONY: check-asyncapi
 check-asyncapi: node_modules/.package-lock.json ## validate openapi/asyncapi.yaml (@asyncapi/parser, examples, REST schema copies)
 	node scripts/validate-asyncapi.mjs --openapi openapi/openapi.yaml openapi/asyncapi.yaml

@@ -116,7 +116,7 @@ func TestAPIKeyRolesAreBounded(t *testing.T) {
 	env.AddUser(t, a, "member@example.test", api.UserRoleMember)
 	member := env.Login(t, a.Slug, "member@example.test", a.Password)
 	for name, tok := range map[string]string{"viewer key": viewer.Key, "member user": member.AccessToken} {
-		if r := createKey(t, env, tok, api.APIKeyCreate{Name: "x", Role: api.UserRoleViewer}); r.StatusCode() != http.StatusForbidden || r.ApplicationproblemJSONDefault == nil {
+		if r := createKey(t, env, tok, api.APIKeyCreate{Name: "x", Role: api.UserRoleViewer}); r.StatusCode() != http.StatusForbidden || problemIn(r.Body) == nil {
 			t.Errorf("%s creating a key: %d, want a 403 problem", name, r.StatusCode())
 		}
 		if r, _ := env.Client.ListAPIKeysWithResponse(bg, nil, apitest.Bearer(tok)); r.StatusCode() != http.StatusForbidden {
@@ -135,16 +135,16 @@ func TestRevokedExpiredAndForgedKeysFail(t *testing.T) {
 	}
 	forged := k.Key[:len(k.Key)-5] + "AAAAA"
 	m := me(t, env, forged)
-	wantUnauthorized(t, "wrong secret", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	wantUnauthorized(t, "wrong secret", m.StatusCode(), m.HTTPResponse.Header, problemIn(m.Body), m.Body)
 	m = me(t, env, "tka_nonsense")
-	wantUnauthorized(t, "malformed key", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	wantUnauthorized(t, "malformed key", m.StatusCode(), m.HTTPResponse.Header, problemIn(m.Body), m.Body)
 
 	del, err := env.Client.DeleteAPIKeyWithResponse(bg, k.Id, apitest.Bearer(a.Tokens.AccessToken))
 	if err != nil || del.StatusCode() != http.StatusNoContent {
 		t.Fatalf("delete: %v %d", err, del.StatusCode())
 	}
 	m = me(t, env, k.Key)
-	wantUnauthorized(t, "revoked key", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	wantUnauthorized(t, "revoked key", m.StatusCode(), m.HTTPResponse.Header, problemIn(m.Body), m.Body)
 	again, _ := env.Client.DeleteAPIKeyWithResponse(bg, k.Id, apitest.Bearer(a.Tokens.AccessToken))
 	if again.StatusCode() != http.StatusNotFound {
 		t.Errorf("deleting twice: %d, want 404", again.StatusCode())
@@ -161,7 +161,7 @@ func TestRevokedExpiredAndForgedKeysFail(t *testing.T) {
 	}
 	time.Sleep(time.Until(soon) + 100*time.Millisecond)
 	m = me(t, env, exp.Key)
-	wantUnauthorized(t, "expired key", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	wantUnauthorized(t, "expired key", m.StatusCode(), m.HTTPResponse.Header, problemIn(m.Body), m.Body)
 }
 
 func TestKeysOfADeactivatedUserStopWorking(t *testing.T) {
@@ -184,7 +184,7 @@ func TestKeysOfADeactivatedUserStopWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := me(t, env, k.Key)
-	wantUnauthorized(t, "key of a deactivated user", m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+	wantUnauthorized(t, "key of a deactivated user", m.StatusCode(), m.HTTPResponse.Header, problemIn(m.Body), m.Body)
 }
 
 func TestAPIKeyInputIsValidated(t *testing.T) {
@@ -202,7 +202,7 @@ func TestAPIKeyInputIsValidated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.StatusCode() != http.StatusBadRequest || resp.ApplicationproblemJSONDefault == nil || resp.ApplicationproblemJSONDefault.Errors == nil {
+		if resp.StatusCode() != http.StatusBadRequest || problemIn(resp.Body) == nil || problemIn(resp.Body).Errors == nil {
 			t.Errorf("%s: %d %s; want a 400 problem naming the field", name, resp.StatusCode(), resp.Body)
 		}
 	}

@@ -141,8 +141,8 @@ func TestLoginFailuresAreIndistinguishable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantUnauthorized(t, name, resp.StatusCode(), resp.HTTPResponse.Header, resp.ApplicationproblemJSONDefault, resp.Body)
-		p := *resp.ApplicationproblemJSONDefault
+		wantUnauthorized(t, name, resp.StatusCode(), resp.HTTPResponse.Header, problemIn(resp.Body), resp.Body)
+		p := *problemIn(resp.Body)
 		p.RequestId = nil
 		b, _ := json.Marshal(p)
 		bodies = append(bodies, string(b)+resp.HTTPResponse.Header.Get("WWW-Authenticate"))
@@ -173,12 +173,12 @@ func TestInactiveUserCannotLoginOrRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := refresh(t, env, pair.RefreshToken)
-	wantUnauthorized(t, "refresh of a deactivated user", r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
+	wantUnauthorized(t, "refresh of a deactivated user", r.StatusCode(), r.HTTPResponse.Header, problemIn(r.Body), r.Body)
 	l, err := env.Client.LoginWithResponse(bg, api.LoginRequest{TenantSlug: a.Slug, Email: "member@example.test", Password: a.Password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantUnauthorized(t, "login of a deactivated user", l.StatusCode(), l.HTTPResponse.Header, l.ApplicationproblemJSONDefault, l.Body)
+	wantUnauthorized(t, "login of a deactivated user", l.StatusCode(), l.HTTPResponse.Header, problemIn(l.Body), l.Body)
 }
 
 func TestRefreshRotatesTheToken(t *testing.T) {
@@ -219,10 +219,10 @@ func TestRefreshReuseRevokesTheFamily(t *testing.T) {
 
 	// The thief (or the victim) presents the first, long-retired token.
 	reuse := refresh(t, env, a.Tokens.RefreshToken)
-	wantUnauthorized(t, "reused token", reuse.StatusCode(), reuse.HTTPResponse.Header, reuse.ApplicationproblemJSONDefault, reuse.Body)
+	wantUnauthorized(t, "reused token", reuse.StatusCode(), reuse.HTTPResponse.Header, problemIn(reuse.Body), reuse.Body)
 	// Now the newest token of the family fails too.
 	newest := refresh(t, env, r2.JSON200.RefreshToken)
-	wantUnauthorized(t, "newest token after reuse", newest.StatusCode(), newest.HTTPResponse.Header, newest.ApplicationproblemJSONDefault, newest.Body)
+	wantUnauthorized(t, "newest token after reuse", newest.StatusCode(), newest.HTTPResponse.Header, problemIn(newest.Body), newest.Body)
 	if !contains(auditActions(t, env, a.Tenant.Id), "auth.refresh_reuse_detected") {
 		t.Error("the reuse is not in the audit log")
 	}
@@ -283,7 +283,7 @@ func TestRefreshRejectsBadTokens(t *testing.T) {
 	}
 	for name, tok := range cases {
 		r := refresh(t, env, tok)
-		wantUnauthorized(t, name, r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
+		wantUnauthorized(t, name, r.StatusCode(), r.HTTPResponse.Header, problemIn(r.Body), r.Body)
 	}
 	// A wrong secret for a real id must not have revoked the real session.
 	if r := refresh(t, env, real); r.JSON200 == nil {
@@ -300,7 +300,7 @@ func TestLogoutEndsTheSession(t *testing.T) {
 		t.Fatalf("logout: %v %d %s", err, resp.StatusCode(), resp.Body)
 	}
 	r := refresh(t, env, a.Tokens.RefreshToken)
-	wantUnauthorized(t, "refresh after logout", r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
+	wantUnauthorized(t, "refresh after logout", r.StatusCode(), r.HTTPResponse.Header, problemIn(r.Body), r.Body)
 	if !contains(auditActions(t, env, a.Tenant.Id), "auth.logout") {
 		t.Error("the logout is not in the audit log")
 	}
@@ -345,7 +345,7 @@ func TestSessionsListAndRevoke(t *testing.T) {
 		t.Fatalf("revoke: %v %d %s", err, rv.StatusCode(), rv.Body)
 	}
 	r := refresh(t, env, a.Tokens.RefreshToken)
-	wantUnauthorized(t, "refresh of a revoked session", r.StatusCode(), r.HTTPResponse.Header, r.ApplicationproblemJSONDefault, r.Body)
+	wantUnauthorized(t, "refresh of a revoked session", r.StatusCode(), r.HTTPResponse.Header, problemIn(r.Body), r.Body)
 	list, _ = env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(second.AccessToken))
 	if len(list.JSON200.Items) != 1 || !list.JSON200.Items[0].Current {
 		t.Errorf("after revoking, sessions = %+v", list.JSON200.Items)
@@ -444,7 +444,7 @@ func TestAPIRejectsInvalidAccessTokens(t *testing.T) {
 	}
 	for name, tok := range cases {
 		m := me(t, env, tok)
-		wantUnauthorized(t, name, m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+		wantUnauthorized(t, name, m.StatusCode(), m.HTTPResponse.Header, problemIn(m.Body), m.Body)
 	}
 	// Missing or malformed Authorization headers.
 	for name, header := range map[string]string{"none": "", "basic": "Basic dXNlcjpwYXNz", "bearer without token": "Bearer "} {
@@ -457,7 +457,7 @@ func TestAPIRejectsInvalidAccessTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantUnauthorized(t, name, resp.StatusCode(), resp.HTTPResponse.Header, resp.ApplicationproblemJSONDefault, resp.Body)
+		wantUnauthorized(t, name, resp.StatusCode(), resp.HTTPResponse.Header, problemIn(resp.Body), resp.Body)
 	}
 }
 
@@ -516,7 +516,7 @@ func TestLoginIsRateLimited(t *testing.T) {
 		}
 	}
 	r := try(a.Email)
-	if r.StatusCode() != http.StatusTooManyRequests || r.HTTPResponse.Header.Get("Retry-After") == "" || r.ApplicationproblemJSONDefault == nil {
+	if r.StatusCode() != http.StatusTooManyRequests || r.HTTPResponse.Header.Get("Retry-After") == "" || problemIn(r.Body) == nil {
 		t.Fatalf("fourth attempt on one account: %d Retry-After=%q; want 429 with Retry-After", r.StatusCode(), r.HTTPResponse.Header.Get("Retry-After"))
 	}
 	// Other accounts from the same address share the per-IP budget of 6.
@@ -547,7 +547,7 @@ func TestSessionsEndWhenIdleOrTooOld(t *testing.T) {
 			}
 			time.Sleep(1200 * time.Millisecond)
 			late := refresh(t, env, fresh.JSON200.RefreshToken)
-			wantUnauthorized(t, name, late.StatusCode(), late.HTTPResponse.Header, late.ApplicationproblemJSONDefault, late.Body)
+			wantUnauthorized(t, name, late.StatusCode(), late.HTTPResponse.Header, problemIn(late.Body), late.Body)
 			list, _ := env.Client.ListSessionsWithResponse(bg, nil, apitest.Bearer(fresh.JSON200.AccessToken))
 			if list.JSON200 == nil || len(list.JSON200.Items) != 0 {
 				t.Errorf("an ended session is still listed: %s", list.Body)
@@ -591,7 +591,7 @@ func TestAccessTokensNeedNumericTimeClaims(t *testing.T) {
 	}
 	for name, times := range cases {
 		m := me(t, env, sign(times))
-		wantUnauthorized(t, name, m.StatusCode(), m.HTTPResponse.Header, m.ApplicationproblemJSONDefault, m.Body)
+		wantUnauthorized(t, name, m.StatusCode(), m.HTTPResponse.Header, problemIn(m.Body), m.Body)
 	}
 }
 

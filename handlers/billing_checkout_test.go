@@ -160,8 +160,8 @@ func TestCheckoutWithoutOrAgainstAFailingStripe(t *testing.T) {
 	failing := apitest.NewWithOptions(t, apitest.Options{Billing: handlers.BillingConfig{Stripe: (&apitest.StripeAPI{URL: down.URL}).Client()}})
 	w2 := newWorkspace(t, failing)
 	r2, _ := failing.Client.CreateCheckoutSessionWithResponse(bg, api.CheckoutRequest{Plan: api.CheckoutRequestPlanPro}, w2.as(api.UserRoleAdmin))
-	if r2.StatusCode() != http.StatusBadGateway || r2.ApplicationproblemJSONDefault == nil ||
-		r2.ApplicationproblemJSONDefault.Type != problem.BadGateway.Type() || strings.Contains(string(r2.Body), "secret detail") {
+	if r2.StatusCode() != http.StatusBadGateway || problemIn(r2.Body) == nil ||
+		problemIn(r2.Body).Type != problem.BadGateway.Type() || strings.Contains(string(r2.Body), "secret detail") {
 		t.Errorf("checkout against a failing Stripe: %d %s, want 502 without Stripe's text", r2.StatusCode(), r2.Body)
 	}
 }

@@ -264,7 +264,7 @@ func TestPlanLimitSeatsHoldUnderConcurrentCreates(t *testing.T) {
 			warmPool(t, env)
 			burst(n, func(i int) {
 				r := invite(t, env, w, fmt.Sprintf("seat%02d@example.test", i))
-				got.add(t, fmt.Sprintf("invite %d", i), r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, want)
+				got.add(t, fmt.Sprintf("invite %d", i), r.StatusCode(), r.Body, problemIn(r.Body), want)
 			})
 			got.want(t, n, tc.seats, used)
 
@@ -278,7 +278,7 @@ func TestPlanLimitSeatsHoldUnderConcurrentCreates(t *testing.T) {
 			}
 			if wantSeats == tc.seats {
 				r := invite(t, env, w, "one-more@example.test")
-				wantRefusal(t, "an invite to a full tenant", r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, want)
+				wantRefusal(t, "an invite to a full tenant", r.StatusCode(), r.Body, problemIn(r.Body), want)
 			}
 		})
 	}
@@ -305,7 +305,7 @@ func TestPlanLimitProjectsHoldUnderConcurrentCreatesArchivedIncluded(t *testing.
 			warmPool(t, env)
 			burst(n, func(i int) {
 				r := newProject(t, env, w, projectKey("Q", i))
-				got.add(t, fmt.Sprintf("project %d", i), r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, want)
+				got.add(t, fmt.Sprintf("project %d", i), r.StatusCode(), r.Body, problemIn(r.Body), want)
 			})
 			got.want(t, n, tc.proj, used)
 
@@ -345,7 +345,7 @@ func TestPlanLimitStorageHoldsUnderConcurrentUploadsAcrossServers(t *testing.T) 
 	warmPool(t, peer)
 	burst(n, func(i int) {
 		r := upload(t, []*apitest.Env{env, peer}[i%2], w.tokens[api.UserRoleMember], nil, "edge.png", bytes.NewReader(pngBytes(size)))
-		got.addIf(t, fmt.Sprintf("upload %d", i), r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, fits, "storage of pro, a usage that leaves no room for this upload")
+		got.addIf(t, fmt.Sprintf("upload %d", i), r.StatusCode(), r.Body, problemIn(r.Body), fits, "storage of pro, a usage that leaves no room for this upload")
 	})
 	got.want(t, n, quota/size, 0)
 	if used := storageUsed(t, env, w); used != 10*size {
@@ -357,7 +357,7 @@ func TestPlanLimitStorageHoldsUnderConcurrentUploadsAcrossServers(t *testing.T) 
 	// The room left is exactly usable, and then nothing more fits.
 	mustUpload(t, env, w.tokens[api.UserRoleMember], nil, "fill.png", pngBytes(quota-10*size))
 	r := upload(t, peer, w.tokens[api.UserRoleMember], nil, "over.png", bytes.NewReader(pngBytes(100)))
-	wantRefusal(t, "an upload to a full tenant", r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, refusal{api.Storage, quota, quota, api.ProblemPlanPro})
+	wantRefusal(t, "an upload to a full tenant", r.StatusCode(), r.Body, problemIn(r.Body), refusal{api.Storage, quota, quota, api.ProblemPlanPro})
 	s := subscriptionOf(t, env, w, api.UserRoleOwner)
 	if s.Usage.StorageBytes != quota || deref(s.Limits.StorageBytes) != quota {
 		t.Errorf("subscription usage.storage_bytes %d, limits.storage_bytes %s; want %d of %d", s.Usage.StorageBytes, showLimit(s.Limits.StorageBytes), quota, quota)
@@ -397,7 +397,7 @@ func TestPlanLimitReactivationTakesASeatAndDeactivationFreesOne(t *testing.T) {
 		invited = append(invited, r.JSON201.User.Id)
 	}
 	r := setStatus(viewer, api.UserUpdateStatusActive)
-	wantRefusal(t, "reactivating with every seat taken", r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, full)
+	wantRefusal(t, "reactivating with every seat taken", r.StatusCode(), r.Body, problemIn(r.Body), full)
 	if u, _ := env.Client.GetUserWithResponse(bg, viewer, owner); u.JSON200 == nil || u.JSON200.Status != api.UserStatusDeactivated {
 		t.Errorf("a refused reactivation changed the user: %s", u.Body)
 	}
@@ -410,10 +410,10 @@ func TestPlanLimitReactivationTakesASeatAndDeactivationFreesOne(t *testing.T) {
 		switch i {
 		case 0, 1:
 			r := setStatus([]uuid.UUID{viewer, member}[i], api.UserUpdateStatusActive)
-			got.add(t, fmt.Sprintf("reactivation %d", i), r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, full)
+			got.add(t, fmt.Sprintf("reactivation %d", i), r.StatusCode(), r.Body, problemIn(r.Body), full)
 		default:
 			r := invite(t, env, w, fmt.Sprintf("race%d@example.test", i))
-			got.add(t, fmt.Sprintf("invite %d", i), r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, full)
+			got.add(t, fmt.Sprintf("invite %d", i), r.StatusCode(), r.Body, problemIn(r.Body), full)
 		}
 	})
 	got.want(t, 10, limit, limit-1)
@@ -433,7 +433,7 @@ func TestPlanLimitReactivationTakesASeatAndDeactivationFreesOne(t *testing.T) {
 		t.Errorf("reactivating into a freed seat: %d %s", r.StatusCode(), r.Body)
 	}
 	r2 := invite(t, env, w, "late@example.test")
-	wantRefusal(t, "an invite after the reactivation took the seat", r2.StatusCode(), r2.Body, r2.ApplicationproblemJSONDefault, full)
+	wantRefusal(t, "an invite after the reactivation took the seat", r2.StatusCode(), r2.Body, problemIn(r2.Body), full)
 }
 
 func TestPlanLimitCanceledFallsBackToFreeKeepingData(t *testing.T) {
@@ -497,11 +497,11 @@ func TestPlanLimitCanceledFallsBackToFreeKeepingData(t *testing.T) {
 	refused := func(seats, projects, storage int64) {
 		t.Helper()
 		u := invite(t, env, w, "refused@example.test")
-		wantRefusal(t, "invite", u.StatusCode(), u.Body, u.ApplicationproblemJSONDefault, refusal{api.Seats, seats, free.Seats, api.ProblemPlanFree})
+		wantRefusal(t, "invite", u.StatusCode(), u.Body, problemIn(u.Body), refusal{api.Seats, seats, free.Seats, api.ProblemPlanFree})
 		p := newProject(t, env, w, "NOPE")
-		wantRefusal(t, "project", p.StatusCode(), p.Body, p.ApplicationproblemJSONDefault, refusal{api.Projects, projects, free.Projects, api.ProblemPlanFree})
+		wantRefusal(t, "project", p.StatusCode(), p.Body, problemIn(p.Body), refusal{api.Projects, projects, free.Projects, api.ProblemPlanFree})
 		f := upload(t, env, member, nil, "nope.png", bytes.NewReader(pngBytes(100)))
-		wantRefusal(t, "upload", f.StatusCode(), f.Body, f.ApplicationproblemJSONDefault, refusal{api.Storage, storage, free.StorageBytes, api.ProblemPlanFree})
+		wantRefusal(t, "upload", f.StatusCode(), f.Body, problemIn(f.Body), refusal{api.Storage, storage, free.StorageBytes, api.ProblemPlanFree})
 	}
 	refused(8, 4, 9000)
 
@@ -571,7 +571,7 @@ func TestPlanLimitPastDueKeepsThePlanForTheGraceOnlyAndUnpaidDoesNot(t *testing.
 		t.Errorf("eight days past due: %+v; want free limits", s)
 	}
 	r := invite(t, beyond, w, "beyond@example.test")
-	wantRefusal(t, "invite eight days past due", r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, refusal{api.Seats, seats, freeSeats, api.ProblemPlanFree})
+	wantRefusal(t, "invite eight days past due", r.StatusCode(), r.Body, problemIn(r.Body), refusal{api.Seats, seats, freeSeats, api.ProblemPlanFree})
 	// Only the limit passed refuses: projects are within free's.
 	if r := newProject(t, beyond, w, "LATE"); r.JSON201 == nil {
 		t.Errorf("a project within free's limits, eight days past due: %d %s", r.StatusCode(), r.Body)
@@ -583,7 +583,7 @@ func TestPlanLimitPastDueKeepsThePlanForTheGraceOnlyAndUnpaidDoesNot(t *testing.
 		t.Fatalf("unpaid: %+v; want free", s)
 	}
 	r = invite(t, env, w, "unpaid@example.test")
-	wantRefusal(t, "invite while unpaid", r.StatusCode(), r.Body, r.ApplicationproblemJSONDefault, refusal{api.Seats, seats, freeSeats, api.ProblemPlanFree})
+	wantRefusal(t, "invite while unpaid", r.StatusCode(), r.Body, problemIn(r.Body), refusal{api.Seats, seats, freeSeats, api.ProblemPlanFree})
 }
 
 func TestPlanLimitSubscriptionShowsUsageAndTheEffectivePlansLimits(t *testing.T) {

@@ -54,10 +54,10 @@ func TestConcurrentUploadsAtTheStorageLimitNeverOvershoot(t *testing.T) {
 				switch {
 				case r.JSON201 != nil:
 					stored = append(stored, *r.JSON201)
-				case r.StatusCode() == http.StatusPaymentRequired && r.ApplicationproblemJSONDefault != nil &&
-					r.ApplicationproblemJSONDefault.Type == problem.LimitExceeded.Type() &&
-					deref(r.ApplicationproblemJSONDefault.Limit) == api.Storage && deref(r.ApplicationproblemJSONDefault.Allowed) == quota &&
-					deref(r.ApplicationproblemJSONDefault.Plan) == api.ProblemPlanFree:
+				case r.StatusCode() == http.StatusPaymentRequired && problemIn(r.Body) != nil &&
+					problemIn(r.Body).Type == problem.LimitExceeded.Type() &&
+					deref(problemIn(r.Body).Limit) == api.Storage && deref(problemIn(r.Body).Allowed) == quota &&
+					deref(problemIn(r.Body).Plan) == api.ProblemPlanFree:
 					refused++
 				default:
 					t.Errorf("upload %d: %d %s", i, r.StatusCode(), r.Body)

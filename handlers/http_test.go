@@ -133,7 +133,7 @@ func TestReadinessFailsWhenTheDatabaseIsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.StatusCode() != http.StatusServiceUnavailable || r.ApplicationproblemJSONDefault == nil {
+	if r.StatusCode() != http.StatusServiceUnavailable || problemIn(r.Body) == nil {
 		t.Fatalf("readyz with a closed pool: %d %s; want a 503 problem", r.StatusCode(), r.Body)
 	}
 	// Liveness does not depend on the database.

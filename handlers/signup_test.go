@@ -80,7 +80,7 @@ func TestSignupWithTakenSlugIsConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := second.ApplicationproblemJSONDefault
+	p := problemIn(second.Body)
 	if second.StatusCode() != http.StatusConflict || p == nil || p.Status != http.StatusConflict || !strings.Contains(*p.Detail, s) {
 		t.Fatalf("second signup: status %d, body %s; want a 409 problem naming the slug", second.StatusCode(), second.Body)
 	}
@@ -113,7 +113,7 @@ func TestSignupRejectsBodiesTheSpecForbids(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := resp.ApplicationproblemJSONDefault
+			p := problemIn(resp.Body)
 			if resp.StatusCode() != http.StatusBadRequest || p == nil || p.Errors == nil {
 				t.Fatalf("status %d, body %s; want a 400 problem with field errors", resp.StatusCode(), resp.Body)
 			}
@@ -147,7 +147,7 @@ func TestSignupNeedsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode() != http.StatusUnsupportedMediaType || resp.ApplicationproblemJSONDefault == nil {
+	if resp.StatusCode() != http.StatusUnsupportedMediaType || problemIn(resp.Body) == nil {
 		t.Fatalf("status %d, body %s; want a 415 problem", resp.StatusCode(), resp.Body)
 	}
 }
@@ -159,7 +159,7 @@ func TestMalformedJSONIsBadRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode() != http.StatusBadRequest || resp.ApplicationproblemJSONDefault == nil {
+	if resp.StatusCode() != http.StatusBadRequest || problemIn(resp.Body) == nil {
 		t.Fatalf("status %d, body %s; want a 400 problem", resp.StatusCode(), resp.Body)
 	}
 }
@@ -174,7 +174,7 @@ func TestOversizedBodyIsTooLarge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode() != http.StatusRequestEntityTooLarge || resp.ApplicationproblemJSONDefault == nil {
+	if resp.StatusCode() != http.StatusRequestEntityTooLarge || problemIn(resp.Body) == nil {
 		t.Fatalf("status %d, body %s; want a 413 problem", resp.StatusCode(), resp.Body)
 	}
 }

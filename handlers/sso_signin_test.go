@@ -397,7 +397,7 @@ func TestSSOExchangeCodeIsSingleUseAndAReplayEndsItsSession(t *testing.T) {
 	l := newBrowser(t, env).signIn(w.Slug)
 	pair := exchange(t, env, l.code)
 	again, err := env.Client.ExchangeSSOCodeWithResponse(bg, api.SSOExchange{Code: l.code})
-	if err != nil || again.StatusCode() != http.StatusUnauthorized || again.ApplicationproblemJSONDefault == nil {
+	if err != nil || again.StatusCode() != http.StatusUnauthorized || problemIn(again.Body) == nil {
 		t.Fatalf("a replayed code: %v %d %s", err, again.StatusCode(), again.Body)
 	}
 	// The replay ended the session the first exchange opened: it may have been stolen.
