@@ -14,7 +14,8 @@ var EventTypes = []string{
 	"team.created", "team.updated", "team.deleted", "team.member_put", "team.member_removed",
 	"user.created", "user.updated",
 	"file.created", "file.deleted",
-	"billing.subscription.updated",
+	"billing.checkout.completed", "billing.subscription.updated", "billing.trial_will_end",
+	"billing.invoice.paid", "billing.invoice.payment_failed",
 }
 
 // CheckEventTypes checks an endpoint's subscriptions and returns them de-duplicated: each an

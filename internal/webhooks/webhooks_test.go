@@ -5,11 +5,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"gopkg.in/yaml.v3"
+
+	tasker "github.com/tasker/tasker"
 
 	"github.com/tasker/tasker/internal/netguard"
 )
@@ -130,5 +134,34 @@ func TestEventTypesAndTheirMatching(t *testing.T) {
 		if got := Matches(c.patterns, c.event); got != c.want {
 			t.Errorf("Matches(%v, %s) = %t", c.patterns, c.event, got)
 		}
+	}
+}
+
+// TestEventTypesAreTheOutboxEventsTenantsSee keeps EventTypes in step with the events the
+// AsyncAPI document lists: all of them but the auth events, which are no tenant's business.
+func TestEventTypesAreTheOutboxEventsTenantsSee(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				EventName struct {
+					Enum []string `yaml:"enum"`
+				} `yaml:"EventName"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(tasker.AsyncAPISpec, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, e := range doc.Components.Schemas.EventName.Enum {
+		if e != "session.revoked" && e != "api_key.revoked" {
+			want = append(want, e)
+		}
+	}
+	got := slices.Clone(EventTypes)
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) < 10 || !slices.Equal(got, want) {
+		t.Errorf("EventTypes = %v, want the AsyncAPI event names but the auth ones: %v", got, want)
 	}
 }
