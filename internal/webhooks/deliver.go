@@ -80,46 +80,32 @@ func (w *deliverer) Timeout(*river.Job[DeliverArgs]) time.Duration {
 
 func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	scope := tenancy.Scope{Tenant: job.Args.Tenant}
-	d, err := tenancy.ReadV(ctx, w.cfg.DB, scope, func(q *db.Queries) (db.GetDeliveryToSendRow, error) {
-		return q.GetDeliveryToSend(ctx, job.Args.Delivery)
-	})
+	d, lease, err := w.begin(ctx, scope, job.Args.Delivery)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows) || problem.Is(err, problem.NotFound):
 		return nil // the endpoint (and with it the delivery) was deleted
 	case err != nil:
-		return fmt.Errorf("load delivery: %w", err)
-	case d.Status != "pending":
-		return nil
-	case !d.Enabled:
-		return w.cfg.DB.Write(ctx, scope, func(tx *tenancy.Tx) error {
-			return tx.Q.CancelWebhookDelivery(ctx, d.ID)
-		})
-	}
-
-	lease, err := w.takeLease(ctx, scope, d.EndpointID)
-	if err != nil {
-		return err
-	}
-	if lease == uuid.Nil {
+		return fmt.Errorf("begin an attempt: %w", err)
+	case d.Status != "pending" || !d.Enabled:
+		return nil // done already, or canceled now
+	case lease == uuid.Nil:
 		// The endpoint has its fill of attempts in flight: come back soon, without counting.
-		return river.JobSnooze(time.Second + rand.N(time.Second))
+		return river.JobSnooze(100*time.Millisecond + rand.N(400*time.Millisecond))
 	}
-	defer func() {
-		_ = w.cfg.DB.Write(context.WithoutCancel(ctx), scope, func(tx *tenancy.Tx) error {
-			return tx.Q.DropWebhookLease(context.WithoutCancel(ctx), db.DropWebhookLeaseParams{EndpointID: d.EndpointID, ID: lease})
-		})
-	}()
 
 	started := time.Now()
 	code, sendErr := w.send(ctx, job.Args.Tenant, d, started)
 	took := time.Since(started)
 	if ctx.Err() != nil {
 		// Stopped mid-attempt: not the receiver's failure. The next start sends it again.
+		_ = w.cfg.DB.Write(context.WithoutCancel(ctx), scope, func(tx *tenancy.Tx) error {
+			return tx.Q.DropWebhookLease(context.WithoutCancel(ctx), db.DropWebhookLeaseParams{EndpointID: d.EndpointID, ID: lease})
+		})
 		return river.JobSnooze(0)
 	}
 	ok := sendErr == nil && code >= 200 && code < 300
 	next := time.Now().Add(w.cfg.Retry.Delay(int(d.Attempts) + 1))
-	outcome, err := w.record(ctx, scope, d, started, took, code, sendErr, ok, next)
+	outcome, err := w.record(ctx, scope, d, lease, started, took, code, sendErr, ok, next)
 	if err != nil {
 		return err
 	}
@@ -131,22 +117,35 @@ func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error
 	return nil
 }
 
-// takeLease returns a lease on one of the endpoint's in-flight slots, or uuid.Nil when all are
-// taken.
-func (w *deliverer) takeLease(ctx context.Context, scope tenancy.Scope, endpoint uuid.UUID) (uuid.UUID, error) {
-	return tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (uuid.UUID, error) {
-		if err := tx.Q.LockWebhookEndpointLeases(ctx, endpoint); err != nil {
-			return uuid.Nil, err
+// begin reads the delivery and its endpoint and, when the delivery is to be sent, takes a lease
+// on one of the endpoint's in-flight slots (uuid.Nil when all are taken), in one transaction. A
+// pending delivery of a disabled endpoint is canceled instead.
+func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, delivery uuid.UUID) (db.GetDeliveryToSendRow, uuid.UUID, error) {
+	type started struct {
+		d     db.GetDeliveryToSendRow
+		lease uuid.UUID
+	}
+	s, err := tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (started, error) {
+		d, err := tx.Q.GetDeliveryToSend(ctx, delivery)
+		if err != nil || d.Status != "pending" {
+			return started{d: d}, err
+		}
+		if !d.Enabled {
+			return started{d: d}, tx.Q.CancelWebhookDelivery(ctx, d.ID)
+		}
+		if err := tx.Q.LockWebhookEndpointLeases(ctx, d.EndpointID); err != nil {
+			return started{}, err
 		}
 		id, err := tx.Q.TakeWebhookLease(ctx, db.TakeWebhookLeaseParams{
-			TenantID: scope.Tenant, EndpointID: endpoint, MaxInFlight: int32(w.cfg.Concurrency),
+			TenantID: scope.Tenant, EndpointID: d.EndpointID, MaxInFlight: int32(w.cfg.Concurrency),
 			HoldSeconds: (w.cfg.Guard.timeout() + time.Minute).Seconds(),
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return uuid.Nil, nil
+			return started{d: d}, nil
 		}
-		return id, err
+		return started{d, id}, err
 	})
+	return s.d, s.lease, err
 }
 
 // send makes one attempt: the stored body, signed with every live secret, posted through the
@@ -193,9 +192,9 @@ func (w *deliverer) secrets(tenant uuid.UUID, d db.GetDeliveryToSendRow, at time
 	return secrets, nil
 }
 
-// record stores the attempt and its outcome, and disables an endpoint that has failed for longer
+// record stores the attempt and its outcome, gives the lease back, and disables an endpoint that has failed for longer
 // than DisableAfter, with an audit entry that says why.
-func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDeliveryToSendRow, started time.Time,
+func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDeliveryToSendRow, lease uuid.UUID, started time.Time,
 	took time.Duration, code int, sendErr error, ok bool, next time.Time) (db.RecordWebhookAttemptRow, error) {
 	ctx = context.WithoutCancel(ctx) // the attempt happened; its record must not be lost to a stop
 	p := db.RecordWebhookAttemptParams{
@@ -210,6 +209,9 @@ func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDel
 		p.Error = &msg
 	}
 	return tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (db.RecordWebhookAttemptRow, error) {
+		if err := tx.Q.DropWebhookLease(ctx, db.DropWebhookLeaseParams{EndpointID: d.EndpointID, ID: lease}); err != nil {
+			return db.RecordWebhookAttemptRow{}, err
+		}
 		out, err := tx.Q.RecordWebhookAttempt(ctx, p)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Canceled or deleted meanwhile: nothing to record against.

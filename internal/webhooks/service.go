@@ -63,8 +63,14 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 	if err := river.AddWorkerSafely(workers, w); err != nil {
 		return nil, err
 	}
-	// Short polls keep retries, which River schedules, close to their time.
-	poll := min(time.Second, max(cfg.Retry.Base/4, 50*time.Millisecond))
+	// River learns of new jobs from a NOTIFY, sent at most once a FetchCooldown per queue; a job
+	// inserted just after one waits for the next poll, which bounds the tail of the delay from
+	// commit to first attempt (docs/performance.md). Retries, which River schedules, wait for a
+	// poll too. An idle poll is one indexed query.
+	poll := 100 * time.Millisecond
+	if cfg.Retry.Base < 400*time.Millisecond {
+		poll = 50 * time.Millisecond
+	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:  map[string]river.QueueConfig{cfg.Queue: {MaxWorkers: cfg.Workers}},
 		Workers: workers,
@@ -74,7 +80,9 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 		// A job whose server died mid-attempt runs again on another (at least once).
 		RescueStuckJobsAfter: cfg.Guard.timeout() + 2*time.Minute,
 		FetchPollInterval:    poll,
-		FetchCooldown:        min(poll, 100*time.Millisecond),
+		// River fetches at once when a job is inserted (LISTEN), but at most once a cooldown:
+		// its default of 100 ms was most of the delay from commit to first attempt.
+		FetchCooldown: 10 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: river client: %w", err)
