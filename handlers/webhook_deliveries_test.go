@@ -471,3 +471,39 @@ func TestDeliveriesRefuseLoopbackWhenNotAllowed(t *testing.T) {
 		t.Errorf("the loopback receiver got %d requests", n)
 	}
 }
+
+func TestFinishedWebhookDeliveriesArePrunedAfterTheRetention(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t) // nothing sends: pings stay pending
+	w := newWorkspace(t, env)
+	hook := createHook(t, env, w, hookCreate("https://hooks.example.test/prune", "*"))
+	var ids []api.ID
+	for range 3 {
+		p, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+		if p.JSON202 == nil {
+			t.Fatalf("ping: %s", p.Body)
+		}
+		ids = append(ids, p.JSON202.Id)
+	}
+	admin := testdb.Get(t).AdminPool(t)
+	// 0: finished long ago (pruned); 1: finished an hour ago (kept); 2: pending for ages (kept).
+	for i, q := range []string{
+		`UPDATE webhook_deliveries SET status = 'succeeded', updated_at = now() - interval '40 days' WHERE id = $1`,
+		`UPDATE webhook_deliveries SET status = 'failed', updated_at = now() - interval '1 hour' WHERE id = $1`,
+		`UPDATE webhook_deliveries SET updated_at = now() - interval '40 days' WHERE id = $1`,
+	} {
+		if _, err := admin.Exec(bg, q, ids[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := webhooks.PruneDeliveries(bg, env.DB, time.Now().Add(-30*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	left := map[api.ID]bool{}
+	for _, d := range deliveriesOf(t, env, w, hook.Id) {
+		left[d.Id] = true
+	}
+	if left[ids[0]] || !left[ids[1]] || !left[ids[2]] {
+		t.Errorf("after pruning: %v; want only the old finished delivery %s gone", left, ids[0])
+	}
+}

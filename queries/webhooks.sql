@@ -194,3 +194,6 @@ SELECT tenant_id::uuid FROM webhook_backlog(sqlc.arg(max_rows)::integer);
 -- A disabled endpoint's pending deliveries end; nothing more is sent to it.
 UPDATE webhook_deliveries SET status = 'canceled', next_attempt_at = NULL, updated_at = now()
 WHERE endpoint_id = sqlc.arg(endpoint_id) AND status = 'pending';
+
+-- name: PruneWebhookDeliveries :one
+SELECT prune_webhook_deliveries(sqlc.arg(before)::timestamptz, sqlc.arg(max_rows)::integer)::bigint AS pruned;

@@ -127,6 +127,7 @@ type config struct {
 	WebhookConcurrency   int64         `env:"WEBHOOK_ENDPOINT_CONCURRENCY" envDefault:"4" max:"1000" desc:"attempts to one endpoint in flight at once, across every server"`
 	WebhookWorkers       int64         `env:"WEBHOOK_WORKERS" envDefault:"20" max:"10000" desc:"deliveries this server sends at once"`
 	WebhookDisableAfter  time.Duration `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h" desc:"an endpoint whose attempts have all failed for this long is disabled, with an audit entry"`
+	WebhookRetention     time.Duration `env:"WEBHOOK_DELIVERY_RETENTION" envDefault:"720h" desc:"how long finished webhook deliveries and their attempts stay listed (at least a day)"`
 	WebhookSweep         time.Duration `env:"WEBHOOK_SWEEP_INTERVAL" envDefault:"10s" desc:"how often the dispatcher looks for events that no wake-up announced (after a crash or a lost connection)"`
 	BillingReturnURL     string        `env:"BILLING_RETURN_URL" envDefault:"http://localhost:8080/" desc:"page of your app Stripe sends the browser back to after checkout (with ?checkout=success or ?checkout=canceled) and the portal"`
 }
@@ -176,7 +177,8 @@ func (c config) webhooks() (handlers.WebhooksConfig, error) {
 // deliveries is how outbound webhooks are delivered, given their handlers' configuration.
 func (c config) deliveries(wc handlers.WebhooksConfig, store *tenancy.DB, logger *slog.Logger) webhooks.Config {
 	return webhooks.Config{DB: store, Box: wc.Box, Guard: wc.Guard, Retry: wc.Retry, Concurrency: int(c.WebhookConcurrency),
-		DisableAfter: c.WebhookDisableAfter, Workers: int(c.WebhookWorkers), Sweep: c.WebhookSweep, Logger: logger}
+		DisableAfter: c.WebhookDisableAfter, Workers: int(c.WebhookWorkers), Sweep: c.WebhookSweep,
+		Retention: c.WebhookRetention, Logger: logger}
 }
 
 // billing is the billing configuration: the catalog, Stripe's client and the webhook's settings.

@@ -482,6 +482,22 @@ func (q *Queries) LockWebhookStream(ctx context.Context) (int64, error) {
 	return last_event_id, err
 }
 
+const pruneWebhookDeliveries = `-- name: PruneWebhookDeliveries :one
+SELECT prune_webhook_deliveries($1::timestamptz, $2::integer)::bigint AS pruned
+`
+
+type PruneWebhookDeliveriesParams struct {
+	Before  time.Time
+	MaxRows int32
+}
+
+func (q *Queries) PruneWebhookDeliveries(ctx context.Context, arg PruneWebhookDeliveriesParams) (int64, error) {
+	row := q.db.QueryRow(ctx, pruneWebhookDeliveries, arg.Before, arg.MaxRows)
+	var pruned int64
+	err := row.Scan(&pruned)
+	return pruned, err
+}
+
 const queueWebhookDeliveries = `-- name: QueueWebhookDeliveries :one
 WITH ev AS (
     SELECT e.id, e.type, e.created_at, e.payload FROM events e

@@ -55,6 +55,8 @@ var rolePolicies = map[string][]string{
 	"event_streams":     {"webhook_backlog r true to tasker_owner"},
 	"webhook_streams":   {"webhook_backlog r true to tasker_owner"},
 	"webhook_endpoints": {"webhook_backlog r true to tasker_owner"},
+	// prune_webhook_deliveries: retention.
+	"webhook_deliveries": {"webhook_prune d true to tasker_owner", "webhook_prune_read r true to tasker_owner"},
 }
 
 // TestSchemaEnforcesTenancy walks pg_catalog so that a new table cannot slip past the tenancy

@@ -276,6 +276,8 @@ type Config struct {
 	Workers int
 	// Sweep is how often the dispatcher looks for events no wake-up announced.
 	Sweep time.Duration
+	// Retention is how long finished deliveries are kept (30 days when zero).
+	Retention time.Duration
 	// Queue is the River queue of deliveries (Queue when empty); servers sharing a database
 	// must share it, and the encryption key.
 	Queue  string

@@ -36,13 +36,18 @@ func (d *dispatcher) run(ctx context.Context) error {
 	go d.listenLoop(ctx)
 	sweep := time.NewTicker(d.cfg.Sweep)
 	defer sweep.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	d.sweep(ctx)
+	d.prune(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-sweep.C:
 			d.sweep(ctx)
+		case <-prune.C:
+			d.prune(ctx)
 		case <-d.signal:
 		}
 		d.mu.Lock()
@@ -78,6 +83,34 @@ func (d *dispatcher) sweep(ctx context.Context) {
 	})
 	if err != nil && ctx.Err() == nil {
 		d.cfg.Logger.ErrorContext(ctx, "webhooks: backlog sweep", "error", err)
+	}
+}
+
+// prune deletes the finished deliveries older than the retention, in batches.
+func (d *dispatcher) prune(ctx context.Context) {
+	n, err := PruneDeliveries(ctx, d.cfg.DB, time.Now().Add(-d.cfg.Retention))
+	if err != nil && ctx.Err() == nil {
+		d.cfg.Logger.ErrorContext(ctx, "webhooks: prune deliveries", "error", err)
+	} else if n > 0 {
+		d.cfg.Logger.InfoContext(ctx, "webhooks: pruned deliveries", "count", n)
+	}
+}
+
+// PruneDeliveries deletes finished deliveries (and their attempts) last changed before before,
+// across tenants, and says how many. Pending ones, and those younger than a day, are kept.
+func PruneDeliveries(ctx context.Context, d *tenancy.DB, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := d.System(ctx, func(q *db.Queries) error {
+			var err error
+			n, err = q.PruneWebhookDeliveries(ctx, db.PruneWebhookDeliveriesParams{Before: before, MaxRows: 5000})
+			return err
+		})
+		total += n
+		if err != nil || n < 5000 {
+			return total, err
+		}
 	}
 }
 

@@ -31,6 +31,7 @@ const (
 	DefaultConcurrency = 4
 	DefaultWorkers     = 20
 	DefaultSweep       = 10 * time.Second
+	DefaultRetention   = 30 * 24 * time.Hour
 )
 
 // New builds the service on pool (the application role's). cfg.DB must be a DB over the same
@@ -54,6 +55,9 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 	}
 	if cfg.Sweep <= 0 {
 		cfg.Sweep = DefaultSweep
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.Queue == "" {
 		cfg.Queue = Queue
