@@ -78,6 +78,7 @@ func NewHTTPHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		files: cfg.Files, uploads: files.NewUploads(cfg.Files.MaxUploadsPerTenant), billing: cfg.Billing, sso: cfg.SSO.withDefaults()}
 	srv.ssoProviders = sso.NewProviders(srv.sso.Policy, 0)
 	srv.webhooks = cfg.Webhooks.withDefaults()
+	srv.manualSends = ratelimit.New(float64(srv.webhooks.ManualPerMinute), srv.webhooks.ManualPerMinute)
 	srv.ssoStarts = ratelimit.New(float64(srv.sso.StartsPerMinute), srv.sso.StartsPerMinute)
 	if cfg.Billing.Catalog == nil {
 		return nil, errors.New("handlers: Billing.Catalog is required")

@@ -33,6 +33,8 @@ type Server struct {
 	ssoProviders *sso.Providers
 	ssoStarts    *ratelimit.Limiter
 	webhooks     WebhooksConfig
+	// manualSends limits a tenant's test pings and redeliveries.
+	manualSends *ratelimit.Limiter
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

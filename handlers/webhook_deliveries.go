@@ -98,6 +98,11 @@ func (s *Server) queueDelivery(ctx context.Context, endpoint uuid.UUID, make fun
 	if s.webhooks.Box == nil {
 		return db.WebhookDelivery{}, problem.New(problem.Unavailable, "Webhooks are not configured on this server (WEBHOOK_ENCRYPTION_KEY).")
 	}
+	// Each one may hold a delivery worker for WEBHOOK_TIMEOUT: a flood would delay every
+	// tenant's deliveries.
+	if ok, wait := s.manualSends.Allow(principal(ctx).Tenant.String()); !ok {
+		return db.WebhookDelivery{}, problem.TooMany("test pings and redeliveries", wait)
+	}
 	return writeV(ctx, s, principal(ctx), func(tx *tenancy.Tx, p auth.Principal) (db.WebhookDelivery, error) {
 		ep, err := tx.Q.GetWebhookEndpoint(ctx, endpoint)
 		if err != nil {

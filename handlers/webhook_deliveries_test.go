@@ -14,6 +14,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/tasker/tasker/gen/api"
+	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/handlers/apitest"
 	"github.com/tasker/tasker/internal/testdb"
 	"github.com/tasker/tasker/internal/webhooks"
@@ -463,7 +464,7 @@ func TestDeliveriesRefuseLoopbackWhenNotAllowed(t *testing.T) {
 		}
 		d := waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusFailed)
 		if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != nil || d.Attempts[0].Error == nil ||
-			!strings.Contains(*d.Attempts[0].Error, "not public") {
+			!strings.Contains(*d.Attempts[0].Error, "no public address") || strings.Contains(*d.Attempts[0].Error, "127.0.0.1") {
 			t.Errorf("%s: attempts %s", url, attemptsText(d.Attempts))
 		}
 	}
@@ -505,5 +506,111 @@ func TestFinishedWebhookDeliveriesArePrunedAfterTheRetention(t *testing.T) {
 	}
 	if left[ids[0]] || !left[ids[1]] || !left[ids[2]] {
 		t.Errorf("after pruning: %v; want only the old finished delivery %s gone", left, ids[0])
+	}
+}
+
+func TestDisablingAnEndpointCancelsItsPendingDeliveries(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t) // nothing sends: the ping stays pending
+	w := newWorkspace(t, env)
+	hook := createHook(t, env, w, hookCreate("https://hooks.example.test/off", "*"))
+	ping, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if ping.JSON202 == nil {
+		t.Fatalf("ping: %s", ping.Body)
+	}
+	if u, _ := env.Client.UpdateWebhookEndpointWithResponse(bg, hook.Id, api.WebhookEndpointUpdate{Enabled: ptr(false)}, w.as(api.UserRoleAdmin)); u.JSON200 == nil {
+		t.Fatalf("disable: %s", u.Body)
+	}
+	if u, _ := env.Client.UpdateWebhookEndpointWithResponse(bg, hook.Id, api.WebhookEndpointUpdate{Enabled: ptr(true), Url: ptr("https://hooks.example.test/elsewhere")}, w.as(api.UserRoleAdmin)); u.JSON200 == nil {
+		t.Fatalf("enable: %s", u.Body)
+	}
+	ds := deliveriesOf(t, env, w, hook.Id)
+	if len(ds) != 1 || ds[0].Status != api.WebhookDeliveryStatusCanceled || ds[0].NextAttemptAt != nil {
+		t.Fatalf("the ping queued before disabling: %+v; want canceled (not sent to the new URL)", ds)
+	}
+}
+
+func TestTestPingsAndRedeliveriesAreRateLimitedPerTenant(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewWithOptions(t, apitest.Options{Webhooks: handlers.WebhooksConfig{ManualPerMinute: 3}})
+	w, other := newWorkspace(t, env), newWorkspace(t, env)
+	hook := createHook(t, env, w, hookCreate("https://hooks.example.test/flood", "*"))
+	for i := range 3 {
+		if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+			t.Fatalf("ping %d: %s", i+1, p.Body)
+		}
+	}
+	p, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	wantStatus(t, "the fourth ping in a minute", p.StatusCode(), p.Body, http.StatusTooManyRequests)
+	if p.HTTPResponse.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if ds := deliveriesOf(t, env, w, hook.Id); len(ds) != 3 {
+		t.Errorf("%d deliveries after a refused ping, want 3", len(ds))
+	}
+	// Another tenant has its own allowance.
+	hookB := createHook(t, env, other, hookCreate("https://hooks.example.test/b", "*"))
+	if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, hookB.Id, other.as(api.UserRoleAdmin)); p.JSON202 == nil {
+		t.Fatalf("the other tenant's ping: %s", p.Body)
+	}
+}
+
+// TestAttemptsInFlightAreCappedPerEndpointAndPerTenant holds each request at a slow receiver
+// and counts how many overlap.
+func TestAttemptsInFlightAreCappedPerEndpointAndPerTenant(t *testing.T) {
+	for _, tc := range []struct {
+		name                                    string
+		endpoints, perEndpoint, perTenant, want int
+	}{
+		{"per endpoint", 1, 2, 50, 2},
+		{"per tenant", 3, 4, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := fastDeliveries(webhooks.Retry{Attempts: 1, Base: 100 * time.Millisecond})
+			opts.Deliveries.Concurrency, opts.Deliveries.TenantConcurrency = tc.perEndpoint, tc.perTenant
+			opts.Webhooks.ManualPerMinute = 1000
+			env := apitest.NewWithOptions(t, opts)
+			w := newWorkspace(t, env)
+			var mu sync.Mutex
+			var now, peak, done int
+			srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+				mu.Lock()
+				now++
+				peak = max(peak, now)
+				mu.Unlock()
+				time.Sleep(150 * time.Millisecond)
+				mu.Lock()
+				now--
+				done++
+				mu.Unlock()
+				rw.WriteHeader(http.StatusNoContent)
+			}))
+			defer srv.Close()
+			const pings = 4
+			for e := range tc.endpoints {
+				hook := createHook(t, env, w, hookCreate(fmt.Sprintf("%s/e%d", srv.URL, e), "*"))
+				for range pings {
+					if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+						t.Fatalf("ping: %s", p.Body)
+					}
+				}
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				mu.Lock()
+				d, p := done, peak
+				mu.Unlock()
+				if d == tc.endpoints*pings {
+					if p != tc.want {
+						t.Errorf("at most %d attempts overlapped, want %d", p, tc.want)
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d deliveries in 20 s", d, tc.endpoints*pings)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }

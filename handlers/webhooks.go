@@ -25,6 +25,9 @@ type WebhooksConfig struct {
 	MaxEndpoints int
 	// Retry is the delivery schedule; its Attempts is what a redelivery or ping gets.
 	Retry webhooks.Retry
+	// ManualPerMinute is how many test pings and redeliveries a tenant may queue a minute on
+	// one server (60 when zero): each holds a worker for up to WEBHOOK_TIMEOUT.
+	ManualPerMinute int
 }
 
 func (c WebhooksConfig) withDefaults() WebhooksConfig {
@@ -36,6 +39,9 @@ func (c WebhooksConfig) withDefaults() WebhooksConfig {
 	}
 	if c.Retry.Attempts <= 0 {
 		c.Retry.Attempts = webhooks.DefaultAttempts
+	}
+	if c.ManualPerMinute <= 0 {
+		c.ManualPerMinute = 60
 	}
 	return c
 }
@@ -133,6 +139,13 @@ func (s *Server) UpdateWebhookEndpoint(ctx context.Context, req api.UpdateWebhoo
 		})
 		if err != nil {
 			return db.WebhookEndpoint{}, notFound(err, "webhook endpoint")
+		}
+		if !row.Enabled {
+			// A disabled endpoint gets nothing: not the retries pending either, even once it is
+			// enabled again (perhaps at another URL).
+			if err := tx.Q.CancelEndpointDeliveries(ctx, row.ID); err != nil {
+				return db.WebhookEndpoint{}, err
+			}
 		}
 		changes := map[string]any{}
 		if b.Url != nil {

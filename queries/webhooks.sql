@@ -136,17 +136,18 @@ WHERE d.id = sqlc.arg(id);
 UPDATE webhook_deliveries SET status = 'canceled', next_attempt_at = NULL, updated_at = now()
 WHERE id = sqlc.arg(id) AND status = 'pending';
 
--- name: LockWebhookEndpointLeases :exec
--- Orders the lease takers of one endpoint, so the count that follows (its own statement) is
--- exact.
-SELECT pg_advisory_xact_lock(7219, hashtext(sqlc.arg(endpoint_id)::uuid::text));
+-- name: LockWebhookLeases :exec
+-- Orders the tenant's lease takers, so the counts that follow (their own statement) are exact.
+SELECT pg_advisory_xact_lock(7219, hashtext(sqlc.arg(tenant_id)::uuid::text));
 
 -- name: TakeWebhookLease :one
--- A lease when fewer than max_in_flight unexpired ones exist; no row otherwise.
+-- A lease when the endpoint has fewer than max_in_flight unexpired ones and the tenant fewer
+-- than tenant_max_in_flight; no row otherwise.
 INSERT INTO webhook_leases (tenant_id, endpoint_id, id, expires_at)
 SELECT sqlc.arg(tenant_id), sqlc.arg(endpoint_id), gen_random_uuid(), now() + make_interval(secs => sqlc.arg(hold_seconds)::double precision)
 WHERE (SELECT count(*) FROM webhook_leases
        WHERE endpoint_id = sqlc.arg(endpoint_id) AND expires_at > now()) < sqlc.arg(max_in_flight)::integer
+  AND (SELECT count(*) FROM webhook_leases WHERE expires_at > now()) < sqlc.arg(tenant_max_in_flight)::integer
 RETURNING id;
 
 -- name: DropWebhookLease :exec

@@ -825,7 +825,8 @@ export interface paths {
         head?: never;
         /**
          * Change a webhook endpoint
-         * @description A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+         * @description A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+         *     clears its `disabled_reason`, and it receives the events committed from then on.
          */
         patch: operations["updateWebhookEndpoint"];
         trace?: never;
@@ -897,7 +898,8 @@ export interface paths {
          * Send a delivery again
          * @description Starts a new round of attempts of a finished delivery (succeeded, failed or canceled),
          *     with the same `webhook-id` and body, signed afresh. A delivery still pending is 409:
-         *     it is being retried already. A disabled endpoint is 409 too.
+         *     it is being retried already. A disabled endpoint is 409 too. Test pings and
+         *     redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
          */
         post: operations["redeliverWebhook"];
         delete?: never;
@@ -920,7 +922,8 @@ export interface paths {
         /**
          * Send the endpoint a test ping
          * @description Queues a `webhook.test` message (`{"type":"webhook.test","timestamp":…,"data":{"endpoint_id":…}}`),
-         *     signed and retried like any delivery. A disabled endpoint is 409.
+         *     signed and retried like any delivery. A disabled endpoint is 409. Test pings and
+         *     redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
          */
         post: operations["testWebhookEndpoint"];
         delete?: never;

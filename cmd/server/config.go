@@ -125,6 +125,8 @@ type config struct {
 	WebhookRetryBase     time.Duration `env:"WEBHOOK_RETRY_BASE" envDefault:"30s" desc:"delay after a delivery's first failed attempt; each next one doubles, less up to a quarter of jitter"`
 	WebhookRetryMax      time.Duration `env:"WEBHOOK_RETRY_MAX" envDefault:"6h" desc:"longest delay between two attempts of a delivery"`
 	WebhookConcurrency   int64         `env:"WEBHOOK_ENDPOINT_CONCURRENCY" envDefault:"4" max:"1000" desc:"attempts to one endpoint in flight at once, across every server"`
+	WebhookTenantConc    int64         `env:"WEBHOOK_TENANT_CONCURRENCY" envDefault:"10" max:"10000" desc:"attempts of one tenant in flight at once, across every server (keep it below WEBHOOK_WORKERS, so one tenant's slow receivers cannot hold every worker)"`
+	WebhookManual        int64         `env:"WEBHOOK_MANUAL_SENDS_PER_MINUTE" envDefault:"60" max:"100000" desc:"test pings and redeliveries a tenant may queue a minute on one server (429 beyond)"`
 	WebhookWorkers       int64         `env:"WEBHOOK_WORKERS" envDefault:"20" max:"10000" desc:"deliveries this server sends at once"`
 	WebhookDisableAfter  time.Duration `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h" desc:"an endpoint whose attempts have all failed for this long is disabled, with an audit entry"`
 	WebhookRetention     time.Duration `env:"WEBHOOK_DELIVERY_RETENTION" envDefault:"720h" desc:"how long finished webhook deliveries and their attempts stay listed (at least a day)"`
@@ -162,7 +164,8 @@ func (c config) sso() (handlers.SSOConfig, error) {
 func (c config) webhooks() (handlers.WebhooksConfig, error) {
 	wc := handlers.WebhooksConfig{Guard: webhooks.Guard{AllowPrivate: c.WebhookAllowPrivate, Timeout: c.WebhookTimeout},
 		Overlap: c.WebhookOverlap, MaxEndpoints: int(c.WebhookMaxEndpoints),
-		Retry: webhooks.Retry{Attempts: int(c.WebhookAttempts), Base: c.WebhookRetryBase, Max: c.WebhookRetryMax}}
+		Retry:           webhooks.Retry{Attempts: int(c.WebhookAttempts), Base: c.WebhookRetryBase, Max: c.WebhookRetryMax},
+		ManualPerMinute: int(c.WebhookManual)}
 	if c.WebhookEncryptionKey == "" {
 		return wc, nil
 	}
@@ -176,7 +179,7 @@ func (c config) webhooks() (handlers.WebhooksConfig, error) {
 
 // deliveries is how outbound webhooks are delivered, given their handlers' configuration.
 func (c config) deliveries(wc handlers.WebhooksConfig, store *tenancy.DB, logger *slog.Logger) webhooks.Config {
-	return webhooks.Config{DB: store, Box: wc.Box, Guard: wc.Guard, Retry: wc.Retry, Concurrency: int(c.WebhookConcurrency),
+	return webhooks.Config{DB: store, Box: wc.Box, Guard: wc.Guard, Retry: wc.Retry, Concurrency: int(c.WebhookConcurrency), TenantConcurrency: int(c.WebhookTenantConc),
 		DisableAfter: c.WebhookDisableAfter, Workers: int(c.WebhookWorkers), Sweep: c.WebhookSweep,
 		Retention: c.WebhookRetention, Logger: logger}
 }

@@ -2420,7 +2420,8 @@ type ClientInterface interface {
 
 	// UpdateWebhookEndpointWithBody Change a webhook endpoint
 	//
-	// A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+	// A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+	// clears its `disabled_reason`, and it receives the events committed from then on.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2429,7 +2430,8 @@ type ClientInterface interface {
 
 	// UpdateWebhookEndpoint Change a webhook endpoint
 	//
-	// A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+	// A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+	// clears its `disabled_reason`, and it receives the events committed from then on.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2450,7 +2452,8 @@ type ClientInterface interface {
 	//
 	// Starts a new round of attempts of a finished delivery (succeeded, failed or canceled),
 	// with the same `webhook-id` and body, signed afresh. A delivery still pending is 409:
-	// it is being retried already. A disabled endpoint is 409 too.
+	// it is being retried already. A disabled endpoint is 409 too. Test pings and
+	// redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
 	//
 	// Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `RedeliverWebhook` operationId).
 	RedeliverWebhook(ctx context.Context, id ID, deliveryId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2484,7 +2487,8 @@ type ClientInterface interface {
 	// TestWebhookEndpoint Send the endpoint a test ping
 	//
 	// Queues a `webhook.test` message (`{"type":"webhook.test","timestamp":…,"data":{"endpoint_id":…}}`),
-	// signed and retried like any delivery. A disabled endpoint is 409.
+	// signed and retried like any delivery. A disabled endpoint is 409. Test pings and
+	// redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
 	//
 	// Corresponds with POST /v1/webhooks/{id}/test (the `TestWebhookEndpoint` operationId).
 	TestWebhookEndpoint(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3948,7 +3952,8 @@ func (c *Client) GetWebhookEndpoint(ctx context.Context, id ID, reqEditors ...Re
 
 // UpdateWebhookEndpointWithBody Change a webhook endpoint
 //
-// A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+// A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+// clears its `disabled_reason`, and it receives the events committed from then on.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3967,7 +3972,8 @@ func (c *Client) UpdateWebhookEndpointWithBody(ctx context.Context, id ID, conte
 
 // UpdateWebhookEndpoint Change a webhook endpoint
 //
-// A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+// A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+// clears its `disabled_reason`, and it receives the events committed from then on.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4008,7 +4014,8 @@ func (c *Client) ListWebhookDeliveries(ctx context.Context, id ID, params *ListW
 //
 // Starts a new round of attempts of a finished delivery (succeeded, failed or canceled),
 // with the same `webhook-id` and body, signed afresh. A delivery still pending is 409:
-// it is being retried already. A disabled endpoint is 409 too.
+// it is being retried already. A disabled endpoint is 409 too. Test pings and
+// redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
 //
 // Corresponds with POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver (the `RedeliverWebhook` operationId).
 func (c *Client) RedeliverWebhook(ctx context.Context, id ID, deliveryId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4072,7 +4079,8 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, id ID, body RotateWebh
 // TestWebhookEndpoint Send the endpoint a test ping
 //
 // Queues a `webhook.test` message (`{"type":"webhook.test","timestamp":…,"data":{"endpoint_id":…}}`),
-// signed and retried like any delivery. A disabled endpoint is 409.
+// signed and retried like any delivery. A disabled endpoint is 409. Test pings and
+// redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
 //
 // Corresponds with POST /v1/webhooks/{id}/test (the `TestWebhookEndpoint` operationId).
 func (c *Client) TestWebhookEndpoint(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8082,7 +8090,8 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookEndpointWithBodyWithResponse Change a webhook endpoint
 	//
-	// A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+	// A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+	// clears its `disabled_reason`, and it receives the events committed from then on.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8091,7 +8100,8 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookEndpointWithResponse Change a webhook endpoint
 	//
-	// A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+	// A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+	// clears its `disabled_reason`, and it receives the events committed from then on.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8114,7 +8124,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Starts a new round of attempts of a finished delivery (succeeded, failed or canceled),
 	// with the same `webhook-id` and body, signed afresh. A delivery still pending is 409:
-	// it is being retried already. A disabled endpoint is 409 too.
+	// it is being retried already. A disabled endpoint is 409 too. Test pings and
+	// redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8150,7 +8161,8 @@ type ClientWithResponsesInterface interface {
 	// TestWebhookEndpointWithResponse Send the endpoint a test ping
 	//
 	// Queues a `webhook.test` message (`{"type":"webhook.test","timestamp":…,"data":{"endpoint_id":…}}`),
-	// signed and retried like any delivery. A disabled endpoint is 409.
+	// signed and retried like any delivery. A disabled endpoint is 409. Test pings and
+	// redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -14388,7 +14400,8 @@ func (c *ClientWithResponses) GetWebhookEndpointWithResponse(ctx context.Context
 
 // UpdateWebhookEndpointWithBodyWithResponse Change a webhook endpoint
 //
-// A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+// A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+// clears its `disabled_reason`, and it receives the events committed from then on.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14403,7 +14416,8 @@ func (c *ClientWithResponses) UpdateWebhookEndpointWithBodyWithResponse(ctx cont
 
 // UpdateWebhookEndpointWithResponse Change a webhook endpoint
 //
-// A partial update. Enabling an endpoint the server disabled clears its `disabled_reason`.
+// A partial update. Disabling an endpoint cancels its pending deliveries. Enabling it
+// clears its `disabled_reason`, and it receives the events committed from then on.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14438,7 +14452,8 @@ func (c *ClientWithResponses) ListWebhookDeliveriesWithResponse(ctx context.Cont
 //
 // Starts a new round of attempts of a finished delivery (succeeded, failed or canceled),
 // with the same `webhook-id` and body, signed afresh. A delivery still pending is 409:
-// it is being retried already. A disabled endpoint is 409 too.
+// it is being retried already. A disabled endpoint is 409 too. Test pings and
+// redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -14492,7 +14507,8 @@ func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Contex
 // TestWebhookEndpointWithResponse Send the endpoint a test ping
 //
 // Queues a `webhook.test` message (`{"type":"webhook.test","timestamp":…,"data":{"endpoint_id":…}}`),
-// signed and retried like any delivery. A disabled endpoint is 409.
+// signed and retried like any delivery. A disabled endpoint is 409. Test pings and
+// redeliveries share a limit of WEBHOOK_MANUAL_SENDS_PER_MINUTE per tenant (429 beyond).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -446,17 +446,6 @@ func (q *Queries) ListWebhookEndpoints(ctx context.Context, arg ListWebhookEndpo
 	return items, nil
 }
 
-const lockWebhookEndpointLeases = `-- name: LockWebhookEndpointLeases :exec
-SELECT pg_advisory_xact_lock(7219, hashtext($1::uuid::text))
-`
-
-// Orders the lease takers of one endpoint, so the count that follows (its own statement) is
-// exact.
-func (q *Queries) LockWebhookEndpointLeases(ctx context.Context, endpointID uuid.UUID) error {
-	_, err := q.db.Exec(ctx, lockWebhookEndpointLeases, endpointID)
-	return err
-}
-
 const lockWebhookEndpoints = `-- name: LockWebhookEndpoints :exec
 SELECT pg_advisory_xact_lock(7218, hashtext($1::uuid::text))
 `
@@ -465,6 +454,16 @@ SELECT pg_advisory_xact_lock(7218, hashtext($1::uuid::text))
 // with a snapshot taken after the wait) sees every endpoint committed before.
 func (q *Queries) LockWebhookEndpoints(ctx context.Context, tenantID uuid.UUID) error {
 	_, err := q.db.Exec(ctx, lockWebhookEndpoints, tenantID)
+	return err
+}
+
+const lockWebhookLeases = `-- name: LockWebhookLeases :exec
+SELECT pg_advisory_xact_lock(7219, hashtext($1::uuid::text))
+`
+
+// Orders the tenant's lease takers, so the counts that follow (their own statement) are exact.
+func (q *Queries) LockWebhookLeases(ctx context.Context, tenantID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, lockWebhookLeases, tenantID)
 	return err
 }
 
@@ -698,23 +697,27 @@ INSERT INTO webhook_leases (tenant_id, endpoint_id, id, expires_at)
 SELECT $1, $2, gen_random_uuid(), now() + make_interval(secs => $3::double precision)
 WHERE (SELECT count(*) FROM webhook_leases
        WHERE endpoint_id = $2 AND expires_at > now()) < $4::integer
+  AND (SELECT count(*) FROM webhook_leases WHERE expires_at > now()) < $5::integer
 RETURNING id
 `
 
 type TakeWebhookLeaseParams struct {
-	TenantID    uuid.UUID
-	EndpointID  uuid.UUID
-	HoldSeconds float64
-	MaxInFlight int32
+	TenantID          uuid.UUID
+	EndpointID        uuid.UUID
+	HoldSeconds       float64
+	MaxInFlight       int32
+	TenantMaxInFlight int32
 }
 
-// A lease when fewer than max_in_flight unexpired ones exist; no row otherwise.
+// A lease when the endpoint has fewer than max_in_flight unexpired ones and the tenant fewer
+// than tenant_max_in_flight; no row otherwise.
 func (q *Queries) TakeWebhookLease(ctx context.Context, arg TakeWebhookLeaseParams) (uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, takeWebhookLease,
 		arg.TenantID,
 		arg.EndpointID,
 		arg.HoldSeconds,
 		arg.MaxInFlight,
+		arg.TenantMaxInFlight,
 	)
 	var id uuid.UUID
 	err := row.Scan(&id)

@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/tasker/tasker/gen/db"
+	"github.com/tasker/tasker/internal/netguard"
 	"github.com/tasker/tasker/internal/problem"
 	"github.com/tasker/tasker/internal/secretbox"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -89,8 +93,9 @@ func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error
 	case d.Status != "pending" || !d.Enabled:
 		return nil // done already, or canceled now
 	case lease == uuid.Nil:
-		// The endpoint has its fill of attempts in flight: come back soon, without counting.
-		return river.JobSnooze(100*time.Millisecond + rand.N(400*time.Millisecond))
+		// The endpoint or its tenant has its fill of attempts in flight: come back a little
+		// later, without counting an attempt.
+		return river.JobSnooze(500*time.Millisecond + rand.N(1500*time.Millisecond))
 	}
 
 	started := time.Now()
@@ -133,12 +138,12 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, delivery uui
 		if !d.Enabled {
 			return started{d: d}, tx.Q.CancelWebhookDelivery(ctx, d.ID)
 		}
-		if err := tx.Q.LockWebhookEndpointLeases(ctx, d.EndpointID); err != nil {
+		if err := tx.Q.LockWebhookLeases(ctx, scope.Tenant); err != nil {
 			return started{}, err
 		}
 		id, err := tx.Q.TakeWebhookLease(ctx, db.TakeWebhookLeaseParams{
 			TenantID: scope.Tenant, EndpointID: d.EndpointID, MaxInFlight: int32(w.cfg.Concurrency),
-			HoldSeconds: (w.cfg.Guard.timeout() + time.Minute).Seconds(),
+			TenantMaxInFlight: int32(w.cfg.TenantConcurrency), HoldSeconds: (w.cfg.Guard.timeout() + time.Minute).Seconds(),
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return started{d: d}, nil
@@ -241,23 +246,32 @@ func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDel
 	})
 }
 
-// attemptError says why an attempt failed, in words safe to show the tenant's admins: no
-// response bodies, which could hold anything.
+// attemptError says why an attempt failed, in words safe to show the tenant's admins: never
+// a response body, an address, or what a name resolved to. A name that does not resolve and
+// one that resolves to a refused address read the same, so that pings cannot map a private
+// network's names.
 func attemptError(code int, err error) string {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
 	switch {
-	case err != nil:
-		msg := err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
-			msg = "timed out"
-		}
-		if len(msg) > 500 {
-			msg = msg[:500]
-		}
-		return msg
-	case code < 200 || code >= 300:
+	case err == nil && (code < 200 || code >= 300):
 		return fmt.Sprintf("the receiver answered %d", code)
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return "timed out"
+	case errors.Is(err, netguard.ErrNotPublic) || errors.As(err, &dnsErr):
+		return "no public address to connect to (the name does not resolve, or only to refused addresses)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection was closed before an answer"
+	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
+		return "TLS handshake failed (the certificate must be valid for the host)"
+	case errors.As(err, &opErr):
+		return "connection failed"
 	}
-	return ""
+	return "the request failed"
 }
 
 // Config is how deliveries are made.
@@ -270,6 +284,9 @@ type Config struct {
 	Retry Retry
 	// Concurrency is how many attempts to one endpoint may be in flight across all servers.
 	Concurrency int
+	// TenantConcurrency is how many attempts of one tenant may be in flight across all
+	// servers, so that one tenant's slow endpoints cannot hold every worker.
+	TenantConcurrency int
 	// DisableAfter disables an endpoint whose attempts have all failed for this long (0: never).
 	DisableAfter time.Duration
 	// Workers is how many deliveries this server sends at once.

@@ -29,9 +29,12 @@ const (
 	DefaultRetryBase   = 30 * time.Second
 	DefaultRetryMax    = 6 * time.Hour
 	DefaultConcurrency = 4
-	DefaultWorkers     = 20
-	DefaultSweep       = 10 * time.Second
-	DefaultRetention   = 30 * 24 * time.Hour
+	// DefaultTenantConcurrency is half of DefaultWorkers: two tenants with only slow receivers
+	// leave the others nothing, one leaves them half.
+	DefaultTenantConcurrency = 10
+	DefaultWorkers           = 20
+	DefaultSweep             = 10 * time.Second
+	DefaultRetention         = 30 * 24 * time.Hour
 )
 
 // New builds the service on pool (the application role's). cfg.DB must be a DB over the same
@@ -49,6 +52,9 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.TenantConcurrency <= 0 {
+		cfg.TenantConcurrency = DefaultTenantConcurrency
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers

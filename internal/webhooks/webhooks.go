@@ -84,8 +84,8 @@ func (g Guard) CheckURL(raw string) error {
 		return fmt.Errorf("%w: credentials in the URL are refused; the signature authenticates deliveries", ErrURL)
 	case strings.Contains(raw, "#"):
 		return fmt.Errorf("%w: a fragment is never sent", ErrURL)
-	case u.Port() == "0" || (u.Port() == "" && strings.HasSuffix(u.Host, ":")):
-		return fmt.Errorf("%w: the port is not one to deliver to", ErrURL)
+	case u.Port() == "" && strings.HasSuffix(u.Host, ":"), u.Port() != "" && !validPort(u.Port()):
+		return fmt.Errorf("%w: the port is not one to deliver to (1 to 65535)", ErrURL)
 	}
 	if g.AllowPrivate {
 		return nil
@@ -104,6 +104,11 @@ func (g Guard) CheckURL(raw string) error {
 		return fmt.Errorf("%w: the address is not public", ErrURL)
 	}
 	return nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
 }
 
 // dnsName reports whether name is a plain DNS name of two or more ASCII labels whose last one

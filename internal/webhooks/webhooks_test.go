@@ -2,6 +2,8 @@ package webhooks
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -61,7 +63,7 @@ func TestGuardRefusesPrivateTargetsUnlessAllowed(t *testing.T) {
 		"http://localhost:8080/hook", "http://LOCALHOST./hook", "http://100.100.100.200/", "http://[::ffff:127.0.0.1]/",
 		"http://2130706433/", "http://0x7f.1/", "http://0x7f000001/", "http://017700000001/", "http://0177.0.0.1/", "http://127.1/",
 		"http://0/", "http://127.0.0.1../", "http://localhost../", "http://\u2460\u2461\u2466.0.0.1/", "http://127\u30020\u30020\u30021/",
-		"http://\u217cocalhost/", "http://localhost.localdomain/", "http://example.com:0/", "http://example.com#", "http://example.com:/",
+		"http://\u217cocalhost/", "http://localhost.localdomain/", "http://example.com:0/", "http://example.com#", "http://example.com:/", "http://example.com:99999/", "http://example.com:65536/", "http://example.com:080/",
 		"http://[fe80::1%25eth0]/", "http://hooks/", "http://hooks.example.123/",
 	} {
 		if err := strict.CheckURL(raw); !errors.Is(err, ErrURL) {
@@ -163,5 +165,30 @@ func TestEventTypesAreTheOutboxEventsTenantsSee(t *testing.T) {
 	slices.Sort(want)
 	if len(want) < 10 || !slices.Equal(got, want) {
 		t.Errorf("EventTypes = %v, want the AsyncAPI event names but the auth ones: %v", got, want)
+	}
+}
+
+// TestAttemptErrorsTellNoAddresses: what tenant admins read about a failed attempt never holds
+// an address or a resolver's answer, and a name that does not resolve reads like one that
+// resolves to a refused address.
+func TestAttemptErrorsTellNoAddresses(t *testing.T) {
+	dns := &url.Error{Op: "Post", URL: "http://db.corp.internal/", Err: &net.OpError{Op: "dial", Net: "tcp",
+		Err: &net.DNSError{Err: "no such host", Name: "db.corp.internal", Server: "10.255.255.53:53", IsNotFound: true}}}
+	private := &url.Error{Op: "Post", URL: "http://db.corp.internal/", Err: &net.OpError{Op: "dial", Net: "tcp",
+		Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 80}, Err: fmt.Errorf("%w: 10.1.2.3", netguard.ErrNotPublic)}}
+	a, b := attemptError(0, dns), attemptError(0, private)
+	if a != b || a == "" {
+		t.Errorf("a missing name says %q, a private one %q; want the same words", a, b)
+	}
+	for _, msg := range []string{a, attemptError(0, errors.New("dial tcp 10.1.2.3:80: connect: no route to host"))} {
+		if strings.Contains(msg, "10.") || strings.Contains(msg, "corp") {
+			t.Errorf("%q tells an address or a name", msg)
+		}
+	}
+	if got := attemptError(503, nil); got != "the receiver answered 503" {
+		t.Errorf("503: %q", got)
+	}
+	if got := attemptError(204, nil); got != "" {
+		t.Errorf("204: %q", got)
 	}
 }
