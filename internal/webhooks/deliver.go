@@ -158,6 +158,9 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, delivery uui
 func (w *deliverer) send(ctx context.Context, tenant uuid.UUID, d db.GetDeliveryToSendRow, at time.Time) (int, error) {
 	secrets, err := w.secrets(tenant, d, at)
 	if err != nil {
+		// Not the receiver's fault: the key changed, or the row was tampered with. The attempt
+		// fails like any other, and the operator learns why here.
+		w.cfg.Logger.ErrorContext(ctx, "webhooks: cannot sign a delivery", "delivery", d.ID, "endpoint", d.EndpointID, "error", err)
 		return 0, err
 	}
 	headers, err := Headers(secrets, "msg_"+d.ID.String(), at, d.Payload)
@@ -197,8 +200,8 @@ func (w *deliverer) secrets(tenant uuid.UUID, d db.GetDeliveryToSendRow, at time
 	return secrets, nil
 }
 
-// record stores the attempt and its outcome, gives the lease back, and disables an endpoint that has failed for longer
-// than DisableAfter, with an audit entry that says why.
+// record stores the attempt and its outcome, gives the lease back, and disables an endpoint
+// that has failed for longer than DisableAfter, with an audit entry that says why.
 func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDeliveryToSendRow, lease uuid.UUID, started time.Time,
 	took time.Duration, code int, sendErr error, ok bool, next time.Time) (db.RecordWebhookAttemptRow, error) {
 	ctx = context.WithoutCancel(ctx) // the attempt happened; its record must not be lost to a stop
