@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
@@ -117,7 +118,12 @@ func (s *Server) queueDelivery(ctx context.Context, endpoint uuid.UUID, make fun
 		}
 		tx.Record(tenancy.Entry{Action: "webhook_delivery.queue", ResourceType: resourceWebhookEndpoint, ResourceID: endpoint,
 			Data: map[string]any{"delivery_id": row.ID, "event_type": row.EventType}})
-		tx.Enqueue(webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID}, nil)
+		pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
+		if err != nil {
+			return row, err
+		}
+		tx.Enqueue(webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID, Round: row.Round},
+			&river.InsertOpts{Priority: webhooks.Priority(pending)})
 		return row, nil
 	})
 }

@@ -614,3 +614,89 @@ func TestAttemptsInFlightAreCappedPerEndpointAndPerTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestALeaseOutlivesItsDeletedEndpoint: an attempt in flight keeps its tenant's slot after its
+// endpoint is deleted, so deleting endpoints cannot lift the tenant's cap.
+func TestALeaseOutlivesItsDeletedEndpoint(t *testing.T) {
+	opts := fastDeliveries(webhooks.Retry{Attempts: 1, Base: 100 * time.Millisecond})
+	opts.Deliveries.TenantConcurrency = 1
+	env := apitest.NewWithOptions(t, opts)
+	w := newWorkspace(t, env)
+	released := make(chan time.Time, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		time.Sleep(time.Second)
+		released <- time.Now()
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	defer slow.Close()
+	fast := newReceiver(t, nil)
+	gone := createHook(t, env, w, hookCreate(slow.URL, "*"))
+	if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, gone.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+		t.Fatalf("ping: %s", p.Body)
+	}
+	// Wait until the attempt holds the slot, then delete its endpoint and ping another.
+	admin := testdb.Get(t).AdminPool(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := admin.QueryRow(bg, `SELECT count(*) FROM webhook_leases WHERE endpoint_id = $1`, gone.Id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first attempt never took its lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r, _ := env.Client.DeleteWebhookEndpointWithResponse(bg, gone.Id, w.as(api.UserRoleAdmin)); r.StatusCode() != http.StatusNoContent {
+		t.Fatalf("delete: %d", r.StatusCode())
+	}
+	other := createHook(t, env, w, hookCreate(fast.URL, "*"))
+	if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, other.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+		t.Fatalf("ping: %s", p.Body)
+	}
+	got := fast.wait(t, 1)
+	end := <-released
+	if got[0].at.Before(end) {
+		t.Errorf("the second endpoint's ping arrived %v before the first attempt ended: the deleted endpoint's lease was dropped", end.Sub(got[0].at))
+	}
+}
+
+// TestAnEarlierRoundsJobSendsNothing cancels a delivery whose retry is scheduled (by disabling
+// its endpoint), then redelivers it: only the new round's job sends; the old one, when its time
+// comes, steps aside.
+func TestAnEarlierRoundsJobSendsNothing(t *testing.T) {
+	env := apitest.NewWithOptions(t, fastDeliveries(webhooks.Retry{Attempts: 5, Base: time.Second, Max: time.Second}))
+	w := newWorkspace(t, env)
+	rcv := newReceiver(t, func(n int) int {
+		if n == 1 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusNoContent
+	})
+	hook := createHook(t, env, w, hookCreate(rcv.URL, "*"))
+	ping, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if ping.JSON202 == nil {
+		t.Fatalf("ping: %s", ping.Body)
+	}
+	rcv.wait(t, 1) // failed; its retry is scheduled about a second later
+	for _, on := range []bool{false, true} {
+		if u, _ := env.Client.UpdateWebhookEndpointWithResponse(bg, hook.Id, api.WebhookEndpointUpdate{Enabled: ptr(on)}, w.as(api.UserRoleAdmin)); u.JSON200 == nil {
+			t.Fatalf("enabled=%v: %s", on, u.Body)
+		}
+	}
+	waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusCanceled)
+	if r, _ := env.Client.RedeliverWebhookWithResponse(bg, hook.Id, ping.JSON202.Id, w.as(api.UserRoleAdmin)); r.JSON202 == nil {
+		t.Fatalf("redeliver: %s", r.Body)
+	}
+	d := waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
+	time.Sleep(1500 * time.Millisecond) // past the old round's scheduled retry
+	if n := len(rcv.requests()); n != 2 {
+		t.Errorf("the receiver got %d requests, want 2 (the failed one and the redelivery)", n)
+	}
+	if d = waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusSucceeded); len(d.Attempts) != 2 {
+		t.Errorf("attempts: %s", attemptsText(d.Attempts))
+	}
+}

@@ -93,6 +93,10 @@ WITH ev AS (
 SELECT coalesce((SELECT array_agg(id) FROM ins), '{}')::uuid[] AS delivery_ids,
        (SELECT count(*) FROM ev) AS events_read;
 
+-- name: CountPendingWebhookDeliveries :one
+-- The tenant's backlog, which sets the priority of its new jobs.
+SELECT count(*) FROM webhook_deliveries WHERE status = 'pending';
+
 -- name: CreateWebhookPing :one
 INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_type, payload, attempts_allowed)
 VALUES (sqlc.arg(tenant_id), sqlc.arg(id), sqlc.arg(endpoint_id), 'webhook.test',
@@ -104,7 +108,7 @@ RETURNING *;
 -- name: RedeliverWebhook :one
 -- A finished delivery starts a new round of attempts; one still pending is left alone (no row).
 UPDATE webhook_deliveries SET
-    status = 'pending', attempts_allowed = attempts + sqlc.arg(attempts)::integer,
+    status = 'pending', attempts_allowed = attempts + sqlc.arg(attempts)::integer, round = round + 1,
     next_attempt_at = now(), updated_at = now()
 WHERE id = sqlc.arg(id) AND endpoint_id = sqlc.arg(endpoint_id) AND status <> 'pending'
 RETURNING *;
@@ -127,7 +131,7 @@ ORDER BY delivery_id, n;
 
 -- name: GetDeliveryToSend :one
 -- What an attempt needs: the delivery and its endpoint's address, state and secrets.
-SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload,
+SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload, d.round,
        ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at
 FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
 WHERE d.id = sqlc.arg(id);
@@ -156,17 +160,19 @@ WHERE endpoint_id = sqlc.arg(endpoint_id) AND (id = sqlc.arg(id) OR expires_at <
 
 -- name: RecordWebhookAttempt :one
 -- Stores an attempt and its outcome: succeeded, pending again until next_attempt_at, or failed
--- for good once the round's attempts are spent. The endpoint's failure streak starts at its
--- first failure and ends with a success.
+-- for good once the round's attempts are spent. A delivery canceled while its attempt was in
+-- flight stays canceled, but the attempt is listed: it was sent. The endpoint's failure streak
+-- starts at its first failure and ends with a success.
 WITH d AS (
     UPDATE webhook_deliveries SET
         attempts = attempts + 1,
-        status = CASE WHEN sqlc.arg(ok)::boolean THEN 'succeeded'
+        status = CASE WHEN status <> 'pending' THEN status
+                      WHEN sqlc.arg(ok)::boolean THEN 'succeeded'
                       WHEN attempts + 1 >= attempts_allowed THEN 'failed' ELSE 'pending' END,
-        next_attempt_at = CASE WHEN sqlc.arg(ok)::boolean OR attempts + 1 >= attempts_allowed THEN NULL
+        next_attempt_at = CASE WHEN status <> 'pending' OR sqlc.arg(ok)::boolean OR attempts + 1 >= attempts_allowed THEN NULL
                                ELSE sqlc.arg(next_attempt_at)::timestamptz END,
         updated_at = now()
-    WHERE webhook_deliveries.id = sqlc.arg(id) AND webhook_deliveries.status = 'pending'
+    WHERE webhook_deliveries.id = sqlc.arg(id)
     RETURNING webhook_deliveries.id, webhook_deliveries.endpoint_id, webhook_deliveries.attempts, webhook_deliveries.status
 ), a AS (
     INSERT INTO webhook_attempts (tenant_id, delivery_id, n, started_at, duration_ms, status_code, error)

@@ -327,6 +327,7 @@ type WebhookDelivery struct {
 	NextAttemptAt   *time.Time
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	Round           int32
 }
 
 type WebhookEndpoint struct {

@@ -33,6 +33,18 @@ func (q *Queries) CancelWebhookDelivery(ctx context.Context, id uuid.UUID) error
 	return err
 }
 
+const countPendingWebhookDeliveries = `-- name: CountPendingWebhookDeliveries :one
+SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'
+`
+
+// The tenant's backlog, which sets the priority of its new jobs.
+func (q *Queries) CountPendingWebhookDeliveries(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countPendingWebhookDeliveries)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const countWebhookEndpoints = `-- name: CountWebhookEndpoints :one
 SELECT count(*) FROM webhook_endpoints
 `
@@ -110,7 +122,7 @@ VALUES ($1, $2, $3, 'webhook.test',
         jsonb_build_object('type', 'webhook.test', 'timestamp', now(),
                            'data', jsonb_build_object('endpoint_id', $3::uuid)),
         $4)
-RETURNING tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at
+RETURNING tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at, round
 `
 
 type CreateWebhookPingParams struct {
@@ -141,6 +153,7 @@ func (q *Queries) CreateWebhookPing(ctx context.Context, arg CreateWebhookPingPa
 		&i.NextAttemptAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Round,
 	)
 	return i, err
 }
@@ -210,7 +223,7 @@ func (q *Queries) DropWebhookLease(ctx context.Context, arg DropWebhookLeasePara
 }
 
 const getDeliveryToSend = `-- name: GetDeliveryToSend :one
-SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload,
+SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload, d.round,
        ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at
 FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
 WHERE d.id = $1
@@ -223,6 +236,7 @@ type GetDeliveryToSendRow struct {
 	Attempts                int32
 	AttemptsAllowed         int32
 	Payload                 []byte
+	Round                   int32
 	Url                     string
 	Enabled                 bool
 	SecretSealed            []byte
@@ -241,6 +255,7 @@ func (q *Queries) GetDeliveryToSend(ctx context.Context, id uuid.UUID) (GetDeliv
 		&i.Attempts,
 		&i.AttemptsAllowed,
 		&i.Payload,
+		&i.Round,
 		&i.Url,
 		&i.Enabled,
 		&i.SecretSealed,
@@ -251,7 +266,7 @@ func (q *Queries) GetDeliveryToSend(ctx context.Context, id uuid.UUID) (GetDeliv
 }
 
 const getWebhookDelivery = `-- name: GetWebhookDelivery :one
-SELECT tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2
+SELECT tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at, round FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2
 `
 
 type GetWebhookDeliveryParams struct {
@@ -275,6 +290,7 @@ func (q *Queries) GetWebhookDelivery(ctx context.Context, arg GetWebhookDelivery
 		&i.NextAttemptAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Round,
 	)
 	return i, err
 }
@@ -340,7 +356,7 @@ func (q *Queries) ListWebhookAttempts(ctx context.Context, deliveryIds []uuid.UU
 }
 
 const listWebhookDeliveries = `-- name: ListWebhookDeliveries :many
-SELECT tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at FROM webhook_deliveries
+SELECT tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at, round FROM webhook_deliveries
 WHERE endpoint_id = $1
   AND ($2::text IS NULL OR status = $2::text)
   AND ($3::timestamptz IS NULL
@@ -385,6 +401,7 @@ func (q *Queries) ListWebhookDeliveries(ctx context.Context, arg ListWebhookDeli
 			&i.NextAttemptAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Round,
 		); err != nil {
 			return nil, err
 		}
@@ -556,12 +573,13 @@ const recordWebhookAttempt = `-- name: RecordWebhookAttempt :one
 WITH d AS (
     UPDATE webhook_deliveries SET
         attempts = attempts + 1,
-        status = CASE WHEN $1::boolean THEN 'succeeded'
+        status = CASE WHEN status <> 'pending' THEN status
+                      WHEN $1::boolean THEN 'succeeded'
                       WHEN attempts + 1 >= attempts_allowed THEN 'failed' ELSE 'pending' END,
-        next_attempt_at = CASE WHEN $1::boolean OR attempts + 1 >= attempts_allowed THEN NULL
+        next_attempt_at = CASE WHEN status <> 'pending' OR $1::boolean OR attempts + 1 >= attempts_allowed THEN NULL
                                ELSE $2::timestamptz END,
         updated_at = now()
-    WHERE webhook_deliveries.id = $3 AND webhook_deliveries.status = 'pending'
+    WHERE webhook_deliveries.id = $3
     RETURNING webhook_deliveries.id, webhook_deliveries.endpoint_id, webhook_deliveries.attempts, webhook_deliveries.status
 ), a AS (
     INSERT INTO webhook_attempts (tenant_id, delivery_id, n, started_at, duration_ms, status_code, error)
@@ -596,8 +614,9 @@ type RecordWebhookAttemptRow struct {
 }
 
 // Stores an attempt and its outcome: succeeded, pending again until next_attempt_at, or failed
-// for good once the round's attempts are spent. The endpoint's failure streak starts at its
-// first failure and ends with a success.
+// for good once the round's attempts are spent. A delivery canceled while its attempt was in
+// flight stays canceled, but the attempt is listed: it was sent. The endpoint's failure streak
+// starts at its first failure and ends with a success.
 func (q *Queries) RecordWebhookAttempt(ctx context.Context, arg RecordWebhookAttemptParams) (RecordWebhookAttemptRow, error) {
 	row := q.db.QueryRow(ctx, recordWebhookAttempt,
 		arg.Ok,
@@ -621,10 +640,10 @@ func (q *Queries) RecordWebhookAttempt(ctx context.Context, arg RecordWebhookAtt
 
 const redeliverWebhook = `-- name: RedeliverWebhook :one
 UPDATE webhook_deliveries SET
-    status = 'pending', attempts_allowed = attempts + $1::integer,
+    status = 'pending', attempts_allowed = attempts + $1::integer, round = round + 1,
     next_attempt_at = now(), updated_at = now()
 WHERE id = $2 AND endpoint_id = $3 AND status <> 'pending'
-RETURNING tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at
+RETURNING tenant_id, id, endpoint_id, event_id, event_type, payload, status, attempts, attempts_allowed, next_attempt_at, created_at, updated_at, round
 `
 
 type RedeliverWebhookParams struct {
@@ -650,6 +669,7 @@ func (q *Queries) RedeliverWebhook(ctx context.Context, arg RedeliverWebhookPara
 		&i.NextAttemptAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Round,
 	)
 	return i, err
 }

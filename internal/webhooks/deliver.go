@@ -33,6 +33,24 @@ const Queue = "webhooks"
 type DeliverArgs struct {
 	Tenant   uuid.UUID `json:"tenant"`
 	Delivery uuid.UUID `json:"delivery"`
+	// Round is the delivery's round of attempts the job serves: a redelivery starts a new one,
+	// and a job of an earlier round that is still scheduled then sends nothing.
+	Round int32 `json:"round,omitempty"`
+}
+
+// Priority is the River priority (1 first, 4 last) of a new job of a tenant with pending
+// deliveries waiting: River fetches by priority before age, so a tenant with a large backlog
+// (a flood, or receivers that are down) cannot make other tenants' deliveries wait behind it.
+func Priority(pending int64) int {
+	switch {
+	case pending < 100:
+		return 1
+	case pending < 1000:
+		return 2
+	case pending < 10000:
+		return 3
+	}
+	return 4
 }
 
 // Kind names the job in River.
@@ -84,18 +102,18 @@ func (w *deliverer) Timeout(*river.Job[DeliverArgs]) time.Duration {
 
 func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	scope := tenancy.Scope{Tenant: job.Args.Tenant}
-	d, lease, err := w.begin(ctx, scope, job.Args.Delivery)
+	d, lease, err := w.begin(ctx, scope, job.Args)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows) || problem.Is(err, problem.NotFound):
 		return nil // the endpoint (and with it the delivery) was deleted
 	case err != nil:
 		return fmt.Errorf("begin an attempt: %w", err)
-	case d.Status != "pending" || !d.Enabled:
-		return nil // done already, or canceled now
+	case d.Status != "pending" || !d.Enabled || d.Round != job.Args.Round:
+		return nil // done already, canceled now, or another round's job sends it
 	case lease == uuid.Nil:
-		// The endpoint or its tenant has its fill of attempts in flight: come back a little
-		// later, without counting an attempt.
-		return river.JobSnooze(500*time.Millisecond + rand.N(1500*time.Millisecond))
+		// The endpoint or its tenant has its fill of attempts in flight: come back later,
+		// without counting an attempt. Its priority keeps other tenants' jobs ahead meanwhile.
+		return river.JobSnooze(time.Second + rand.N(2*time.Second))
 	}
 
 	started := time.Now()
@@ -125,14 +143,14 @@ func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error
 // begin reads the delivery and its endpoint and, when the delivery is to be sent, takes a lease
 // on one of the endpoint's in-flight slots (uuid.Nil when all are taken), in one transaction. A
 // pending delivery of a disabled endpoint is canceled instead.
-func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, delivery uuid.UUID) (db.GetDeliveryToSendRow, uuid.UUID, error) {
+func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args DeliverArgs) (db.GetDeliveryToSendRow, uuid.UUID, error) {
 	type started struct {
 		d     db.GetDeliveryToSendRow
 		lease uuid.UUID
 	}
 	s, err := tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (started, error) {
-		d, err := tx.Q.GetDeliveryToSend(ctx, delivery)
-		if err != nil || d.Status != "pending" {
+		d, err := tx.Q.GetDeliveryToSend(ctx, args.Delivery)
+		if err != nil || d.Status != "pending" || d.Round != args.Round {
 			return started{d: d}, err
 		}
 		if !d.Enabled {
@@ -261,10 +279,11 @@ func attemptError(code int, err error) string {
 		return fmt.Sprintf("the receiver answered %d", code)
 	case err == nil:
 		return ""
+	case errors.Is(err, netguard.ErrNotPublic) || errors.As(err, &dnsErr):
+		// Before timeouts: a lookup that timed out reads like any failed lookup.
+		return "no public address to connect to (the name does not resolve, or only to refused addresses)"
 	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
 		return "timed out"
-	case errors.Is(err, netguard.ErrNotPublic) || errors.As(err, &dnsErr):
-		return "no public address to connect to (the name does not resolve, or only to refused addresses)"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):

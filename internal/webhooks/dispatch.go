@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -132,8 +133,16 @@ func (d *dispatcher) dispatch(ctx context.Context, tenant uuid.UUID) error {
 			if err != nil {
 				return 0, err
 			}
+			if len(out.DeliveryIds) == 0 {
+				return out.EventsRead, nil
+			}
+			pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
+			if err != nil {
+				return 0, err
+			}
+			opts := &river.InsertOpts{Priority: Priority(pending)}
 			for _, id := range out.DeliveryIds {
-				tx.Enqueue(DeliverArgs{Tenant: tenant, Delivery: id}, nil)
+				tx.Enqueue(DeliverArgs{Tenant: tenant, Delivery: id}, opts)
 			}
 			return out.EventsRead, nil
 		})

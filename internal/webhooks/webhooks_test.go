@@ -192,3 +192,17 @@ func TestAttemptErrorsTellNoAddresses(t *testing.T) {
 		t.Errorf("204: %q", got)
 	}
 }
+
+func TestALargerBacklogGetsALowerPriority(t *testing.T) {
+	prev := 0
+	for _, pending := range []int64{0, 99, 100, 999, 1000, 9999, 10000, 1 << 40} {
+		p := Priority(pending)
+		if p < prev || p < 1 || p > 4 {
+			t.Errorf("Priority(%d) = %d after %d; want 1..4, never rising as the backlog shrinks", pending, p, prev)
+		}
+		prev = p
+	}
+	if Priority(0) != 1 || Priority(1<<40) != 4 {
+		t.Errorf("Priority(0) = %d, Priority(huge) = %d; want 1 and 4", Priority(0), Priority(1<<40))
+	}
+}
