@@ -122,8 +122,8 @@ func (s *Server) queueDelivery(ctx context.Context, endpoint uuid.UUID, make fun
 		if err != nil {
 			return row, err
 		}
-		tx.Enqueue(webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID, Round: row.Round},
-			&river.InsertOpts{Priority: webhooks.Priority(pending)})
+		tx.Enqueue(webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID, Round: row.Round, Attempt: row.Attempts,
+			Failing: ep.FailingSince != nil}, &river.InsertOpts{Priority: webhooks.Priority(pending)})
 		return row, nil
 	})
 }

@@ -700,3 +700,61 @@ func TestAnEarlierRoundsJobSendsNothing(t *testing.T) {
 		t.Errorf("attempts: %s", attemptsText(d.Attempts))
 	}
 }
+
+// TestFailingEndpointsWaitInTheirOwnLane: once an endpoint's attempt failed, its retries and new
+// deliveries go to the lane of failing endpoints, so a receiver that times out holds none of the
+// workers other endpoints' first attempts need.
+func TestFailingEndpointsWaitInTheirOwnLane(t *testing.T) {
+	opts := fastDeliveries(webhooks.Retry{Attempts: 3, Base: 100 * time.Millisecond, Max: 200 * time.Millisecond})
+	opts.Deliveries.Workers, opts.Deliveries.RetryWorkers = 1, 1
+	opts.Deliveries.Guard.Timeout = 300 * time.Millisecond
+	opts.Deliveries.Guard.AllowPrivate = true
+	env := apitest.NewWithOptions(t, opts)
+	w := newWorkspace(t, env)
+	hang := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer hang.Close()
+	slow := createHook(t, env, w, hookCreate(hang.URL, "*"))
+	first, _ := env.Client.TestWebhookEndpointWithResponse(bg, slow.Id, w.as(api.UserRoleAdmin))
+	if first.JSON202 == nil {
+		t.Fatalf("ping: %s", first.Body)
+	}
+	// The first attempt times out in the main lane; from then on the endpoint is failing.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g, _ := env.Client.GetWebhookEndpointWithResponse(bg, slow.Id, w.as(api.UserRoleAdmin))
+		if g.JSON200 != nil && g.JSON200.FailingSince != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hanging endpoint never counted as failing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 4 {
+		if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, slow.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+			t.Fatalf("ping: %s", p.Body)
+		}
+	}
+	rcv := newReceiver(t, nil)
+	fast := createHook(t, env, w, hookCreate(rcv.URL, "*"))
+	if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, fast.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+		t.Fatalf("ping: %s", p.Body)
+	}
+	rcv.wait(t, 1)
+	// With one worker per lane, the failing endpoint's five deliveries take 300 ms an attempt
+	// in their own lane: when the healthy endpoint's ping has arrived, most have not been tried.
+	untried := 0
+	for _, d := range deliveriesOf(t, env, w, slow.Id) {
+		if len(d.Attempts) == 0 {
+			untried++
+		}
+	}
+	if untried < 2 {
+		t.Errorf("only %d of the failing endpoint's deliveries were still untried when the healthy one's arrived: they shared its worker", untried)
+	}
+}

@@ -68,7 +68,8 @@ SELECT last_event_id FROM webhook_streams FOR UPDATE;
 -- name: QueueWebhookDeliveries :one
 -- Turns the next events after the cursor into deliveries for every enabled endpoint that
 -- subscribes to them and is older than the event, and moves the cursor past the events read.
--- Returns the new deliveries' ids and how many events were read.
+-- Returns the new deliveries' ids, whether each one's endpoint is failing, and how many events
+-- were read.
 WITH ev AS (
     SELECT e.id, e.type, e.created_at, e.payload FROM events e
     WHERE e.id > sqlc.arg(after)::bigint
@@ -85,13 +86,15 @@ WITH ev AS (
                  WHERE p = '*' OR p = ev.type OR (p LIKE '%.*' AND starts_with(ev.type, left(p, -1))))
     ORDER BY ev.id, ep.id
     ON CONFLICT (tenant_id, endpoint_id, event_id) DO NOTHING
-    RETURNING id
+    RETURNING id, endpoint_id
 ), moved AS (
     UPDATE webhook_streams SET last_event_id = (SELECT max(id) FROM ev)
     WHERE EXISTS (SELECT FROM ev)
 )
-SELECT coalesce((SELECT array_agg(id) FROM ins), '{}')::uuid[] AS delivery_ids,
-       (SELECT count(*) FROM ev) AS events_read;
+SELECT coalesce(array_agg(ins.id), '{}')::uuid[] AS delivery_ids,
+       coalesce(array_agg(ep.failing_since IS NOT NULL), '{}')::boolean[] AS failing,
+       (SELECT count(*) FROM ev) AS events_read
+FROM ins JOIN webhook_endpoints ep ON ep.id = ins.endpoint_id;
 
 -- name: CountPendingWebhookDeliveries :one
 -- The tenant's backlog, which sets the priority of its new jobs.
@@ -131,7 +134,7 @@ ORDER BY delivery_id, n;
 
 -- name: GetDeliveryToSend :one
 -- What an attempt needs: the delivery and its endpoint's address, state and secrets.
-SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload, d.round,
+SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload, d.round, d.next_attempt_at,
        ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at
 FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
 WHERE d.id = sqlc.arg(id);

@@ -127,7 +127,8 @@ type config struct {
 	WebhookConcurrency   int64         `env:"WEBHOOK_ENDPOINT_CONCURRENCY" envDefault:"4" max:"1000" desc:"attempts to one endpoint in flight at once, across every server"`
 	WebhookTenantConc    int64         `env:"WEBHOOK_TENANT_CONCURRENCY" envDefault:"10" max:"10000" desc:"attempts of one tenant in flight at once, across every server (keep it below WEBHOOK_WORKERS, so one tenant's slow receivers cannot hold every worker)"`
 	WebhookManual        int64         `env:"WEBHOOK_MANUAL_SENDS_PER_MINUTE" envDefault:"60" max:"100000" desc:"test pings and redeliveries a tenant may queue a minute on one server (429 beyond)"`
-	WebhookWorkers       int64         `env:"WEBHOOK_WORKERS" envDefault:"20" max:"10000" desc:"deliveries this server sends at once"`
+	WebhookWorkers       int64         `env:"WEBHOOK_WORKERS" envDefault:"20" max:"10000" desc:"first delivery attempts this server sends at once"`
+	WebhookRetryWorkers  int64         `env:"WEBHOOK_RETRY_WORKERS" envDefault:"10" max:"10000" desc:"attempts to failing endpoints (retries, and deliveries to an endpoint whose last attempt failed) this server sends at once, apart from WEBHOOK_WORKERS"`
 	WebhookDisableAfter  time.Duration `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h" desc:"an endpoint whose attempts have all failed for this long is disabled, with an audit entry"`
 	WebhookRetention     time.Duration `env:"WEBHOOK_DELIVERY_RETENTION" envDefault:"720h" desc:"how long finished webhook deliveries and their attempts stay listed (at least a day)"`
 	WebhookSweep         time.Duration `env:"WEBHOOK_SWEEP_INTERVAL" envDefault:"10s" desc:"how often the dispatcher looks for events that no wake-up announced (after a crash or a lost connection)"`
@@ -180,7 +181,7 @@ func (c config) webhooks() (handlers.WebhooksConfig, error) {
 // deliveries is how outbound webhooks are delivered, given their handlers' configuration.
 func (c config) deliveries(wc handlers.WebhooksConfig, store *tenancy.DB, logger *slog.Logger) webhooks.Config {
 	return webhooks.Config{DB: store, Box: wc.Box, Guard: wc.Guard, Retry: wc.Retry, Concurrency: int(c.WebhookConcurrency), TenantConcurrency: int(c.WebhookTenantConc),
-		DisableAfter: c.WebhookDisableAfter, Workers: int(c.WebhookWorkers), Sweep: c.WebhookSweep,
+		DisableAfter: c.WebhookDisableAfter, Workers: int(c.WebhookWorkers), RetryWorkers: int(c.WebhookRetryWorkers), Sweep: c.WebhookSweep,
 		Retention: c.WebhookRetention, Logger: logger}
 }
 

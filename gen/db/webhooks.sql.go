@@ -223,7 +223,7 @@ func (q *Queries) DropWebhookLease(ctx context.Context, arg DropWebhookLeasePara
 }
 
 const getDeliveryToSend = `-- name: GetDeliveryToSend :one
-SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload, d.round,
+SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload, d.round, d.next_attempt_at,
        ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at
 FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
 WHERE d.id = $1
@@ -237,6 +237,7 @@ type GetDeliveryToSendRow struct {
 	AttemptsAllowed         int32
 	Payload                 []byte
 	Round                   int32
+	NextAttemptAt           *time.Time
 	Url                     string
 	Enabled                 bool
 	SecretSealed            []byte
@@ -256,6 +257,7 @@ func (q *Queries) GetDeliveryToSend(ctx context.Context, id uuid.UUID) (GetDeliv
 		&i.AttemptsAllowed,
 		&i.Payload,
 		&i.Round,
+		&i.NextAttemptAt,
 		&i.Url,
 		&i.Enabled,
 		&i.SecretSealed,
@@ -531,13 +533,15 @@ WITH ev AS (
                  WHERE p = '*' OR p = ev.type OR (p LIKE '%.*' AND starts_with(ev.type, left(p, -1))))
     ORDER BY ev.id, ep.id
     ON CONFLICT (tenant_id, endpoint_id, event_id) DO NOTHING
-    RETURNING id
+    RETURNING id, endpoint_id
 ), moved AS (
     UPDATE webhook_streams SET last_event_id = (SELECT max(id) FROM ev)
     WHERE EXISTS (SELECT FROM ev)
 )
-SELECT coalesce((SELECT array_agg(id) FROM ins), '{}')::uuid[] AS delivery_ids,
+SELECT coalesce(array_agg(ins.id), '{}')::uuid[] AS delivery_ids,
+       coalesce(array_agg(ep.failing_since IS NOT NULL), '{}')::boolean[] AS failing,
        (SELECT count(*) FROM ev) AS events_read
+FROM ins JOIN webhook_endpoints ep ON ep.id = ins.endpoint_id
 `
 
 type QueueWebhookDeliveriesParams struct {
@@ -550,12 +554,14 @@ type QueueWebhookDeliveriesParams struct {
 
 type QueueWebhookDeliveriesRow struct {
 	DeliveryIds []uuid.UUID
+	Failing     []bool
 	EventsRead  int64
 }
 
 // Turns the next events after the cursor into deliveries for every enabled endpoint that
 // subscribes to them and is older than the event, and moves the cursor past the events read.
-// Returns the new deliveries' ids and how many events were read.
+// Returns the new deliveries' ids, whether each one's endpoint is failing, and how many events
+// were read.
 func (q *Queries) QueueWebhookDeliveries(ctx context.Context, arg QueueWebhookDeliveriesParams) (QueueWebhookDeliveriesRow, error) {
 	row := q.db.QueryRow(ctx, queueWebhookDeliveries,
 		arg.After,
@@ -565,7 +571,7 @@ func (q *Queries) QueueWebhookDeliveries(ctx context.Context, arg QueueWebhookDe
 		arg.Types,
 	)
 	var i QueueWebhookDeliveriesRow
-	err := row.Scan(&i.DeliveryIds, &i.EventsRead)
+	err := row.Scan(&i.DeliveryIds, &i.Failing, &i.EventsRead)
 	return i, err
 }
 

@@ -33,9 +33,19 @@ const Queue = "webhooks"
 type DeliverArgs struct {
 	Tenant   uuid.UUID `json:"tenant"`
 	Delivery uuid.UUID `json:"delivery"`
-	// Round is the delivery's round of attempts the job serves: a redelivery starts a new one,
-	// and a job of an earlier round that is still scheduled then sends nothing.
-	Round int32 `json:"round,omitempty"`
+	// Round and Attempt say which attempt the job is for: the delivery's round (a redelivery
+	// starts a new one) and how many attempts it had when the job was queued. A job whose
+	// attempt was made already (a job rescued after a crash, one of an earlier round still
+	// scheduled) sends nothing, so one delivery is never attempted twice at once.
+	Round   int32 `json:"round,omitempty"`
+	Attempt int32 `json:"attempt,omitempty"`
+	// Failing sends the job in the lane of failing endpoints (a queue with workers of its own),
+	// so that receivers that time out cannot hold the workers of everybody's first attempts.
+	Failing bool `json:"failing,omitempty"`
+}
+
+func (a DeliverArgs) current(d db.GetDeliveryToSendRow) bool {
+	return d.Round == a.Round && d.Attempts == a.Attempt
 }
 
 // Priority is the River priority (1 first, 4 last) of a new job of a tenant with pending
@@ -91,6 +101,10 @@ type deliverer struct {
 	client *http.Client
 }
 
+// riverSchedulerInterval is how often River's scheduler makes scheduled jobs available (its
+// default, which its Config does not expose).
+const riverSchedulerInterval = 5 * time.Second
+
 // maxResponse is how much of a receiver's answer is read: enough to reuse the connection for a
 // short one, never a large body.
 const maxResponse = 4 << 10
@@ -103,13 +117,20 @@ func (w *deliverer) Timeout(*river.Job[DeliverArgs]) time.Duration {
 func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	scope := tenancy.Scope{Tenant: job.Args.Tenant}
 	d, lease, err := w.begin(ctx, scope, job.Args)
+	early := time.Duration(0)
+	if d.NextAttemptAt != nil {
+		early = time.Until(*d.NextAttemptAt)
+	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows) || problem.Is(err, problem.NotFound):
 		return nil // the endpoint (and with it the delivery) was deleted
 	case err != nil:
 		return fmt.Errorf("begin an attempt: %w", err)
-	case d.Status != "pending" || !d.Enabled || d.Round != job.Args.Round:
-		return nil // done already, canceled now, or another round's job sends it
+	case d.Status != "pending" || !d.Enabled || !job.Args.current(d):
+		return nil // done already, canceled now, or another job sends it
+	case early > 0:
+		// A retry runs a little before its time (see record): wait for it, without counting.
+		return river.JobSnooze(early)
 	case lease == uuid.Nil:
 		// The endpoint or its tenant has its fill of attempts in flight: come back later,
 		// without counting an attempt. Its priority keeps other tenants' jobs ahead meanwhile.
@@ -134,9 +155,6 @@ func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error
 	}
 	w.cfg.Logger.DebugContext(ctx, "webhook attempt", "delivery", d.ID, "endpoint", d.EndpointID,
 		"status_code", code, "ok", ok, "attempt", outcome.Attempts, "status", outcome.Status)
-	if outcome.Status == "pending" {
-		return river.JobSnooze(max(time.Until(next), 0))
-	}
 	return nil
 }
 
@@ -150,7 +168,7 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args Deliver
 	}
 	s, err := tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (started, error) {
 		d, err := tx.Q.GetDeliveryToSend(ctx, args.Delivery)
-		if err != nil || d.Status != "pending" || d.Round != args.Round {
+		if err != nil || d.Status != "pending" || !args.current(d) || (d.NextAttemptAt != nil && d.NextAttemptAt.After(time.Now())) {
 			return started{d: d}, err
 		}
 		if !d.Enabled {
@@ -240,8 +258,24 @@ func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDel
 		}
 		out, err := tx.Q.RecordWebhookAttempt(ctx, p)
 		if errors.Is(err, pgx.ErrNoRows) {
-			// Canceled or deleted meanwhile: nothing to record against.
+			// Deleted meanwhile: nothing to record against.
 			return db.RecordWebhookAttemptRow{Status: "canceled"}, nil
+		}
+		if err == nil && out.Status == "pending" {
+			// The retry is a job of its own, scheduled, in the lane of failing endpoints; this
+			// one is done. Both commit with the attempt's record, or neither.
+			pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
+			if err != nil {
+				return out, err
+			}
+			// River makes a job scheduled for later available only every 5 s (its scheduler's
+			// interval), but a snooze of up to 5 s exactly on time: the job is due 5 s early at
+			// most, and then waits out the rest (Work).
+			opts := &river.InsertOpts{Priority: Priority(pending)}
+			if time.Until(next) > riverSchedulerInterval {
+				opts.ScheduledAt = next.Add(-riverSchedulerInterval)
+			}
+			tx.Enqueue(DeliverArgs{Tenant: scope.Tenant, Delivery: d.ID, Round: d.Round, Attempt: out.Attempts, Failing: true}, opts)
 		}
 		if err != nil || ok || !out.Enabled || out.FailingSince == nil || w.cfg.DisableAfter <= 0 ||
 			time.Since(*out.FailingSince) < w.cfg.DisableAfter {
@@ -311,8 +345,9 @@ type Config struct {
 	TenantConcurrency int
 	// DisableAfter disables an endpoint whose attempts have all failed for this long (0: never).
 	DisableAfter time.Duration
-	// Workers is how many deliveries this server sends at once.
-	Workers int
+	// Workers is how many first attempts this server sends at once, and RetryWorkers how many
+	// attempts to failing endpoints (retries, and what is queued for an endpoint that fails).
+	Workers, RetryWorkers int
 	// Sweep is how often the dispatcher looks for events no wake-up announced.
 	Sweep time.Duration
 	// Retention is how long finished deliveries are kept (30 days when zero).

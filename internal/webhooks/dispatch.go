@@ -141,8 +141,8 @@ func (d *dispatcher) dispatch(ctx context.Context, tenant uuid.UUID) error {
 				return 0, err
 			}
 			opts := &river.InsertOpts{Priority: Priority(pending)}
-			for _, id := range out.DeliveryIds {
-				tx.Enqueue(DeliverArgs{Tenant: tenant, Delivery: id}, opts)
+			for i, id := range out.DeliveryIds {
+				tx.Enqueue(DeliverArgs{Tenant: tenant, Delivery: id, Failing: out.Failing[i]}, opts)
 			}
 			return out.EventsRead, nil
 		})

@@ -33,6 +33,7 @@ const (
 	// leave the others nothing, one leaves them half.
 	DefaultTenantConcurrency = 10
 	DefaultWorkers           = 20
+	DefaultRetryWorkers      = 10
 	DefaultSweep             = 10 * time.Second
 	DefaultRetention         = 30 * 24 * time.Hour
 )
@@ -59,6 +60,9 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
+	if cfg.RetryWorkers <= 0 {
+		cfg.RetryWorkers = DefaultRetryWorkers
+	}
 	if cfg.Sweep <= 0 {
 		cfg.Sweep = DefaultSweep
 	}
@@ -82,7 +86,9 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 		poll = 50 * time.Millisecond
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:  map[string]river.QueueConfig{cfg.Queue: {MaxWorkers: cfg.Workers}},
+		Queues: map[string]river.QueueConfig{
+			cfg.Queue: {MaxWorkers: cfg.Workers}, cfg.Queue + failingLane: {MaxWorkers: cfg.RetryWorkers},
+		},
 		Workers: workers,
 		Logger:  cfg.Logger,
 		// The application role owns no index, so River's reindexer could only fail (TOOLCHAIN).
@@ -98,15 +104,20 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("webhooks: river client: %w", err)
 	}
 	s := &Service{river: client, queue: cfg.Queue}
+	// The worker queues retries, the dispatcher first attempts.
+	w.cfg.DB = cfg.DB.WithJobs(s.Jobs())
 	dcfg := cfg
-	dcfg.DB = cfg.DB.WithJobs(s.Jobs())
+	dcfg.DB = w.cfg.DB
 	s.dispatcher = &dispatcher{cfg: dcfg, listen: pool.Config().ConnConfig.Copy(), channel: channel,
 		pending: map[uuid.UUID]bool{}, signal: make(chan struct{}, 1)}
 	return s, nil
 }
 
+// failingLane suffixes the queue of attempts to failing endpoints.
+const failingLane = "_failing"
+
 // Jobs is the job queue that writes use (tenancy.DB.WithJobs): River's client, putting jobs
-// that name no queue into this service's.
+// that name no queue into this service's, or its lane of failing endpoints.
 func (s *Service) Jobs() tenancy.Jobs { return queued{s.river, s.queue} }
 
 type queued struct {
@@ -122,6 +133,9 @@ func (q queued) InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.Inse
 		}
 		if opts.Queue == "" {
 			opts.Queue = q.queue
+			if a, ok := p.Args.(DeliverArgs); ok && a.Failing {
+				opts.Queue = q.queue + failingLane
+			}
 		}
 		params[i].InsertOpts = &opts
 	}
