@@ -25,7 +25,8 @@ import (
 	"github.com/tasker/tasker/internal/tenancy"
 )
 
-// Queue is the River queue deliveries run in.
+// Queue is the River queue of first attempts; failing endpoints' attempts run in a second one
+// of the same name and failingLane.
 const Queue = "webhooks"
 
 // DeliverArgs is the River job that sends one delivery until it succeeds, gives up or its
@@ -67,7 +68,8 @@ func Priority(pending int64) int {
 func (DeliverArgs) Kind() string { return "webhook_delivery" }
 
 // InsertOpts: River's attempts count only errors of the worker itself (the database away);
-// retries of a receiver are snoozes, counted in the delivery. The queue is the service's.
+// a receiver's failures are counted in the delivery, and each retry is a job of its own. The
+// queue is the service's (Service.Jobs).
 func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 25} }
 
 // SecretOwner binds a sealed signing secret to its tenant and endpoint, so a sealed value
@@ -168,11 +170,14 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args Deliver
 	}
 	s, err := tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (started, error) {
 		d, err := tx.Q.GetDeliveryToSend(ctx, args.Delivery)
-		if err != nil || d.Status != "pending" || !args.current(d) || (d.NextAttemptAt != nil && d.NextAttemptAt.After(time.Now())) {
+		if err != nil || d.Status != "pending" || !args.current(d) {
 			return started{d: d}, err
 		}
 		if !d.Enabled {
 			return started{d: d}, tx.Q.CancelWebhookDelivery(ctx, d.ID)
+		}
+		if d.NextAttemptAt != nil && d.NextAttemptAt.After(time.Now()) {
+			return started{d: d}, nil // early: Work waits
 		}
 		if err := tx.Q.LockWebhookLeases(ctx, scope.Tenant); err != nil {
 			return started{}, err
