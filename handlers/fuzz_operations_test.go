@@ -23,6 +23,7 @@ import (
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/handlers"
 	"github.com/tasker/tasker/handlers/apitest"
+	"github.com/tasker/tasker/internal/billing"
 	"github.com/tasker/tasker/internal/contract"
 )
 
@@ -46,9 +47,12 @@ import (
 // parameter, then variants with NUL, invalid UTF-8, lone surrogates, long strings, wrong types,
 // odd numbers and dates, and trailing garbage.
 func FuzzOperations(f *testing.F) {
-	// Fuzzed creates of webhook endpoints must not use up the tenant's endpoints before the
-	// throwaway ones are made.
-	env := apitest.NewWithOptions(f, apitest.Options{Webhooks: handlers.WebhooksConfig{MaxEndpoints: 1 << 30}})
+	// Fuzzed creates (webhook endpoints, users, projects) must not use up the tenant's limits
+	// before the throwaway ones are made: a fast run made over 1,000 users on the free plan.
+	catalog := apitest.TestCatalog()
+	catalog.Limits[billing.Free] = billing.Limits{Seats: billing.Unlimited, Projects: billing.Unlimited, StorageBytes: 1 << 30}
+	env := apitest.NewWithOptions(f, apitest.Options{Webhooks: handlers.WebhooksConfig{MaxEndpoints: 1 << 30, ManualPerMinute: 1 << 30},
+		Billing: handlers.BillingConfig{Catalog: catalog}})
 	ops := fuzzOperations(f)
 	fx := newFuzzFixture(f, env, ops)
 	seeds := fuzzSeeds(ops, fx.cursors)
