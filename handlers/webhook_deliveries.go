@@ -123,7 +123,7 @@ func (s *Server) queueDelivery(ctx context.Context, endpoint uuid.UUID, make fun
 			return row, err
 		}
 		tx.Enqueue(webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID, Round: row.Round, Attempt: row.Attempts,
-			Failing: ep.FailingSince != nil}, &river.InsertOpts{Priority: webhooks.Priority(pending)})
+			Failing: ep.FailingSince != nil || ep.Slow}, &river.InsertOpts{Priority: webhooks.Priority(pending)})
 		return row, nil
 	})
 }

@@ -758,3 +758,105 @@ func TestFailingEndpointsWaitInTheirOwnLane(t *testing.T) {
 		t.Errorf("only %d of the failing endpoint's deliveries were still untried when the healthy one's arrived: they shared its worker", untried)
 	}
 }
+
+// TestARedeliveryWaitsForTheAttemptInFlight redelivers a delivery while an attempt of the round
+// before is still in flight (its endpoint was disabled and enabled meanwhile): the new round
+// waits for it, so the receiver never has two at once, and the old attempt is listed but does
+// not count for the new round, which then succeeds.
+func TestARedeliveryWaitsForTheAttemptInFlight(t *testing.T) {
+	env := apitest.NewWithOptions(t, fastDeliveries(webhooks.Retry{Attempts: 3, Base: 100 * time.Millisecond}))
+	w := newWorkspace(t, env)
+	var mu sync.Mutex
+	var now, peak, seen int
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		now++
+		seen++
+		n := seen
+		peak = max(peak, now)
+		mu.Unlock()
+		defer func() { mu.Lock(); now--; mu.Unlock() }()
+		if n == 1 {
+			time.Sleep(time.Second)
+			rw.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	hook := createHook(t, env, w, hookCreate(srv.URL, "*"))
+	ping, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if ping.JSON202 == nil {
+		t.Fatalf("ping: %s", ping.Body)
+	}
+	admin := testdb.Get(t).AdminPool(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := admin.QueryRow(bg, `SELECT count(*) FROM webhook_leases WHERE delivery_id = $1`, ping.JSON202.Id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first attempt never began")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, on := range []bool{false, true} {
+		if u, _ := env.Client.UpdateWebhookEndpointWithResponse(bg, hook.Id, api.WebhookEndpointUpdate{Enabled: ptr(on)}, w.as(api.UserRoleAdmin)); u.JSON200 == nil {
+			t.Fatalf("enabled=%v: %s", on, u.Body)
+		}
+	}
+	if r, _ := env.Client.RedeliverWebhookWithResponse(bg, hook.Id, ping.JSON202.Id, w.as(api.UserRoleAdmin)); r.JSON202 == nil {
+		t.Fatalf("redeliver: %s", r.Body)
+	}
+	d := waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if peak != 1 || seen != 2 {
+		t.Errorf("the receiver got %d requests, at most %d at once; want 2, one at a time", seen, peak)
+	}
+	d = waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
+	if len(d.Attempts) != 2 || d.Attempts[0].StatusCode == nil || *d.Attempts[0].StatusCode != 500 ||
+		d.Attempts[1].StatusCode == nil || *d.Attempts[1].StatusCode != 204 {
+		t.Errorf("attempts: %s", attemptsText(d.Attempts))
+	}
+}
+
+// TestSlowEndpointsWaitInTheFailingLane: an endpoint that answers, but slower than SlowAfter,
+// has its next deliveries queued in the lane of failing endpoints.
+func TestSlowEndpointsWaitInTheFailingLane(t *testing.T) {
+	opts := fastDeliveries(webhooks.Retry{Attempts: 2, Base: 100 * time.Millisecond})
+	opts.Deliveries.SlowAfter = 200 * time.Millisecond
+	env := apitest.NewWithOptions(t, opts)
+	w := newWorkspace(t, env)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		time.Sleep(400 * time.Millisecond)
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	hook := createHook(t, env, w, hookCreate(srv.URL, "*"))
+	first, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if first.JSON202 == nil {
+		t.Fatalf("ping: %s", first.Body)
+	}
+	waitStatus(t, env, w, hook.Id, first.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
+	second, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if second.JSON202 == nil {
+		t.Fatalf("ping: %s", second.Body)
+	}
+	queueOf := func(id api.ID) string {
+		var q string
+		if err := testdb.Get(t).AdminPool(t).QueryRow(bg, `SELECT queue FROM river_job WHERE args->>'delivery' = $1 ORDER BY id LIMIT 1`, id.String()).Scan(&q); err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	if a, b := queueOf(first.JSON202.Id), queueOf(second.JSON202.Id); strings.HasSuffix(a, "_failing") || !strings.HasSuffix(b, "_failing") {
+		t.Errorf("queues: first %q, after a slow answer %q; want the first lane, then the failing one", a, b)
+	}
+	waitStatus(t, env, w, hook.Id, second.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
+}

@@ -68,8 +68,8 @@ SELECT last_event_id FROM webhook_streams FOR UPDATE;
 -- name: QueueWebhookDeliveries :one
 -- Turns the next events after the cursor into deliveries for every enabled endpoint that
 -- subscribes to them and is older than the event, and moves the cursor past the events read.
--- Returns the new deliveries' ids, whether each one's endpoint is failing, and how many events
--- were read.
+-- Returns the new deliveries' ids, whether each one's endpoint is failing (or slow), and how
+-- many events were read.
 WITH ev AS (
     SELECT e.id, e.type, e.created_at, e.payload FROM events e
     WHERE e.id > sqlc.arg(after)::bigint
@@ -92,7 +92,7 @@ WITH ev AS (
     WHERE EXISTS (SELECT FROM ev)
 )
 SELECT coalesce(array_agg(ins.id), '{}')::uuid[] AS delivery_ids,
-       coalesce(array_agg(ep.failing_since IS NOT NULL), '{}')::boolean[] AS failing,
+       coalesce(array_agg(ep.failing_since IS NOT NULL OR ep.slow), '{}')::boolean[] AS failing,
        (SELECT count(*) FROM ev) AS events_read
 FROM ins JOIN webhook_endpoints ep ON ep.id = ins.endpoint_id;
 
@@ -148,24 +148,33 @@ WHERE id = sqlc.arg(id) AND status = 'pending';
 SELECT pg_advisory_xact_lock(7219, hashtext(sqlc.arg(tenant_id)::uuid::text));
 
 -- name: TakeWebhookLease :one
--- A lease when the endpoint has fewer than max_in_flight unexpired ones and the tenant fewer
--- than tenant_max_in_flight; no row otherwise.
-INSERT INTO webhook_leases (tenant_id, endpoint_id, id, expires_at)
-SELECT sqlc.arg(tenant_id), sqlc.arg(endpoint_id), gen_random_uuid(), now() + make_interval(secs => sqlc.arg(hold_seconds)::double precision)
+-- A lease for an attempt of the delivery when the endpoint has fewer than max_in_flight
+-- unexpired ones, the tenant fewer than tenant_max_in_flight, and the delivery none (an attempt
+-- of an earlier round may still be in flight); no row otherwise.
+INSERT INTO webhook_leases (tenant_id, endpoint_id, id, expires_at, delivery_id)
+SELECT sqlc.arg(tenant_id), sqlc.arg(endpoint_id), gen_random_uuid(), now() + make_interval(secs => sqlc.arg(hold_seconds)::double precision),
+       sqlc.arg(delivery_id)::uuid
 WHERE (SELECT count(*) FROM webhook_leases
        WHERE endpoint_id = sqlc.arg(endpoint_id) AND expires_at > now()) < sqlc.arg(max_in_flight)::integer
   AND (SELECT count(*) FROM webhook_leases WHERE expires_at > now()) < sqlc.arg(tenant_max_in_flight)::integer
+  AND NOT EXISTS (SELECT FROM webhook_leases WHERE delivery_id = sqlc.arg(delivery_id) AND expires_at > now())
 RETURNING id;
 
 -- name: DropWebhookLease :exec
 DELETE FROM webhook_leases
 WHERE endpoint_id = sqlc.arg(endpoint_id) AND (id = sqlc.arg(id) OR expires_at < now());
 
+-- name: LockWebhookDelivery :exec
+-- Orders the records of one delivery's attempts (their numbers come from the ones before).
+SELECT 1 FROM webhook_deliveries WHERE id = sqlc.arg(id) FOR UPDATE;
+
 -- name: RecordWebhookAttempt :one
--- Stores an attempt and its outcome: succeeded, pending again until next_attempt_at, or failed
--- for good once the round's attempts are spent. A delivery canceled while its attempt was in
--- flight stays canceled, but the attempt is listed: it was sent. The endpoint's failure streak
--- starts at its first failure and ends with a success.
+-- Lists an attempt, and when it is the one the delivery waits for (its round and attempt count
+-- as the attempt began), stores its outcome: succeeded, pending again until next_attempt_at, or
+-- failed for good once the round's attempts are spent. A delivery canceled meanwhile stays
+-- canceled. An attempt of an earlier round (in flight when its delivery was redelivered) is
+-- listed and changes nothing else. The endpoint's failure streak starts at its first failure
+-- and ends with a success; slow says whether its answer took too long.
 WITH d AS (
     UPDATE webhook_deliveries SET
         attempts = attempts + 1,
@@ -175,20 +184,25 @@ WITH d AS (
         next_attempt_at = CASE WHEN status <> 'pending' OR sqlc.arg(ok)::boolean OR attempts + 1 >= attempts_allowed THEN NULL
                                ELSE sqlc.arg(next_attempt_at)::timestamptz END,
         updated_at = now()
-    WHERE webhook_deliveries.id = sqlc.arg(id)
-    RETURNING webhook_deliveries.id, webhook_deliveries.endpoint_id, webhook_deliveries.attempts, webhook_deliveries.status
+    WHERE webhook_deliveries.id = sqlc.arg(id) AND webhook_deliveries.round = sqlc.arg(round)
+      AND webhook_deliveries.attempts = sqlc.arg(attempt)
+    RETURNING webhook_deliveries.attempts, webhook_deliveries.status
 ), a AS (
     INSERT INTO webhook_attempts (tenant_id, delivery_id, n, started_at, duration_ms, status_code, error)
-    SELECT sqlc.arg(tenant_id), d.id, d.attempts, sqlc.arg(started_at), sqlc.arg(duration_ms),
-           sqlc.narg(status_code), sqlc.narg(error)
-    FROM d
+    SELECT sqlc.arg(tenant_id), w.id,
+           coalesce((SELECT max(x.n) FROM webhook_attempts x WHERE x.delivery_id = w.id), 0) + 1,
+           sqlc.arg(started_at), sqlc.arg(duration_ms), sqlc.narg(status_code), sqlc.narg(error)
+    FROM webhook_deliveries w WHERE w.id = sqlc.arg(id)
 ), ep AS (
     UPDATE webhook_endpoints SET
-        failing_since = CASE WHEN sqlc.arg(ok)::boolean THEN NULL ELSE coalesce(failing_since, sqlc.arg(started_at)) END
-    WHERE webhook_endpoints.id = (SELECT d.endpoint_id FROM d)
+        failing_since = CASE WHEN sqlc.arg(ok)::boolean THEN NULL ELSE coalesce(failing_since, sqlc.arg(started_at)) END,
+        slow = sqlc.arg(slow)::boolean
+    WHERE webhook_endpoints.id = sqlc.arg(endpoint_id)
     RETURNING webhook_endpoints.failing_since, webhook_endpoints.enabled
 )
-SELECT d.status, d.attempts, ep.failing_since, ep.enabled FROM d, ep;
+SELECT coalesce((SELECT d.status FROM d), 'stale')::text AS status, coalesce((SELECT d.attempts FROM d), 0)::integer AS attempts,
+       ep.failing_since, ep.enabled
+FROM ep;
 
 -- name: DisableFailingWebhookEndpoint :one
 -- Turns off an endpoint whose failure streak began before since, once; no row when it is not

@@ -128,6 +128,7 @@ type config struct {
 	WebhookTenantConc    int64         `env:"WEBHOOK_TENANT_CONCURRENCY" envDefault:"10" max:"10000" desc:"attempts of one tenant in flight at once, across every server (keep it below WEBHOOK_WORKERS, so one tenant's slow receivers cannot hold every worker)"`
 	WebhookManual        int64         `env:"WEBHOOK_MANUAL_SENDS_PER_MINUTE" envDefault:"60" max:"100000" desc:"test pings and redeliveries a tenant may queue a minute on one server (429 beyond)"`
 	WebhookWorkers       int64         `env:"WEBHOOK_WORKERS" envDefault:"20" max:"10000" desc:"first delivery attempts this server sends at once"`
+	WebhookSlowAfter     time.Duration `env:"WEBHOOK_SLOW_AFTER" envDefault:"2s" desc:"an endpoint whose last attempt took longer has its deliveries sent by WEBHOOK_RETRY_WORKERS, with the failing ones"`
 	WebhookRetryWorkers  int64         `env:"WEBHOOK_RETRY_WORKERS" envDefault:"10" max:"10000" desc:"attempts to failing endpoints (retries, and deliveries to an endpoint whose last attempt failed) this server sends at once, apart from WEBHOOK_WORKERS"`
 	WebhookDisableAfter  time.Duration `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h" desc:"an endpoint whose attempts have all failed for this long is disabled, with an audit entry"`
 	WebhookRetention     time.Duration `env:"WEBHOOK_DELIVERY_RETENTION" envDefault:"720h" desc:"how long finished webhook deliveries and their attempts stay listed (at least a day)"`
@@ -182,7 +183,7 @@ func (c config) webhooks() (handlers.WebhooksConfig, error) {
 func (c config) deliveries(wc handlers.WebhooksConfig, store *tenancy.DB, logger *slog.Logger) webhooks.Config {
 	return webhooks.Config{DB: store, Box: wc.Box, Guard: wc.Guard, Retry: wc.Retry, Concurrency: int(c.WebhookConcurrency), TenantConcurrency: int(c.WebhookTenantConc),
 		DisableAfter: c.WebhookDisableAfter, Workers: int(c.WebhookWorkers), RetryWorkers: int(c.WebhookRetryWorkers), Sweep: c.WebhookSweep,
-		Retention: c.WebhookRetention, Logger: logger}
+		Retention: c.WebhookRetention, SlowAfter: c.WebhookSlowAfter, Logger: logger}
 }
 
 // billing is the billing configuration: the catalog, Stripe's client and the webhook's settings.

@@ -346,6 +346,7 @@ type WebhookEndpoint struct {
 	UpdatedAt               time.Time
 	AfterEventID            int64
 	FailingSince            *time.Time
+	Slow                    bool
 }
 
 type WebhookLease struct {
@@ -353,6 +354,7 @@ type WebhookLease struct {
 	EndpointID uuid.UUID
 	ID         uuid.UUID
 	ExpiresAt  time.Time
+	DeliveryID *uuid.UUID
 }
 
 type WebhookStream struct {

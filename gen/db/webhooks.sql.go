@@ -68,7 +68,7 @@ INSERT INTO webhook_endpoints (tenant_id, id, url, description, event_types, ena
 SELECT $1, $2, $3, $4, $5::text[],
        $6, $7, $8, head.last_id
 FROM head
-RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since
+RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since, slow
 `
 
 type CreateWebhookEndpointParams struct {
@@ -112,6 +112,7 @@ func (q *Queries) CreateWebhookEndpoint(ctx context.Context, arg CreateWebhookEn
 		&i.UpdatedAt,
 		&i.AfterEventID,
 		&i.FailingSince,
+		&i.Slow,
 	)
 	return i, err
 }
@@ -173,7 +174,7 @@ func (q *Queries) DeleteWebhookEndpoint(ctx context.Context, id uuid.UUID) (int6
 const disableFailingWebhookEndpoint = `-- name: DisableFailingWebhookEndpoint :one
 UPDATE webhook_endpoints SET enabled = false, disabled_reason = $1::text, updated_at = now()
 WHERE id = $2 AND enabled AND failing_since < $3::timestamptz
-RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since
+RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since, slow
 `
 
 type DisableFailingWebhookEndpointParams struct {
@@ -203,6 +204,7 @@ func (q *Queries) DisableFailingWebhookEndpoint(ctx context.Context, arg Disable
 		&i.UpdatedAt,
 		&i.AfterEventID,
 		&i.FailingSince,
+		&i.Slow,
 	)
 	return i, err
 }
@@ -298,7 +300,7 @@ func (q *Queries) GetWebhookDelivery(ctx context.Context, arg GetWebhookDelivery
 }
 
 const getWebhookEndpoint = `-- name: GetWebhookEndpoint :one
-SELECT tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since FROM webhook_endpoints WHERE id = $1
+SELECT tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since, slow FROM webhook_endpoints WHERE id = $1
 `
 
 func (q *Queries) GetWebhookEndpoint(ctx context.Context, id uuid.UUID) (WebhookEndpoint, error) {
@@ -320,6 +322,7 @@ func (q *Queries) GetWebhookEndpoint(ctx context.Context, id uuid.UUID) (Webhook
 		&i.UpdatedAt,
 		&i.AfterEventID,
 		&i.FailingSince,
+		&i.Slow,
 	)
 	return i, err
 }
@@ -416,7 +419,7 @@ func (q *Queries) ListWebhookDeliveries(ctx context.Context, arg ListWebhookDeli
 }
 
 const listWebhookEndpoints = `-- name: ListWebhookEndpoints :many
-SELECT tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since FROM webhook_endpoints
+SELECT tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since, slow FROM webhook_endpoints
 WHERE $1::timestamptz IS NULL
    OR (created_at, id) < ($1::timestamptz, $2::uuid)
 ORDER BY created_at DESC, id DESC
@@ -454,6 +457,7 @@ func (q *Queries) ListWebhookEndpoints(ctx context.Context, arg ListWebhookEndpo
 			&i.UpdatedAt,
 			&i.AfterEventID,
 			&i.FailingSince,
+			&i.Slow,
 		); err != nil {
 			return nil, err
 		}
@@ -463,6 +467,16 @@ func (q *Queries) ListWebhookEndpoints(ctx context.Context, arg ListWebhookEndpo
 		return nil, err
 	}
 	return items, nil
+}
+
+const lockWebhookDelivery = `-- name: LockWebhookDelivery :exec
+SELECT 1 FROM webhook_deliveries WHERE id = $1 FOR UPDATE
+`
+
+// Orders the records of one delivery's attempts (their numbers come from the ones before).
+func (q *Queries) LockWebhookDelivery(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, lockWebhookDelivery, id)
+	return err
 }
 
 const lockWebhookEndpoints = `-- name: LockWebhookEndpoints :exec
@@ -539,7 +553,7 @@ WITH ev AS (
     WHERE EXISTS (SELECT FROM ev)
 )
 SELECT coalesce(array_agg(ins.id), '{}')::uuid[] AS delivery_ids,
-       coalesce(array_agg(ep.failing_since IS NOT NULL), '{}')::boolean[] AS failing,
+       coalesce(array_agg(ep.failing_since IS NOT NULL OR ep.slow), '{}')::boolean[] AS failing,
        (SELECT count(*) FROM ev) AS events_read
 FROM ins JOIN webhook_endpoints ep ON ep.id = ins.endpoint_id
 `
@@ -560,8 +574,8 @@ type QueueWebhookDeliveriesRow struct {
 
 // Turns the next events after the cursor into deliveries for every enabled endpoint that
 // subscribes to them and is older than the event, and moves the cursor past the events read.
-// Returns the new deliveries' ids, whether each one's endpoint is failing, and how many events
-// were read.
+// Returns the new deliveries' ids, whether each one's endpoint is failing (or slow), and how
+// many events were read.
 func (q *Queries) QueueWebhookDeliveries(ctx context.Context, arg QueueWebhookDeliveriesParams) (QueueWebhookDeliveriesRow, error) {
 	row := q.db.QueryRow(ctx, queueWebhookDeliveries,
 		arg.After,
@@ -585,31 +599,40 @@ WITH d AS (
         next_attempt_at = CASE WHEN status <> 'pending' OR $1::boolean OR attempts + 1 >= attempts_allowed THEN NULL
                                ELSE $2::timestamptz END,
         updated_at = now()
-    WHERE webhook_deliveries.id = $3
-    RETURNING webhook_deliveries.id, webhook_deliveries.endpoint_id, webhook_deliveries.attempts, webhook_deliveries.status
+    WHERE webhook_deliveries.id = $3 AND webhook_deliveries.round = $4
+      AND webhook_deliveries.attempts = $5
+    RETURNING webhook_deliveries.attempts, webhook_deliveries.status
 ), a AS (
     INSERT INTO webhook_attempts (tenant_id, delivery_id, n, started_at, duration_ms, status_code, error)
-    SELECT $4, d.id, d.attempts, $5, $6,
-           $7, $8
-    FROM d
+    SELECT $6, w.id,
+           coalesce((SELECT max(x.n) FROM webhook_attempts x WHERE x.delivery_id = w.id), 0) + 1,
+           $7, $8, $9, $10
+    FROM webhook_deliveries w WHERE w.id = $3
 ), ep AS (
     UPDATE webhook_endpoints SET
-        failing_since = CASE WHEN $1::boolean THEN NULL ELSE coalesce(failing_since, $5) END
-    WHERE webhook_endpoints.id = (SELECT d.endpoint_id FROM d)
+        failing_since = CASE WHEN $1::boolean THEN NULL ELSE coalesce(failing_since, $7) END,
+        slow = $11::boolean
+    WHERE webhook_endpoints.id = $12
     RETURNING webhook_endpoints.failing_since, webhook_endpoints.enabled
 )
-SELECT d.status, d.attempts, ep.failing_since, ep.enabled FROM d, ep
+SELECT coalesce((SELECT d.status FROM d), 'stale')::text AS status, coalesce((SELECT d.attempts FROM d), 0)::integer AS attempts,
+       ep.failing_since, ep.enabled
+FROM ep
 `
 
 type RecordWebhookAttemptParams struct {
 	Ok            bool
 	NextAttemptAt time.Time
 	ID            uuid.UUID
+	Round         int32
+	Attempt       int32
 	TenantID      uuid.UUID
 	StartedAt     time.Time
 	DurationMs    int32
 	StatusCode    *int32
 	Error         *string
+	Slow          bool
+	EndpointID    uuid.UUID
 }
 
 type RecordWebhookAttemptRow struct {
@@ -619,20 +642,26 @@ type RecordWebhookAttemptRow struct {
 	Enabled      bool
 }
 
-// Stores an attempt and its outcome: succeeded, pending again until next_attempt_at, or failed
-// for good once the round's attempts are spent. A delivery canceled while its attempt was in
-// flight stays canceled, but the attempt is listed: it was sent. The endpoint's failure streak
-// starts at its first failure and ends with a success.
+// Lists an attempt, and when it is the one the delivery waits for (its round and attempt count
+// as the attempt began), stores its outcome: succeeded, pending again until next_attempt_at, or
+// failed for good once the round's attempts are spent. A delivery canceled meanwhile stays
+// canceled. An attempt of an earlier round (in flight when its delivery was redelivered) is
+// listed and changes nothing else. The endpoint's failure streak starts at its first failure
+// and ends with a success; slow says whether its answer took too long.
 func (q *Queries) RecordWebhookAttempt(ctx context.Context, arg RecordWebhookAttemptParams) (RecordWebhookAttemptRow, error) {
 	row := q.db.QueryRow(ctx, recordWebhookAttempt,
 		arg.Ok,
 		arg.NextAttemptAt,
 		arg.ID,
+		arg.Round,
+		arg.Attempt,
 		arg.TenantID,
 		arg.StartedAt,
 		arg.DurationMs,
 		arg.StatusCode,
 		arg.Error,
+		arg.Slow,
+		arg.EndpointID,
 	)
 	var i RecordWebhookAttemptRow
 	err := row.Scan(
@@ -685,7 +714,7 @@ UPDATE webhook_endpoints SET
     previous_secret_sealed = secret_sealed, previous_secret_expires_at = $1,
     secret_sealed = $2, updated_at = now()
 WHERE id = $3
-RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since
+RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since, slow
 `
 
 type RotateWebhookSecretParams struct {
@@ -714,16 +743,19 @@ func (q *Queries) RotateWebhookSecret(ctx context.Context, arg RotateWebhookSecr
 		&i.UpdatedAt,
 		&i.AfterEventID,
 		&i.FailingSince,
+		&i.Slow,
 	)
 	return i, err
 }
 
 const takeWebhookLease = `-- name: TakeWebhookLease :one
-INSERT INTO webhook_leases (tenant_id, endpoint_id, id, expires_at)
-SELECT $1, $2, gen_random_uuid(), now() + make_interval(secs => $3::double precision)
+INSERT INTO webhook_leases (tenant_id, endpoint_id, id, expires_at, delivery_id)
+SELECT $1, $2, gen_random_uuid(), now() + make_interval(secs => $3::double precision),
+       $4::uuid
 WHERE (SELECT count(*) FROM webhook_leases
-       WHERE endpoint_id = $2 AND expires_at > now()) < $4::integer
-  AND (SELECT count(*) FROM webhook_leases WHERE expires_at > now()) < $5::integer
+       WHERE endpoint_id = $2 AND expires_at > now()) < $5::integer
+  AND (SELECT count(*) FROM webhook_leases WHERE expires_at > now()) < $6::integer
+  AND NOT EXISTS (SELECT FROM webhook_leases WHERE delivery_id = $4 AND expires_at > now())
 RETURNING id
 `
 
@@ -731,17 +763,20 @@ type TakeWebhookLeaseParams struct {
 	TenantID          uuid.UUID
 	EndpointID        uuid.UUID
 	HoldSeconds       float64
+	DeliveryID        uuid.UUID
 	MaxInFlight       int32
 	TenantMaxInFlight int32
 }
 
-// A lease when the endpoint has fewer than max_in_flight unexpired ones and the tenant fewer
-// than tenant_max_in_flight; no row otherwise.
+// A lease for an attempt of the delivery when the endpoint has fewer than max_in_flight
+// unexpired ones, the tenant fewer than tenant_max_in_flight, and the delivery none (an attempt
+// of an earlier round may still be in flight); no row otherwise.
 func (q *Queries) TakeWebhookLease(ctx context.Context, arg TakeWebhookLeaseParams) (uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, takeWebhookLease,
 		arg.TenantID,
 		arg.EndpointID,
 		arg.HoldSeconds,
+		arg.DeliveryID,
 		arg.MaxInFlight,
 		arg.TenantMaxInFlight,
 	)
@@ -762,7 +797,7 @@ UPDATE webhook_endpoints SET
                           THEN coalesce((SELECT last_id FROM event_streams), 0) ELSE after_event_id END,
     updated_at = now()
 WHERE id = $5
-RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since
+RETURNING tenant_id, id, url, description, event_types, enabled, disabled_reason, secret_sealed, previous_secret_sealed, previous_secret_expires_at, created_by, created_at, updated_at, after_event_id, failing_since, slow
 `
 
 type UpdateWebhookEndpointParams struct {
@@ -800,6 +835,7 @@ func (q *Queries) UpdateWebhookEndpoint(ctx context.Context, arg UpdateWebhookEn
 		&i.UpdatedAt,
 		&i.AfterEventID,
 		&i.FailingSince,
+		&i.Slow,
 	)
 	return i, err
 }

@@ -185,6 +185,7 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args Deliver
 		id, err := tx.Q.TakeWebhookLease(ctx, db.TakeWebhookLeaseParams{
 			TenantID: scope.Tenant, EndpointID: d.EndpointID, MaxInFlight: int32(w.cfg.Concurrency),
 			TenantMaxInFlight: int32(w.cfg.TenantConcurrency), HoldSeconds: (w.cfg.Guard.timeout() + time.Minute).Seconds(),
+			DeliveryID: d.ID,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return started{d: d}, nil
@@ -247,8 +248,9 @@ func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDel
 	took time.Duration, code int, sendErr error, ok bool, next time.Time) (db.RecordWebhookAttemptRow, error) {
 	ctx = context.WithoutCancel(ctx) // the attempt happened; its record must not be lost to a stop
 	p := db.RecordWebhookAttemptParams{
-		Ok: ok, NextAttemptAt: next, ID: d.ID, TenantID: scope.Tenant, StartedAt: started,
-		DurationMs: int32(min(took.Milliseconds(), 1<<31-1)),
+		Ok: ok, NextAttemptAt: next, ID: d.ID, Round: d.Round, Attempt: d.Attempts, TenantID: scope.Tenant,
+		StartedAt: started, DurationMs: int32(min(took.Milliseconds(), 1<<31-1)), EndpointID: d.EndpointID,
+		Slow: took > w.cfg.SlowAfter,
 	}
 	if code != 0 {
 		c := int32(code)
@@ -259,6 +261,9 @@ func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDel
 	}
 	return tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (db.RecordWebhookAttemptRow, error) {
 		if err := tx.Q.DropWebhookLease(ctx, db.DropWebhookLeaseParams{EndpointID: d.EndpointID, ID: lease}); err != nil {
+			return db.RecordWebhookAttemptRow{}, err
+		}
+		if err := tx.Q.LockWebhookDelivery(ctx, d.ID); err != nil {
 			return db.RecordWebhookAttemptRow{}, err
 		}
 		out, err := tx.Q.RecordWebhookAttempt(ctx, p)
@@ -357,6 +362,10 @@ type Config struct {
 	Sweep time.Duration
 	// Retention is how long finished deliveries are kept (30 days when zero).
 	Retention time.Duration
+	// SlowAfter marks an endpoint slow when an attempt takes longer (2 s when zero): its next
+	// deliveries go to the lane of failing endpoints, so slow receivers, even successful ones,
+	// hold none of the workers of others' first attempts.
+	SlowAfter time.Duration
 	// Queue is the River queue of deliveries (Queue when empty); servers sharing a database
 	// must share it, and the encryption key.
 	Queue  string

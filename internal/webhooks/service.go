@@ -36,6 +36,7 @@ const (
 	DefaultRetryWorkers      = 10
 	DefaultSweep             = 10 * time.Second
 	DefaultRetention         = 30 * 24 * time.Hour
+	DefaultSlowAfter         = 2 * time.Second
 )
 
 // New builds the service on pool (the application role's). cfg.DB must be a DB over the same
@@ -68,6 +69,9 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
+	}
+	if cfg.SlowAfter <= 0 {
+		cfg.SlowAfter = DefaultSlowAfter
 	}
 	if cfg.Queue == "" {
 		cfg.Queue = Queue
