@@ -860,3 +860,43 @@ func TestSlowEndpointsWaitInTheFailingLane(t *testing.T) {
 	}
 	waitStatus(t, env, w, hook.Id, second.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
 }
+
+// TestAFirstLaneBacklogMovesOnceItsEndpointFails queues several deliveries to a hanging endpoint
+// in the first lane before any of them failed: once the first times out, the others move to the
+// second lane when fetched, so a healthy endpoint's delivery does not wait behind them.
+func TestAFirstLaneBacklogMovesOnceItsEndpointFails(t *testing.T) {
+	opts := fastDeliveries(webhooks.Retry{Attempts: 2, Base: 100 * time.Millisecond, Max: 200 * time.Millisecond})
+	opts.Deliveries.Workers, opts.Deliveries.RetryWorkers = 1, 1
+	opts.Deliveries.Guard.Timeout = 300 * time.Millisecond
+	opts.Deliveries.Guard.AllowPrivate = true
+	env := apitest.NewWithOptions(t, opts)
+	w := newWorkspace(t, env)
+	hang := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer hang.Close()
+	slow := createHook(t, env, w, hookCreate(hang.URL, "*"))
+	rcv := newReceiver(t, nil)
+	fast := createHook(t, env, w, hookCreate(rcv.URL, "*"))
+	for range 5 {
+		if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, slow.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+			t.Fatalf("ping: %s", p.Body)
+		}
+	}
+	if p, _ := env.Client.TestWebhookEndpointWithResponse(bg, fast.Id, w.as(api.UserRoleAdmin)); p.JSON202 == nil {
+		t.Fatalf("ping: %s", p.Body)
+	}
+	rcv.wait(t, 1)
+	untried := 0
+	for _, d := range deliveriesOf(t, env, w, slow.Id) {
+		if len(d.Attempts) == 0 {
+			untried++
+		}
+	}
+	if untried < 2 {
+		t.Errorf("only %d of the hanging endpoint's 5 deliveries were untried when the healthy one's arrived: it waited behind them", untried)
+	}
+}

@@ -135,7 +135,8 @@ ORDER BY delivery_id, n;
 -- name: GetDeliveryToSend :one
 -- What an attempt needs: the delivery and its endpoint's address, state and secrets.
 SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload, d.round, d.next_attempt_at,
-       ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at
+       ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at,
+       (ep.failing_since IS NOT NULL OR ep.slow)::boolean AS endpoint_failing
 FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
 WHERE d.id = sqlc.arg(id);
 

@@ -226,7 +226,8 @@ func (q *Queries) DropWebhookLease(ctx context.Context, arg DropWebhookLeasePara
 
 const getDeliveryToSend = `-- name: GetDeliveryToSend :one
 SELECT d.id, d.endpoint_id, d.status, d.attempts, d.attempts_allowed, d.payload, d.round, d.next_attempt_at,
-       ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at
+       ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at,
+       (ep.failing_since IS NOT NULL OR ep.slow)::boolean AS endpoint_failing
 FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
 WHERE d.id = $1
 `
@@ -245,6 +246,7 @@ type GetDeliveryToSendRow struct {
 	SecretSealed            []byte
 	PreviousSecretSealed    []byte
 	PreviousSecretExpiresAt *time.Time
+	EndpointFailing         bool
 }
 
 // What an attempt needs: the delivery and its endpoint's address, state and secrets.
@@ -265,6 +267,7 @@ func (q *Queries) GetDeliveryToSend(ctx context.Context, id uuid.UUID) (GetDeliv
 		&i.SecretSealed,
 		&i.PreviousSecretSealed,
 		&i.PreviousSecretExpiresAt,
+		&i.EndpointFailing,
 	)
 	return i, err
 }

@@ -103,6 +103,9 @@ type deliverer struct {
 	client *http.Client
 }
 
+// errMoved ends a job whose delivery was handed to the lane of failing endpoints.
+var errMoved = errors.New("webhooks: the delivery moved to the failing lane")
+
 // riverSchedulerInterval is how often River's scheduler makes scheduled jobs available (its
 // default, which its Config does not expose).
 const riverSchedulerInterval = 5 * time.Second
@@ -119,6 +122,9 @@ func (w *deliverer) Timeout(*river.Job[DeliverArgs]) time.Duration {
 func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	scope := tenancy.Scope{Tenant: job.Args.Tenant}
 	d, lease, err := w.begin(ctx, scope, job.Args)
+	if errors.Is(err, errMoved) {
+		return nil
+	}
 	early := time.Duration(0)
 	if d.NextAttemptAt != nil {
 		early = time.Until(*d.NextAttemptAt)
@@ -167,6 +173,7 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args Deliver
 	type started struct {
 		d     db.GetDeliveryToSendRow
 		lease uuid.UUID
+		moved bool
 	}
 	s, err := tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (started, error) {
 		d, err := tx.Q.GetDeliveryToSend(ctx, args.Delivery)
@@ -179,6 +186,18 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args Deliver
 		if d.NextAttemptAt != nil && d.NextAttemptAt.After(time.Now()) {
 			return started{d: d}, nil // early: Work waits
 		}
+		if d.EndpointFailing && !args.Failing {
+			// Queued in the first lane before its endpoint failed or was slow: hand it to the
+			// second lane now rather than hold a first-lane worker with it.
+			pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
+			if err != nil {
+				return started{}, err
+			}
+			moved := args
+			moved.Failing = true
+			tx.Enqueue(moved, &river.InsertOpts{Priority: Priority(pending)})
+			return started{d: d, moved: true}, nil
+		}
 		if err := tx.Q.LockWebhookLeases(ctx, scope.Tenant); err != nil {
 			return started{}, err
 		}
@@ -190,8 +209,11 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args Deliver
 		if errors.Is(err, pgx.ErrNoRows) {
 			return started{d: d}, nil
 		}
-		return started{d, id}, err
+		return started{d: d, lease: id}, err
 	})
+	if err == nil && s.moved {
+		err = errMoved
+	}
 	return s.d, s.lease, err
 }
 
