@@ -900,3 +900,29 @@ func TestAFirstLaneBacklogMovesOnceItsEndpointFails(t *testing.T) {
 		t.Errorf("only %d of the hanging endpoint's 5 deliveries were untried when the healthy one's arrived: it waited behind them", untried)
 	}
 }
+
+// TestExpiredLeasesAreCleared: a crashed server's lease, whose endpoint may be gone, is cleared
+// by the tenant's next recorded attempt.
+func TestExpiredLeasesAreCleared(t *testing.T) {
+	env := apitest.NewWithOptions(t, fastDeliveries(webhooks.Retry{Attempts: 1, Base: 100 * time.Millisecond}))
+	w := newWorkspace(t, env)
+	admin := testdb.Get(t).AdminPool(t)
+	if _, err := admin.Exec(bg, `INSERT INTO webhook_leases (tenant_id, endpoint_id, id, expires_at, delivery_id)
+		VALUES ($1, gen_random_uuid(), gen_random_uuid(), now() - interval '1 minute', gen_random_uuid())`, w.Tenant.Id); err != nil {
+		t.Fatal(err)
+	}
+	rcv := newReceiver(t, nil)
+	hook := createHook(t, env, w, hookCreate(rcv.URL, "*"))
+	ping, _ := env.Client.TestWebhookEndpointWithResponse(bg, hook.Id, w.as(api.UserRoleAdmin))
+	if ping.JSON202 == nil {
+		t.Fatalf("ping: %s", ping.Body)
+	}
+	waitStatus(t, env, w, hook.Id, ping.JSON202.Id, api.WebhookDeliveryStatusSucceeded)
+	var left int
+	if err := admin.QueryRow(bg, `SELECT count(*) FROM webhook_leases WHERE tenant_id = $1`, w.Tenant.Id).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d leases left after an attempt was recorded, want 0 (the expired one cleared)", left)
+	}
+}

@@ -162,8 +162,9 @@ WHERE (SELECT count(*) FROM webhook_leases
 RETURNING id;
 
 -- name: DropWebhookLease :exec
-DELETE FROM webhook_leases
-WHERE endpoint_id = sqlc.arg(endpoint_id) AND (id = sqlc.arg(id) OR expires_at < now());
+-- Gives a lease back, and clears the tenant's expired ones (a crashed server's, whose endpoint
+-- may be gone).
+DELETE FROM webhook_leases WHERE id = sqlc.arg(id) OR expires_at < now();
 
 -- name: LockWebhookDelivery :exec
 -- Orders the records of one delivery's attempts (their numbers come from the ones before).

@@ -210,17 +210,13 @@ func (q *Queries) DisableFailingWebhookEndpoint(ctx context.Context, arg Disable
 }
 
 const dropWebhookLease = `-- name: DropWebhookLease :exec
-DELETE FROM webhook_leases
-WHERE endpoint_id = $1 AND (id = $2 OR expires_at < now())
+DELETE FROM webhook_leases WHERE id = $1 OR expires_at < now()
 `
 
-type DropWebhookLeaseParams struct {
-	EndpointID uuid.UUID
-	ID         uuid.UUID
-}
-
-func (q *Queries) DropWebhookLease(ctx context.Context, arg DropWebhookLeaseParams) error {
-	_, err := q.db.Exec(ctx, dropWebhookLease, arg.EndpointID, arg.ID)
+// Gives a lease back, and clears the tenant's expired ones (a crashed server's, whose endpoint
+// may be gone).
+func (q *Queries) DropWebhookLease(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, dropWebhookLease, id)
 	return err
 }
 

@@ -96,6 +96,13 @@ func (r Retry) Delay(attempt int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/4+1))
 }
 
+// inRound is the number, within its round, of the attempt a delivery with attempts made and
+// attemptsAllowed is about to make: a redelivery starts its backoff afresh, not where the
+// rounds before it stopped.
+func (r Retry) inRound(attempts, attemptsAllowed int32) int {
+	return max(1, int(attempts-(attemptsAllowed-int32(r.Attempts)))+1)
+}
+
 // deliverer is the River worker of DeliverArgs.
 type deliverer struct {
 	river.WorkerDefaults[DeliverArgs]
@@ -151,12 +158,12 @@ func (w *deliverer) Work(ctx context.Context, job *river.Job[DeliverArgs]) error
 	if ctx.Err() != nil {
 		// Stopped mid-attempt: not the receiver's failure. The next start sends it again.
 		_ = w.cfg.DB.Write(context.WithoutCancel(ctx), scope, func(tx *tenancy.Tx) error {
-			return tx.Q.DropWebhookLease(context.WithoutCancel(ctx), db.DropWebhookLeaseParams{EndpointID: d.EndpointID, ID: lease})
+			return tx.Q.DropWebhookLease(context.WithoutCancel(ctx), lease)
 		})
 		return river.JobSnooze(0)
 	}
 	ok := sendErr == nil && code >= 200 && code < 300
-	next := time.Now().Add(w.cfg.Retry.Delay(int(d.Attempts) + 1))
+	next := time.Now().Add(w.cfg.Retry.Delay(w.cfg.Retry.inRound(d.Attempts, d.AttemptsAllowed)))
 	outcome, err := w.record(ctx, scope, d, lease, started, took, code, sendErr, ok, next)
 	if err != nil {
 		return err
@@ -282,7 +289,7 @@ func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDel
 		p.Error = &msg
 	}
 	return tenancy.WriteV(ctx, w.cfg.DB, scope, func(tx *tenancy.Tx) (db.RecordWebhookAttemptRow, error) {
-		if err := tx.Q.DropWebhookLease(ctx, db.DropWebhookLeaseParams{EndpointID: d.EndpointID, ID: lease}); err != nil {
+		if err := tx.Q.DropWebhookLease(ctx, lease); err != nil {
 			return db.RecordWebhookAttemptRow{}, err
 		}
 		if err := tx.Q.LockWebhookDelivery(ctx, d.ID); err != nil {

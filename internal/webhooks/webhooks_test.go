@@ -206,3 +206,24 @@ func TestALargerBacklogGetsALowerPriority(t *testing.T) {
 		t.Errorf("Priority(0) = %d, Priority(huge) = %d; want 1 and 4", Priority(0), Priority(1<<40))
 	}
 }
+
+// TestARedeliveryStartsItsBackoffAfresh: the delay after a round's first failure is the base
+// one whatever the rounds before it made (16 attempts a round here).
+func TestARedeliveryStartsItsBackoffAfresh(t *testing.T) {
+	r := Retry{Attempts: 16, Base: time.Second, Max: time.Hour}
+	for _, c := range []struct {
+		attempts, allowed int32
+		want              int
+	}{
+		{0, 16, 1}, {1, 16, 2}, {15, 16, 16}, // the first round
+		{16, 32, 1}, {17, 32, 2}, // a redelivery after a failed round
+		{1, 17, 1}, // a redelivery after one successful attempt
+	} {
+		if got := r.inRound(c.attempts, c.allowed); got != c.want {
+			t.Errorf("inRound(%d, %d) = %d, want %d", c.attempts, c.allowed, got, c.want)
+		}
+	}
+	if d := r.Delay(r.inRound(16, 32)); d > time.Second || d < 750*time.Millisecond {
+		t.Errorf("a redelivered round's first retry waits %v, want the base second less jitter", d)
+	}
+}
