@@ -3,10 +3,10 @@ package handlers
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
 	"github.com/tasker/tasker/gen/api"
 	"github.com/tasker/tasker/gen/db"
@@ -93,9 +93,9 @@ func (s *Server) TestWebhookEndpoint(ctx context.Context, req api.TestWebhookEnd
 	return api.TestWebhookEndpoint202JSONResponse(deliveryToAPI(row, nil)), nil
 }
 
-// queueDelivery runs make, which readies a delivery to the endpoint, once the endpoint is found
+// queueDelivery runs ready, which readies a delivery to the endpoint, once the endpoint is found
 // enabled, and queues its job in the same transaction, with an audit entry.
-func (s *Server) queueDelivery(ctx context.Context, endpoint uuid.UUID, make func(*tenancy.Tx, auth.Principal) (db.WebhookDelivery, error)) (db.WebhookDelivery, error) {
+func (s *Server) queueDelivery(ctx context.Context, endpoint uuid.UUID, ready func(*tenancy.Tx, auth.Principal) (db.WebhookDelivery, error)) (db.WebhookDelivery, error) {
 	if s.webhooks.Box == nil {
 		return db.WebhookDelivery{}, problem.New(problem.Unavailable, "Webhooks are not configured on this server (WEBHOOK_ENCRYPTION_KEY).")
 	}
@@ -112,19 +112,14 @@ func (s *Server) queueDelivery(ctx context.Context, endpoint uuid.UUID, make fun
 		if !ep.Enabled {
 			return db.WebhookDelivery{}, problem.New(problem.Conflict, "The endpoint is disabled: enable it first.")
 		}
-		row, err := make(tx, p)
+		row, err := ready(tx, p)
 		if err != nil {
 			return row, err
 		}
 		tx.Record(tenancy.Entry{Action: "webhook_delivery.queue", ResourceType: resourceWebhookEndpoint, ResourceID: endpoint,
 			Data: map[string]any{"delivery_id": row.ID, "event_type": row.EventType}})
-		pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
-		if err != nil {
-			return row, err
-		}
-		tx.Enqueue(webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID, Round: row.Round, Attempt: row.Attempts,
-			Failing: ep.FailingSince != nil || ep.Slow}, &river.InsertOpts{Priority: webhooks.Priority(pending)})
-		return row, nil
+		return row, webhooks.Enqueue(ctx, tx, webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID, Round: row.Round,
+			Attempt: row.Attempts, Failing: ep.FailingSince != nil || ep.Slow}, time.Time{})
 	})
 }
 

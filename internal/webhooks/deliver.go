@@ -49,6 +49,23 @@ func (a DeliverArgs) current(d db.GetDeliveryToSendRow) bool {
 	return d.Round == a.Round && d.Attempts == a.Attempt
 }
 
+// Enqueue queues the job of args in tx, with the priority its tenant's backlog gives it, to run
+// at at (now when zero). River makes a job scheduled for later available only every 5 s (its
+// scheduler's interval) but a snooze of up to 5 s exactly on time, so the job is due up to 5 s
+// early and then waits out the rest (Work).
+func Enqueue(ctx context.Context, tx *tenancy.Tx, args DeliverArgs, at time.Time) error {
+	pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
+	if err != nil {
+		return err
+	}
+	opts := &river.InsertOpts{Priority: Priority(pending)}
+	if time.Until(at) > riverSchedulerInterval {
+		opts.ScheduledAt = at.Add(-riverSchedulerInterval)
+	}
+	tx.Enqueue(args, opts)
+	return nil
+}
+
 // Priority is the River priority (1 first, 4 last) of a new job of a tenant with pending
 // deliveries waiting: River fetches by priority before age, so a tenant with a large backlog
 // (a flood, or receivers that are down) cannot make other tenants' deliveries wait behind it.
@@ -196,14 +213,9 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args Deliver
 		if d.EndpointFailing && !args.Failing {
 			// Queued in the first lane before its endpoint failed or was slow: hand it to the
 			// second lane now rather than hold a first-lane worker with it.
-			pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
-			if err != nil {
-				return started{}, err
-			}
 			moved := args
 			moved.Failing = true
-			tx.Enqueue(moved, &river.InsertOpts{Priority: Priority(pending)})
-			return started{d: d, moved: true}, nil
+			return started{d: d, moved: true}, Enqueue(ctx, tx, moved, time.Time{})
 		}
 		if err := tx.Q.LockWebhookLeases(ctx, scope.Tenant); err != nil {
 			return started{}, err
@@ -301,20 +313,11 @@ func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDel
 			return db.RecordWebhookAttemptRow{Status: "canceled"}, nil
 		}
 		if err == nil && out.Status == "pending" {
-			// The retry is a job of its own, scheduled, in the lane of failing endpoints; this
-			// one is done. Both commit with the attempt's record, or neither.
-			pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
-			if err != nil {
+			// The retry is a job of its own, in the lane of failing endpoints; this one is done.
+			// Both commit with the attempt's record, or neither.
+			if err := Enqueue(ctx, tx, DeliverArgs{Tenant: scope.Tenant, Delivery: d.ID, Round: d.Round, Attempt: out.Attempts, Failing: true}, next); err != nil {
 				return out, err
 			}
-			// River makes a job scheduled for later available only every 5 s (its scheduler's
-			// interval), but a snooze of up to 5 s exactly on time: the job is due 5 s early at
-			// most, and then waits out the rest (Work).
-			opts := &river.InsertOpts{Priority: Priority(pending)}
-			if time.Until(next) > riverSchedulerInterval {
-				opts.ScheduledAt = next.Add(-riverSchedulerInterval)
-			}
-			tx.Enqueue(DeliverArgs{Tenant: scope.Tenant, Delivery: d.ID, Round: d.Round, Attempt: out.Attempts, Failing: true}, opts)
 		}
 		if err != nil || ok || !out.Enabled || out.FailingSince == nil || w.cfg.DisableAfter <= 0 ||
 			time.Since(*out.FailingSince) < w.cfg.DisableAfter {

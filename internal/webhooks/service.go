@@ -29,8 +29,8 @@ const (
 	DefaultRetryBase   = 30 * time.Second
 	DefaultRetryMax    = 6 * time.Hour
 	DefaultConcurrency = 4
-	// DefaultTenantConcurrency is half of DefaultWorkers: two tenants with only slow receivers
-	// leave the others nothing, one leaves them half.
+	// DefaultTenantConcurrency is half of DefaultWorkers: one tenant's new endpoints leave the
+	// others half of the first lane even before they count as slow or failing.
 	DefaultTenantConcurrency = 10
 	DefaultWorkers           = 20
 	DefaultRetryWorkers      = 10
