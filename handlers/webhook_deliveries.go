@@ -118,8 +118,8 @@ func (s *Server) queueDelivery(ctx context.Context, endpoint uuid.UUID, ready fu
 		}
 		tx.Record(tenancy.Entry{Action: "webhook_delivery.queue", ResourceType: resourceWebhookEndpoint, ResourceID: endpoint,
 			Data: map[string]any{"delivery_id": row.ID, "event_type": row.EventType}})
-		return row, webhooks.Enqueue(ctx, tx, webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID, Round: row.Round,
-			Attempt: row.Attempts, Failing: ep.FailingSince != nil || ep.Slow}, time.Time{})
+		return row, webhooks.Enqueue(ctx, tx, time.Time{}, webhooks.DeliverArgs{Tenant: p.Tenant, Delivery: row.ID,
+			Round: row.Round, Attempt: row.Attempts, Failing: ep.FailingSince != nil || ep.Slow})
 	})
 }
 

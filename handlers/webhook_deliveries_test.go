@@ -704,8 +704,11 @@ func TestAnEarlierRoundsJobSendsNothing(t *testing.T) {
 // TestFailingEndpointsWaitInTheirOwnLane: once an endpoint's attempt failed, its retries and new
 // deliveries go to the lane of failing endpoints, so a receiver that times out holds none of the
 // workers other endpoints' first attempts need.
-func TestFailingEndpointsWaitInTheirOwnLane(t *testing.T) {
-	opts := fastDeliveries(webhooks.Retry{Attempts: 3, Base: 100 * time.Millisecond, Max: 200 * time.Millisecond})
+// twoLanes starts deliveries with one worker in each lane and 300 ms attempts, and returns an
+// endpoint whose receiver hangs until the attempt gives up.
+func twoLanes(t *testing.T, retry webhooks.Retry) (*apitest.Env, workspace, api.WebhookEndpointCreated) {
+	t.Helper()
+	opts := fastDeliveries(retry)
 	opts.Deliveries.Workers, opts.Deliveries.RetryWorkers = 1, 1
 	opts.Deliveries.Guard.Timeout = 300 * time.Millisecond
 	opts.Deliveries.Guard.AllowPrivate = true
@@ -717,8 +720,12 @@ func TestFailingEndpointsWaitInTheirOwnLane(t *testing.T) {
 		case <-time.After(5 * time.Second):
 		}
 	}))
-	defer hang.Close()
-	slow := createHook(t, env, w, hookCreate(hang.URL, "*"))
+	t.Cleanup(hang.Close)
+	return env, w, createHook(t, env, w, hookCreate(hang.URL, "*"))
+}
+
+func TestFailingEndpointsWaitInTheirOwnLane(t *testing.T) {
+	env, w, slow := twoLanes(t, webhooks.Retry{Attempts: 3, Base: 100 * time.Millisecond, Max: 200 * time.Millisecond})
 	first, _ := env.Client.TestWebhookEndpointWithResponse(bg, slow.Id, w.as(api.UserRoleAdmin))
 	if first.JSON202 == nil {
 		t.Fatalf("ping: %s", first.Body)
@@ -865,20 +872,7 @@ func TestSlowEndpointsWaitInTheFailingLane(t *testing.T) {
 // in the first lane before any of them failed: once the first times out, the others move to the
 // second lane when fetched, so a healthy endpoint's delivery does not wait behind them.
 func TestAFirstLaneBacklogMovesOnceItsEndpointFails(t *testing.T) {
-	opts := fastDeliveries(webhooks.Retry{Attempts: 2, Base: 100 * time.Millisecond, Max: 200 * time.Millisecond})
-	opts.Deliveries.Workers, opts.Deliveries.RetryWorkers = 1, 1
-	opts.Deliveries.Guard.Timeout = 300 * time.Millisecond
-	opts.Deliveries.Guard.AllowPrivate = true
-	env := apitest.NewWithOptions(t, opts)
-	w := newWorkspace(t, env)
-	hang := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
-		}
-	}))
-	defer hang.Close()
-	slow := createHook(t, env, w, hookCreate(hang.URL, "*"))
+	env, w, slow := twoLanes(t, webhooks.Retry{Attempts: 2, Base: 100 * time.Millisecond, Max: 200 * time.Millisecond})
 	rcv := newReceiver(t, nil)
 	fast := createHook(t, env, w, hookCreate(rcv.URL, "*"))
 	for range 5 {

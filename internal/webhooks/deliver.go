@@ -49,11 +49,11 @@ func (a DeliverArgs) current(d db.GetDeliveryToSendRow) bool {
 	return d.Round == a.Round && d.Attempts == a.Attempt
 }
 
-// Enqueue queues the job of args in tx, with the priority its tenant's backlog gives it, to run
-// at at (now when zero). River makes a job scheduled for later available only every 5 s (its
-// scheduler's interval) but a snooze of up to 5 s exactly on time, so the job is due up to 5 s
-// early and then waits out the rest (Work).
-func Enqueue(ctx context.Context, tx *tenancy.Tx, args DeliverArgs, at time.Time) error {
+// Enqueue queues the jobs of args in tx, with the priority their tenant's backlog gives them,
+// to run at at (now when zero). River makes a job scheduled for later available only every 5 s
+// (its scheduler's interval) but a snooze of up to 5 s exactly on time, so a job is due up to
+// 5 s early and then waits out the rest (Work).
+func Enqueue(ctx context.Context, tx *tenancy.Tx, at time.Time, args ...DeliverArgs) error {
 	pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
 	if err != nil {
 		return err
@@ -62,7 +62,9 @@ func Enqueue(ctx context.Context, tx *tenancy.Tx, args DeliverArgs, at time.Time
 	if time.Until(at) > riverSchedulerInterval {
 		opts.ScheduledAt = at.Add(-riverSchedulerInterval)
 	}
-	tx.Enqueue(args, opts)
+	for _, a := range args {
+		tx.Enqueue(a, opts)
+	}
 	return nil
 }
 
@@ -215,7 +217,7 @@ func (w *deliverer) begin(ctx context.Context, scope tenancy.Scope, args Deliver
 			// second lane now rather than hold a first-lane worker with it.
 			moved := args
 			moved.Failing = true
-			return started{d: d, moved: true}, Enqueue(ctx, tx, moved, time.Time{})
+			return started{d: d, moved: true}, Enqueue(ctx, tx, time.Time{}, moved)
 		}
 		if err := tx.Q.LockWebhookLeases(ctx, scope.Tenant); err != nil {
 			return started{}, err
@@ -315,7 +317,7 @@ func (w *deliverer) record(ctx context.Context, scope tenancy.Scope, d db.GetDel
 		if err == nil && out.Status == "pending" {
 			// The retry is a job of its own, in the lane of failing endpoints; this one is done.
 			// Both commit with the attempt's record, or neither.
-			if err := Enqueue(ctx, tx, DeliverArgs{Tenant: scope.Tenant, Delivery: d.ID, Round: d.Round, Attempt: out.Attempts, Failing: true}, next); err != nil {
+			if err := Enqueue(ctx, tx, next, DeliverArgs{Tenant: scope.Tenant, Delivery: d.ID, Round: d.Round, Attempt: out.Attempts, Failing: true}); err != nil {
 				return out, err
 			}
 		}

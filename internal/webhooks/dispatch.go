@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
 	"github.com/tasker/tasker/gen/db"
 	"github.com/tasker/tasker/internal/tenancy"
@@ -136,15 +135,11 @@ func (d *dispatcher) dispatch(ctx context.Context, tenant uuid.UUID) error {
 			if len(out.DeliveryIds) == 0 {
 				return out.EventsRead, nil
 			}
-			pending, err := tx.Q.CountPendingWebhookDeliveries(ctx)
-			if err != nil {
-				return 0, err
-			}
-			opts := &river.InsertOpts{Priority: Priority(pending)}
+			jobs := make([]DeliverArgs, len(out.DeliveryIds))
 			for i, id := range out.DeliveryIds {
-				tx.Enqueue(DeliverArgs{Tenant: tenant, Delivery: id, Failing: out.Failing[i]}, opts)
+				jobs[i] = DeliverArgs{Tenant: tenant, Delivery: id, Failing: out.Failing[i]}
 			}
-			return out.EventsRead, nil
+			return out.EventsRead, Enqueue(ctx, tx, time.Time{}, jobs...)
 		})
 		if err != nil {
 			return err

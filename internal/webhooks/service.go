@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -43,39 +44,20 @@ const (
 // pool; channel is the NOTIFY channel committing writes wake (realtime.Channel). Jobs returns
 // what writes queue their jobs with; Run starts the work.
 func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
-	if cfg.Retry.Attempts <= 0 {
-		cfg.Retry.Attempts = DefaultAttempts
-	}
-	if cfg.Retry.Base <= 0 {
-		cfg.Retry.Base = DefaultRetryBase
-	}
+	// Zero takes the default; the server's configuration refuses negative values.
+	cfg.Retry.Attempts = cmp.Or(cfg.Retry.Attempts, DefaultAttempts)
+	cfg.Retry.Base = cmp.Or(cfg.Retry.Base, DefaultRetryBase)
 	if cfg.Retry.Max < cfg.Retry.Base {
 		cfg.Retry.Max = max(DefaultRetryMax, cfg.Retry.Base)
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.TenantConcurrency <= 0 {
-		cfg.TenantConcurrency = DefaultTenantConcurrency
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = DefaultWorkers
-	}
-	if cfg.RetryWorkers <= 0 {
-		cfg.RetryWorkers = DefaultRetryWorkers
-	}
-	if cfg.Sweep <= 0 {
-		cfg.Sweep = DefaultSweep
-	}
-	if cfg.Retention <= 0 {
-		cfg.Retention = DefaultRetention
-	}
-	if cfg.SlowAfter <= 0 {
-		cfg.SlowAfter = DefaultSlowAfter
-	}
-	if cfg.Queue == "" {
-		cfg.Queue = Queue
-	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
+	cfg.TenantConcurrency = cmp.Or(cfg.TenantConcurrency, DefaultTenantConcurrency)
+	cfg.Workers = cmp.Or(cfg.Workers, DefaultWorkers)
+	cfg.RetryWorkers = cmp.Or(cfg.RetryWorkers, DefaultRetryWorkers)
+	cfg.Sweep = cmp.Or(cfg.Sweep, DefaultSweep)
+	cfg.Retention = cmp.Or(cfg.Retention, DefaultRetention)
+	cfg.SlowAfter = cmp.Or(cfg.SlowAfter, DefaultSlowAfter)
+	cfg.Queue = cmp.Or(cfg.Queue, Queue)
 	w := &deliverer{cfg: cfg, client: cfg.Guard.Client()}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, w); err != nil {
