@@ -30,7 +30,15 @@ type dispatcher struct {
 	mu      sync.Mutex
 	pending map[uuid.UUID]bool
 	signal  chan struct{}
+	// quiet holds tenants found without any endpoint ever, until when their wake-ups are
+	// ignored: most tenants have none, and a transaction per write of theirs cost 7-15% of
+	// the task write rate (docs/performance.md). A first endpoint's events that a skipped
+	// wake-up announced are caught by the next wake-up after that or by the sweep.
+	quiet map[uuid.UUID]time.Time
 }
+
+// quietFor is how long a tenant without endpoints has its wake-ups ignored.
+const quietFor = time.Second
 
 func (d *dispatcher) run(ctx context.Context) error {
 	go d.listenLoop(ctx)
@@ -63,8 +71,15 @@ func (d *dispatcher) run(ctx context.Context) error {
 	}
 }
 
-func (d *dispatcher) wake(tenant uuid.UUID) {
+// wake queues a dispatch of tenant; a commit's wake-up (fromCommit) is dropped while the
+// tenant is quiet, the sweep's never.
+func (d *dispatcher) wake(tenant uuid.UUID, fromCommit bool) {
 	d.mu.Lock()
+	if until, ok := d.quiet[tenant]; fromCommit && ok && time.Now().Before(until) {
+		d.mu.Unlock()
+		return
+	}
+	delete(d.quiet, tenant)
 	d.pending[tenant] = true
 	d.mu.Unlock()
 	select {
@@ -74,10 +89,18 @@ func (d *dispatcher) wake(tenant uuid.UUID) {
 }
 
 func (d *dispatcher) sweep(ctx context.Context) {
+	d.mu.Lock()
+	now := time.Now()
+	for t, until := range d.quiet {
+		if now.After(until) {
+			delete(d.quiet, t)
+		}
+	}
+	d.mu.Unlock()
 	err := d.cfg.DB.System(ctx, func(q *db.Queries) error {
 		tenants, err := q.WebhookBacklog(ctx, 1000)
 		for _, t := range tenants {
-			d.wake(t)
+			d.wake(t, false)
 		}
 		return err
 	})
@@ -120,7 +143,10 @@ func (d *dispatcher) dispatch(ctx context.Context, tenant uuid.UUID) error {
 		read, err := tenancy.WriteV(ctx, d.cfg.DB, tenancy.Scope{Tenant: tenant}, func(tx *tenancy.Tx) (int64, error) {
 			after, err := tx.Q.LockWebhookStream(ctx)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return 0, nil // the tenant never had an endpoint
+				d.mu.Lock()
+				d.quiet[tenant] = time.Now().Add(quietFor) // the tenant never had an endpoint
+				d.mu.Unlock()
+				return 0, nil
 			}
 			if err != nil {
 				return 0, err
@@ -188,7 +214,7 @@ func (d *dispatcher) listenOnce(ctx context.Context) error {
 		// "tenant:first:last:auth" (tenancy's InsertChanges); only the tenant matters here.
 		head, _, _ := strings.Cut(n.Payload, ":")
 		if tenant, err := uuid.Parse(head); err == nil {
-			d.wake(tenant)
+			d.wake(tenant, true)
 		}
 	}
 }

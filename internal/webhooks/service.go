@@ -95,7 +95,7 @@ func New(pool *pgxpool.Pool, channel string, cfg Config) (*Service, error) {
 	dcfg := cfg
 	dcfg.DB = w.cfg.DB
 	s.dispatcher = &dispatcher{cfg: dcfg, listen: pool.Config().ConnConfig.Copy(), channel: channel,
-		pending: map[uuid.UUID]bool{}, signal: make(chan struct{}, 1)}
+		pending: map[uuid.UUID]bool{}, signal: make(chan struct{}, 1), quiet: map[uuid.UUID]time.Time{}}
 	return s, nil
 }
 
